@@ -1,0 +1,46 @@
+# Bay: every target sets up what it needs. `make run` and `make test` work on a fresh clone.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROTOS  := $(wildcard protos/bay/v1/*.proto)
+GEN_OK  := gen/bay/v1/.generated
+
+.PHONY: run test lint protos bench clean setup
+
+setup: $(STAMP) $(GEN_OK)
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/python -c "import sysconfig,os; open(os.path.join(sysconfig.get_paths()['purelib'],'bay-gen.pth'),'w').write(os.path.abspath('gen')+'\n')"
+	touch $(STAMP)
+
+protos: $(STAMP)
+	rm -rf gen && $(MAKE) $(GEN_OK)
+
+$(GEN_OK): $(PROTOS) $(STAMP)
+	rm -rf gen && mkdir -p gen
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen \
+		--mypy_out=gen --mypy_grpc_out=gen $(PROTOS)
+	touch gen/bay/__init__.py gen/bay/v1/__init__.py $(GEN_OK)
+
+run: setup
+	$(BIN)/bay up
+
+test: setup
+	$(MAKE) lint
+	$(BIN)/python -m pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check libs services tests bench
+	$(BIN)/ruff format --check libs services tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf gen .venv .bay .mypy_cache .ruff_cache .pytest_cache

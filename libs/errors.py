@@ -1,0 +1,79 @@
+"""Errors shared by every Bay service.
+
+The tree (each service's own errors derive from these; third-party errors are translated where they
+enter, with ``raise ... from exc``):
+
+    BayError
+    ├── ValidationFailed   a command or spec is invalid; carries one FieldViolation per bad field
+    ├── NotFound           the named group, cluster, build or version does not exist
+    ├── Conflict           a stale expected version, a concurrent writer, or a name already taken
+    ├── Unauthenticated    no token, or an unknown one
+    ├── PermissionDenied   the token's role may not do this
+    └── Unavailable        a dependency (NATS, a peer service) is down or did not answer in time
+
+Entrypoints map them: gRPC INVALID_ARGUMENT / NOT_FOUND / ABORTED / UNAUTHENTICATED /
+PERMISSION_DENIED / UNAVAILABLE, HTTP 422 / 404 / 409 / 401 / 403 / 503.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BayError",
+    "Conflict",
+    "FieldViolation",
+    "NotFound",
+    "PermissionDenied",
+    "Unauthenticated",
+    "Unavailable",
+    "ValidationFailed",
+]
+
+
+class BayError(Exception):
+    """Root of every error Bay raises on purpose."""
+
+    #: what the caller can do about it; shown in HTTP bodies and CLI output
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        if hint:
+            self.hint = hint
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str  # dotted path, e.g. "spec.ports.0.name"
+    description: str
+
+
+class ValidationFailed(BayError):
+    hint = "fix the fields named in `violations` and send the command again"
+
+    def __init__(self, violations: list[FieldViolation], message: str = "") -> None:
+        self.violations = list(violations)
+        text = message or "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(text)
+
+
+class NotFound(BayError):
+    hint = "check the name; `bay get groups` lists what exists"
+
+
+class Conflict(BayError):
+    hint = "read the current state and retry against its version"
+
+
+class Unauthenticated(BayError):
+    hint = "send `Authorization: Bearer <token>`; `bay up` writes an admin token to .bay/admin.token"
+
+
+class PermissionDenied(BayError):
+    hint = "use a token with a role that allows this (viewer < operator < admin)"
+
+
+class Unavailable(BayError):
+    hint = "a dependency is down; nothing was written; retry with the same idempotency key"

@@ -1,0 +1,69 @@
+"""In-memory event log: the fake for unit tests of handlers and projections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+from bay.v1 import envelope_pb2
+
+from libs.errors import Conflict, Unavailable
+from libs.eventlog.port import AppendResult, EventLog, Record
+from libs.eventlog.subjects import subject_matches
+
+
+class MemoryEventLog(EventLog):
+    def __init__(self) -> None:
+        self._records: list[Record] = []
+        self._last_by_subject: dict[str, int] = {}
+        self._by_event_id: dict[str, int] = {}
+        self._changed = asyncio.Condition()
+        self.available = True  # tests flip this to simulate an outage
+
+    async def append(
+        self,
+        subject: str,
+        envelope: envelope_pb2.Envelope,
+        *,
+        expected_last_seq: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AppendResult:
+        if not self.available:
+            raise Unavailable("event log unavailable")
+        if envelope.event_id in self._by_event_id:
+            return AppendResult(self._by_event_id[envelope.event_id], duplicate=True)
+        last = self._last_by_subject.get(subject, 0)
+        if expected_last_seq is not None and expected_last_seq != last:
+            raise Conflict(f"{subject}: expected last sequence {expected_last_seq}, it is {last}")
+        seq = len(self._records) + 1
+        copy = envelope_pb2.Envelope()
+        copy.CopyFrom(envelope)
+        self._records.append(Record(seq, subject, copy, dict(headers or {})))
+        self._last_by_subject[subject] = seq
+        self._by_event_id[envelope.event_id] = seq
+        async with self._changed:
+            self._changed.notify_all()
+        return AppendResult(seq)
+
+    async def read(
+        self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
+    ) -> AsyncIterator[Record]:
+        nxt = max(from_seq, 1)
+        while True:
+            while nxt <= len(self._records):
+                rec = self._records[nxt - 1]
+                nxt += 1
+                if subject_filter is None or subject_matches(subject_filter, rec.subject):
+                    yield rec
+            if not follow:
+                return
+            async with self._changed:
+                await self._changed.wait_for(lambda n=nxt: n <= len(self._records))  # type: ignore[misc]
+
+    async def last_sequence(self, subject_filter: str | None = None) -> int:
+        if subject_filter is None:
+            return len(self._records)
+        for rec in reversed(self._records):
+            if subject_matches(subject_filter, rec.subject):
+                return rec.sequence
+        return 0

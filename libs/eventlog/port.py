@@ -1,0 +1,73 @@
+"""The event log port."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from bay.v1 import envelope_pb2
+
+EVENT_SUBJECT_ROOT = "bay.ev"
+
+
+def subject_for(aggregate_type: str, aggregate_id: str) -> str:
+    """One subject per aggregate: ``bay.ev.<type>.<id>`` (ids are DNS labels or UUIDs)."""
+    return f"{EVENT_SUBJECT_ROOT}.{aggregate_type}.{aggregate_id}"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    name: str = "BAY_EVENTS"
+    subjects: tuple[str, ...] = (f"{EVENT_SUBJECT_ROOT}.>",)
+    replicas: int = 1
+    duplicate_window_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    sequence: int
+    duplicate: bool = False  # the event id had been appended before (a retried append)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One event as read back: its stream sequence, subject, envelope and NATS headers."""
+
+    sequence: int
+    subject: str
+    envelope: envelope_pb2.Envelope
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class EventLog(abc.ABC):
+    """Append-only, totally ordered, per-subject optimistic concurrency.
+
+    ``append`` raises :class:`libs.errors.Conflict` when ``expected_last_seq`` is not the subject's
+    last sequence (0 = the subject must be empty), and :class:`libs.errors.Unavailable` when the
+    log cannot be reached; on Unavailable the event may or may not be stored, and a retry with the
+    same event id is safe.
+    """
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        subject: str,
+        envelope: envelope_pb2.Envelope,
+        *,
+        expected_last_seq: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AppendResult: ...
+
+    @abc.abstractmethod
+    def read(
+        self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
+    ) -> AsyncIterator[Record]:
+        """Events with sequence >= from_seq in order; with follow, then new ones as they come."""
+
+    @abc.abstractmethod
+    async def last_sequence(self, subject_filter: str | None = None) -> int:
+        """The last stream sequence (of the filter's subjects, when given); 0 when empty."""
+
+    async def close(self) -> None:
+        return None

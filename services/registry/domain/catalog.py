@@ -1,0 +1,85 @@
+"""Clusters and builds: registered once, then referred to by groups."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from libs.errors import Conflict, FieldViolation, ValidationFailed
+from libs.spec import DNS_LABEL_RE
+
+BACKENDS = ("local", "mesos")
+BUILD_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    backend: str
+    address: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    registered: float = 0.0
+
+
+@dataclass(frozen=True)
+class Build:
+    id: str
+    image: str
+    commit: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    registered: float = 0.0
+
+
+@dataclass(frozen=True)
+class RegisterCluster:
+    cluster: Cluster
+
+
+@dataclass(frozen=True)
+class RegisterBuild:
+    build: Build
+
+
+@dataclass(frozen=True)
+class ClusterRegistered:
+    cluster: Cluster
+
+
+@dataclass(frozen=True)
+class BuildRegistered:
+    build: Build
+
+
+def decide_cluster(existing: Cluster | None, cmd: RegisterCluster) -> list[ClusterRegistered]:
+    c = cmd.cluster
+    bad = []
+    if not re.match(DNS_LABEL_RE, c.name):
+        bad.append(FieldViolation("cluster.name", "must be a DNS label (a-z, 0-9, -; at most 63)"))
+    if c.backend not in BACKENDS:
+        bad.append(FieldViolation("cluster.backend", f"must be one of {', '.join(BACKENDS)}"))
+    if c.backend == "mesos" and not c.address:
+        bad.append(FieldViolation("cluster.address", "a mesos cluster needs its master's URL"))
+    if bad:
+        raise ValidationFailed(bad)
+    if existing is not None:
+        same = (existing.backend, existing.address, existing.labels) == (c.backend, c.address, c.labels)
+        if same:
+            return []  # registering the same cluster again changes nothing
+        raise Conflict(f"cluster {c.name!r} is already registered with another backend or address")
+    return [ClusterRegistered(c)]
+
+
+def decide_build(existing: Build | None, cmd: RegisterBuild) -> list[BuildRegistered]:
+    b = cmd.build
+    bad = []
+    if not re.match(BUILD_ID_RE, b.id):
+        bad.append(FieldViolation("build.id", "letters, digits, '.', '_' and '-'; at most 128"))
+    if not b.image:
+        bad.append(FieldViolation("build.image", "is required"))
+    if bad:
+        raise ValidationFailed(bad)
+    if existing is not None:
+        if (existing.image, existing.commit) == (b.image, b.commit):
+            return []
+        raise Conflict(f"build {b.id!r} is already registered with another image; builds are immutable")
+    return [BuildRegistered(b)]

@@ -1,0 +1,166 @@
+"""The group aggregate: its commands, its events, ``decide`` and ``apply``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from libs.errors import Conflict, FieldViolation, NotFound, ValidationFailed
+from libs.spec import GroupSpec
+
+# ---- state ----
+
+
+@dataclass(frozen=True)
+class Group:
+    spec: GroupSpec
+    version: int  # spec version: +1 on create, update, rollback
+    aggregate_version: int  # events applied
+    created: float
+    updated: float
+    deleted: bool = False
+
+
+# ---- commands (imperative) ----
+
+
+@dataclass(frozen=True)
+class CreateGroup:
+    spec: GroupSpec
+
+
+@dataclass(frozen=True)
+class UpdateGroup:
+    spec: GroupSpec
+    expected_version: int = 0
+
+
+@dataclass(frozen=True)
+class ScaleGroup:
+    name: str
+    instances: int
+    reason: str = ""
+    expected_version: int = 0
+
+
+@dataclass(frozen=True)
+class DeleteGroup:
+    name: str
+    expected_version: int = 0
+
+
+@dataclass(frozen=True)
+class RollbackGroup:
+    name: str
+    version: int
+    spec_of_version: GroupSpec | None  # looked up in the group's history by the handler
+    expected_version: int = 0
+
+
+GroupCommand = CreateGroup | UpdateGroup | ScaleGroup | DeleteGroup | RollbackGroup
+
+# ---- events (past tense) ----
+
+
+@dataclass(frozen=True)
+class GroupCreated:
+    spec: GroupSpec
+    version: int
+
+
+@dataclass(frozen=True)
+class GroupUpdated:
+    spec: GroupSpec
+    version: int
+
+
+@dataclass(frozen=True)
+class GroupScaled:
+    instances: int
+    previous: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GroupRolledBack:
+    spec: GroupSpec
+    version: int
+    restored_version: int
+
+
+@dataclass(frozen=True)
+class GroupDeleted:
+    version: int
+
+
+GroupEvent = GroupCreated | GroupUpdated | GroupScaled | GroupRolledBack | GroupDeleted
+
+MAX_INSTANCES = 100_000
+
+
+def _live(group: Group | None, name: str) -> Group:
+    if group is None or group.deleted:
+        raise NotFound(f"group {name!r} does not exist")
+    return group
+
+
+def _check_version(group: Group, expected: int) -> None:
+    if expected and expected != group.version:
+        raise Conflict(f"group {group.spec.name!r} is at version {group.version}, not {expected}")
+
+
+def decide(group: Group | None, cmd: GroupCommand) -> list[GroupEvent]:
+    """The events a command produces against the group's current state (or a domain error).
+
+    Checks that need other aggregates (does the cluster exist?) are the registry's, in
+    :func:`services.registry.domain.registry.decide_group_command`.
+    """
+    match cmd:
+        case CreateGroup(spec):
+            if group is not None and not group.deleted:
+                raise Conflict(f"group {spec.name!r} already exists (version {group.version})")
+            return [GroupCreated(spec, (group.version if group else 0) + 1)]
+        case UpdateGroup(spec, expected):
+            g = _live(group, spec.name)
+            _check_version(g, expected)
+            if spec == g.spec:
+                return []  # nothing changed: no new version
+            return [GroupUpdated(spec, g.version + 1)]
+        case ScaleGroup(name, instances, reason, expected):
+            g = _live(group, name)
+            _check_version(g, expected)
+            if not 0 <= instances <= MAX_INSTANCES:
+                raise ValidationFailed([FieldViolation("instances", f"must be between 0 and {MAX_INSTANCES}")])
+            if instances == g.spec.instances:
+                return []
+            return [GroupScaled(instances, g.spec.instances, reason)]
+        case DeleteGroup(name, expected):
+            g = _live(group, name)
+            _check_version(g, expected)
+            return [GroupDeleted(g.version)]
+        case RollbackGroup(name, version, spec_of_version, expected):
+            g = _live(group, name)
+            _check_version(g, expected)
+            if spec_of_version is None or not 1 <= version <= g.version:
+                raise NotFound(f"group {name!r} has no version {version} (current {g.version})")
+            # restore the configuration, keep the current scale: scaling is not configuration
+            restored = spec_of_version.model_copy(update={"instances": g.spec.instances})
+            return [GroupRolledBack(restored, g.version + 1, version)]
+    raise TypeError(f"not a group command: {cmd!r}")
+
+
+def apply(group: Group | None, event: GroupEvent, at: float) -> Group:
+    """Fold one event into the group; ``at`` is the event's time."""
+    agg = (group.aggregate_version if group else 0) + 1
+    match event:
+        case GroupCreated(spec, version):
+            return Group(spec, version, agg, created=at, updated=at)
+    assert group is not None, f"{type(event).__name__} before GroupCreated"
+    match event:
+        case GroupUpdated(spec, version) | GroupRolledBack(spec, version, _):
+            return replace(group, spec=spec, version=version, aggregate_version=agg, updated=at)
+        case GroupScaled(instances, _, _):
+            spec = group.spec.model_copy(update={"instances": instances})
+            return replace(group, spec=spec, aggregate_version=agg, updated=at)
+        case GroupDeleted(_):
+            return replace(group, deleted=True, aggregate_version=agg, updated=at)
+    raise TypeError(f"not a group event: {event!r}")

@@ -1,0 +1,72 @@
+"""The registry's whole state and its fold: groups, clusters, builds, idempotency keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from libs.errors import FieldViolation, ValidationFailed
+from services.registry.domain import group as g
+from services.registry.domain.catalog import Build, BuildRegistered, Cluster, ClusterRegistered
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+Event = g.GroupEvent | ClusterRegistered | BuildRegistered
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A command already carried out: where its event landed."""
+
+    subject: str
+    sequence: int
+    time: float
+
+
+@dataclass
+class RegistryState:
+    """The fold's accumulator: each aggregate inside is an immutable value replaced on change."""
+
+    groups: dict[str, g.Group] = field(default_factory=dict)
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+    builds: dict[str, Build] = field(default_factory=dict)
+    idempotency: dict[str, Seen] = field(default_factory=dict)
+    subject_seq: dict[str, int] = field(default_factory=dict)
+
+    def live_groups(self) -> list[g.Group]:
+        return [x for x in self.groups.values() if not x.deleted]
+
+
+def check_references(state: RegistryState, cmd: g.GroupCommand) -> None:
+    """What a group spec refers to must exist: its cluster, its build."""
+    spec = getattr(cmd, "spec", None) or getattr(cmd, "spec_of_version", None)
+    if spec is None:
+        return
+    bad = []
+    if spec.cluster not in state.clusters:
+        known = ", ".join(sorted(state.clusters)) or "none"
+        bad.append(FieldViolation("spec.cluster", f"no cluster {spec.cluster!r} (registered: {known})"))
+    if spec.build and spec.build not in state.builds:
+        bad.append(FieldViolation("spec.build", f"no build {spec.build!r}; register it first"))
+    if bad:
+        raise ValidationFailed(bad)
+
+
+def apply(state: RegistryState, subject: str, seq: int, event: Event, at: float, key: str) -> RegistryState:
+    match event:
+        case ClusterRegistered(cluster):
+            state.clusters[cluster.name] = replace(cluster, registered=at)
+        case BuildRegistered(build):
+            state.builds[build.id] = replace(build, registered=at)
+        case _:
+            name = subject.rsplit(".", 1)[-1]
+            state.groups[name] = g.apply(state.groups.get(name), event, at)
+    state.subject_seq[subject] = seq
+    if key:
+        state.idempotency[key] = Seen(subject, seq, at)
+    return state
+
+
+def expire_keys(state: RegistryState, now: float) -> None:
+    cutoff = now - IDEMPOTENCY_TTL_SECONDS
+    for k in [k for k, v in state.idempotency.items() if v.time < cutoff]:
+        del state.idempotency[k]

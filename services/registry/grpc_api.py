@@ -1,0 +1,138 @@
+"""gRPC entrypoint: requests become commands; domain errors become status codes (libs.grpcutil)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+from bay.v1 import envelope_pb2, group_pb2, registry_pb2, registry_pb2_grpc
+
+from libs.auth import Principal, TokenStore
+from libs.envelope import EventMeta
+from libs.errors import BayError, FieldViolation, ValidationFailed
+from libs.grpcutil import abort_with, translate_errors
+from libs.spec_pb import spec_from_pb
+from services.registry.adapters.codec import build_from_pb, build_to_pb, cluster_from_pb, cluster_to_pb, group_to_pb
+from services.registry.domain import group as g
+from services.registry.handlers import Registry
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return None
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServicer):
+    def __init__(self, registry: Registry, tokens: TokenStore) -> None:
+        self.registry = registry
+        self.tokens = tokens
+
+    def _principal(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
+        return self.tokens.authenticate(_metadata(context, "authorization"), needed=role)
+
+    def _meta(self, context: grpc.aio.ServicerContext, opts: registry_pb2.CommandOptions) -> EventMeta:
+        who = self._principal(context, "operator")
+        correlation = _metadata(context, "x-correlation-id") or str(uuid.uuid4())
+        return EventMeta(actor=who.name, correlation_id=correlation, idempotency_key=opts.idempotency_key)
+
+    async def _group(
+        self, context: grpc.aio.ServicerContext, cmd: g.GroupCommand, opts: registry_pb2.CommandOptions
+    ) -> registry_pb2.GroupReply:
+        meta = self._meta(context, opts)
+        grp, outcome = await self.registry.group_command(cmd, meta)
+        return registry_pb2.GroupReply(
+            group=group_to_pb(grp), sequence=outcome.sequence, duplicate=outcome.duplicate
+        )
+
+    @translate_errors
+    async def CreateGroup(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "operator")
+        return await self._group(context, g.CreateGroup(spec_from_pb(request.spec)), request.options)
+
+    @translate_errors
+    async def UpdateGroup(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "operator")
+        cmd = g.UpdateGroup(spec_from_pb(request.spec), request.options.expected_version)
+        return await self._group(context, cmd, request.options)
+
+    @translate_errors
+    async def ScaleGroup(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "operator")
+        if request.instances < 0:
+            raise ValidationFailed([FieldViolation("instances", "must be 0 or more")])
+        cmd = g.ScaleGroup(request.name, request.instances, request.options.reason, request.options.expected_version)
+        return await self._group(context, cmd, request.options)
+
+    @translate_errors
+    async def DeleteGroup(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "operator")
+        return await self._group(context, g.DeleteGroup(request.name, request.options.expected_version), request.options)
+
+    @translate_errors
+    async def RollbackGroup(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "operator")
+        if request.version < 1:
+            raise ValidationFailed([FieldViolation("version", "must be 1 or more")])
+        cmd = g.RollbackGroup(request.name, request.version, None, request.options.expected_version)
+        return await self._group(context, cmd, request.options)
+
+    @translate_errors
+    async def GetGroup(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        return group_to_pb(self.registry.get_group(request.name))
+
+    @translate_errors
+    async def ListGroups(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        groups = self.registry.list_groups(request.cluster, request.service)
+        return registry_pb2.ListGroupsReply(groups=[group_to_pb(x) for x in groups])
+
+    @translate_errors
+    async def GroupHistory(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        records = await self.registry.history(request.name)
+        return registry_pb2.GroupHistoryReply(
+            events=[envelope_pb2.EventRecord(sequence=r.sequence, subject=r.subject, envelope=r.envelope)
+                    for r in records]
+        )
+
+    @translate_errors
+    async def RegisterCluster(self, request, context):  # type: ignore[no-untyped-def]
+        meta = self._meta(context, request.options)
+        cluster, _ = await self.registry.register_cluster(cluster_from_pb(request.cluster), meta)
+        return cluster_to_pb(cluster)
+
+    @translate_errors
+    async def ListClusters(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        clusters = sorted(self.registry.state.clusters.values(), key=lambda c: c.name)
+        return registry_pb2.ListClustersReply(clusters=[cluster_to_pb(c) for c in clusters])
+
+    @translate_errors
+    async def RegisterBuild(self, request, context):  # type: ignore[no-untyped-def]
+        meta = self._meta(context, request.options)
+        build, _ = await self.registry.register_build(build_from_pb(request.build), meta)
+        return build_to_pb(build)
+
+    @translate_errors
+    async def ListBuilds(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        builds = sorted(self.registry.state.builds.values(), key=lambda b: b.registered)
+        return registry_pb2.ListBuildsReply(builds=[build_to_pb(b) for b in builds])
+
+    async def Watch(  # type: ignore[override]
+        self, request: registry_pb2.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[envelope_pb2.EventRecord]:
+        try:
+            self._principal(context, "viewer")
+            start = request.from_sequence or (self.registry.projection.sequence + 1)
+            async for rec in self.registry.watch(start, request.subject_filter or None):
+                yield envelope_pb2.EventRecord(sequence=rec.sequence, subject=rec.subject, envelope=rec.envelope)
+        except BayError as exc:
+            await abort_with(context, exc)
+
+
+_ = group_pb2  # imported so every event type is known to the descriptor pool for reflection

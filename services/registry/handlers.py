@@ -1,0 +1,147 @@
+"""The registry's service layer: a command in, events appended, the resulting state out.
+
+Each handler reads the folded state, asks the pure domain what happens, appends the events with the
+subject's last sequence as the expected one (a concurrent writer loses with Conflict, never
+overwrites), then waits until its own projection has folded the append (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from libs.envelope import EventMeta, make_envelope, payload_of
+from libs.errors import NotFound
+from libs.eventlog import EventLog, Projection, Record
+from libs.eventlog.port import subject_for
+from services.registry.adapters.codec import event_from_pb, event_to_pb
+from services.registry.domain import group as g
+from services.registry.domain.catalog import (
+    Build,
+    Cluster,
+    RegisterBuild,
+    RegisterCluster,
+    decide_build,
+    decide_cluster,
+)
+from services.registry.domain.registry import Event, RegistryState, apply, check_references, expire_keys
+
+
+def fold(state: RegistryState, rec: Record) -> RegistryState:
+    """The projection's ``apply``: one stored event into the registry state."""
+    env = rec.envelope
+    event = event_from_pb(payload_of(env))
+    at = env.time.seconds + env.time.nanos / 1e9
+    return apply(state, rec.subject, rec.sequence, event, at, env.idempotency_key)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    sequence: int  # where the (first) event landed; the aggregate's last one when nothing changed
+    duplicate: bool = False
+
+
+class Registry:
+    def __init__(
+        self, log: EventLog, projection: Projection[RegistryState], clock: Callable[[], float] = time.time
+    ) -> None:
+        self.log = log
+        self.projection = projection
+        self.clock = clock
+
+    @property
+    def state(self) -> RegistryState:
+        return self.projection.state
+
+    async def _append(
+        self, aggregate_type: str, aggregate_id: str, version: int, events: list[Event], meta: EventMeta
+    ) -> Outcome:
+        subject = subject_for(aggregate_type, aggregate_id)
+        if meta.idempotency_key and meta.idempotency_key in self.state.idempotency:
+            seen = self.state.idempotency[meta.idempotency_key]
+            return Outcome(seen.sequence, duplicate=True)
+        expected = self.state.subject_seq.get(subject, 0)
+        if not events:
+            return Outcome(expected)
+        first = 0
+        duplicate = False
+        for i, event in enumerate(events):
+            env = make_envelope(
+                event_to_pb(event),
+                aggregate_type=aggregate_type,
+                aggregate_id=aggregate_id,
+                aggregate_version=version + i + 1,
+                meta=meta,
+                index=i,
+                now=self.clock(),
+            )
+            res = await self.log.append(subject, env, expected_last_seq=expected)
+            expected = res.sequence
+            first = first or res.sequence
+            duplicate = duplicate or res.duplicate
+        await self.projection.wait_for(expected)
+        expire_keys(self.state, self.clock())
+        return Outcome(first, duplicate)
+
+    async def group_command(self, cmd: g.GroupCommand, meta: EventMeta) -> tuple[g.Group, Outcome]:
+        name = cmd.spec.name if isinstance(cmd, g.CreateGroup | g.UpdateGroup) else cmd.name
+        if isinstance(cmd, g.RollbackGroup):
+            cmd = g.RollbackGroup(cmd.name, cmd.version, await self.spec_at(cmd.name, cmd.version),
+                                  cmd.expected_version)
+        current = self.state.groups.get(name)
+        check_references(self.state, cmd)
+        events = g.decide(current, cmd)
+        outcome = await self._append("group", name, current.aggregate_version if current else 0, events, meta)
+        return self.state.groups[name], outcome
+
+    async def register_cluster(self, cluster: Cluster, meta: EventMeta) -> tuple[Cluster, Outcome]:
+        events = decide_cluster(self.state.clusters.get(cluster.name), RegisterCluster(cluster))
+        outcome = await self._append("cluster", cluster.name, 0 if events else 1, list(events), meta)
+        return self.state.clusters[cluster.name], outcome
+
+    async def register_build(self, build: Build, meta: EventMeta) -> tuple[Build, Outcome]:
+        events = decide_build(self.state.builds.get(build.id), RegisterBuild(build))
+        outcome = await self._append("build", build.id, 0 if events else 1, list(events), meta)
+        return self.state.builds[build.id], outcome
+
+    # ---- queries ----
+
+    def get_group(self, name: str) -> g.Group:
+        grp = self.state.groups.get(name)
+        if grp is None or grp.deleted:
+            raise NotFound(f"group {name!r} does not exist")
+        return grp
+
+    def list_groups(self, cluster: str = "", service: str = "") -> list[g.Group]:
+        out = [
+            x for x in self.state.groups.values()
+            if not x.deleted
+            and (not cluster or x.spec.cluster == cluster)
+            and (not service or x.spec.service_name == service)
+        ]
+        return sorted(out, key=lambda x: x.spec.name)
+
+    async def history(self, name: str) -> list[Record]:
+        subject = subject_for("group", name)
+        if subject not in self.state.subject_seq:
+            raise NotFound(f"group {name!r} has no history")
+        out = []
+        async for rec in self.log.read(1, subject_filter=subject):
+            out.append(rec)
+            if rec.sequence >= self.state.subject_seq[subject]:
+                break
+        return out
+
+    async def spec_at(self, name: str, version: int) -> g.GroupSpec | None:
+        """The spec a group had at a version, from its history in the log."""
+        found = None
+        for rec in await self.history(name):
+            event = event_from_pb(payload_of(rec.envelope))
+            if isinstance(event, g.GroupCreated | g.GroupUpdated | g.GroupRolledBack):
+                if event.version == version:
+                    found = event.spec
+        return found
+
+    def watch(self, from_seq: int, subject_filter: str | None) -> AsyncIterator[Record]:
+        return self.log.read(from_seq, subject_filter=subject_filter, follow=True)

@@ -1,0 +1,11 @@
+"""Registry settings (``BAY_*`` environment variables)."""
+
+from pydantic import Field
+
+from libs.settings import CommonSettings
+
+
+class RegistrySettings(CommonSettings):
+    registry_listen: str = Field("127.0.0.1:50051", description="where the registry's gRPC listens")
+    snapshot_every: int = Field(50_000, gt=0, description="events between two registry snapshots")
+    anonymous_read: bool = Field(False, description="allow reads without a token")
