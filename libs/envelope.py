@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from bay.v1 import envelope_pb2
-from google.protobuf import any_pb2, message
+from google.protobuf import descriptor_pool, message, message_factory
 
 __all__ = ["EventMeta", "make_envelope", "payload_of", "register_event_types"]
 
@@ -71,12 +71,17 @@ def payload_of(env: envelope_pb2.Envelope) -> message.Message:
     """The envelope's event as its own message type."""
     cls = _TYPES.get(env.type)
     if cls is None:
-        raise KeyError(f"unknown event type {env.type!r}")
-    msg = cls()
-    _unpack(env.payload, msg)
-    return msg
+        cls = _class_for_url(env.payload.type_url)
+        _TYPES[env.type] = cls
+    # Any.Unpack would check the type URL again; the type name was checked by the lookup above
+    return cls.FromString(env.payload.value)
 
 
-def _unpack(any_msg: any_pb2.Any, into: message.Message) -> None:
-    # Any.Unpack checks the type URL; decoding the bytes directly is the same check done once above
-    into.ParseFromString(any_msg.value)
+def _class_for_url(type_url: str) -> type[message.Message]:
+    """Any message type whose generated module has been imported (its descriptor is in the pool)."""
+    full_name = type_url.rsplit("/", 1)[-1]
+    try:
+        desc = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    except KeyError:
+        raise KeyError(f"unknown event type {full_name!r}") from None
+    return message_factory.GetMessageClass(desc)

@@ -148,5 +148,3 @@ def channel(target: str) -> grpc.aio.Channel:
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ],
     )
-
-

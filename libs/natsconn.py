@@ -30,7 +30,10 @@ class NatsConnection:
         self._on_reconnect.append(cb)
 
     async def _reconnected(self) -> None:
-        log.info("reconnected to NATS at %s", self.client.connected_url.netloc if self.client.connected_url else "?")
+        log.info(
+            "reconnected to NATS at %s",
+            self.client.connected_url.netloc if self.client.connected_url else "?",
+        )
         for cb in list(self._on_reconnect):
             try:
                 await cb()

@@ -38,12 +38,17 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-def start_nats(store_dir: Path, port: int, host: str = "127.0.0.1", log_file: Path | None = None,
-               ready_timeout: float = 10.0) -> subprocess.Popen[bytes]:
+def start_nats(
+    store_dir: Path,
+    port: int,
+    host: str = "127.0.0.1",
+    log_file: Path | None = None,
+    ready_timeout: float = 10.0,
+) -> subprocess.Popen[bytes]:
     """Start nats-server with JetStream in ``store_dir``; returns once it accepts connections."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True, env=dict(os.environ))
     if not wait_for_port(host, port, ready_timeout):
         proc.kill()

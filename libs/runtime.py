@@ -24,7 +24,9 @@ def setup_logging(name: str, level: str) -> None:
     logging.getLogger("nats").setLevel(logging.WARNING)
 
 
-def run_service(name: str, settings_cls: type[T], serve: Callable[[T, asyncio.Event], Awaitable[None]]) -> None:
+def run_service(
+    name: str, settings_cls: type[T], serve: Callable[[T, asyncio.Event], Awaitable[None]]
+) -> None:
     """Build the settings, then ``serve(settings, stop)`` until a signal sets ``stop``."""
     settings = settings_cls()
     setup_logging(name, settings.log_level)

@@ -134,7 +134,9 @@ class GroupSpec(_Model):
             if not self.ports:
                 raise ValueError(f"a {self.health_check.protocol} health check needs a port")
             if self.health_check.port_name and self.health_check.port_name not in names:
-                raise ValueError(f"health_check.port_name {self.health_check.port_name!r} is not a declared port")
+                raise ValueError(
+                    f"health_check.port_name {self.health_check.port_name!r} is not a declared port"
+                )
         return self
 
     @property

@@ -43,20 +43,23 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsProces
     server.stop()
 
 
-@pytest_asyncio.fixture
-async def fresh_stream(nats_server: NatsProcess) -> AsyncIterator[str]:
-    """The session server with no BAY_EVENTS stream: every test starts from an empty log."""
+async def reset_stream(server: NatsProcess) -> str:
+    """Delete the BAY_EVENTS stream (the stream itself may go; its messages may not be deleted)."""
     import nats
     import nats.js.errors
 
-    if not nats_server.running:
-        nats_server.start()
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    for name in ("BAY_EVENTS",):
-        try:
-            await js.delete_stream(name)
-        except nats.js.errors.NotFoundError:
-            pass
+    if not server.running:
+        server.start()
+    nc = await nats.connect(server.url)
+    try:
+        await nc.jetstream().delete_stream("BAY_EVENTS")
+    except nats.js.errors.NotFoundError:
+        pass
     await nc.close()
-    yield nats_server.url
+    return server.url
+
+
+@pytest_asyncio.fixture
+async def fresh_stream(nats_server: NatsProcess) -> AsyncIterator[str]:
+    """The session server with no BAY_EVENTS stream: every test starts from an empty log."""
+    yield await reset_stream(nats_server)

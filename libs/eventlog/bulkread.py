@@ -55,26 +55,16 @@ class LazyHeaders(Mapping[str, str]):
         return len(self._get())
 
 
-def _ack_position(reply: bytes) -> tuple[int, int] | None:
-    """(stream sequence, pending) from a ``$JS.ACK`` subject, v1 or v2 form."""
-    if not reply.startswith(b"$JS.ACK."):
-        return None
-    tok = reply.split(b".")
-    if len(tok) == 9:
-        return int(tok[5]), int(tok[8])
-    return int(tok[7]), int(tok[10])
-
-
 async def bulk_read(
     conn: NatsConnection, js: JetStreamContext, stream: str, from_seq: int, subject_filter: str | None
-) -> AsyncIterator[Record]:
+) -> AsyncIterator[list[Record]]:
     """Every stored event from ``from_seq`` (matching the filter) up to the end as of now."""
     url = conn.client.connected_url
     if url is None or not conn.connected:
         raise Unavailable("NATS is not connected")
     if url.scheme == "tls":
         async for rec in _fallback_read(js, stream, from_seq, subject_filter):
-            yield rec
+            yield [rec]
         return
     try:
         reader, writer = await asyncio.wait_for(
@@ -88,15 +78,22 @@ async def bulk_read(
         if info.get("tls_required"):
             writer.close()
             async for rec in _fallback_read(js, stream, from_seq, subject_filter):
-                yield rec
+                yield [rec]
             return
         opts: dict[str, object] = {
-            "verbose": False, "pedantic": False, "headers": True, "no_responders": True,
-            "protocol": 1, "echo": False, "name": "bay-replay",
+            "verbose": False,
+            "pedantic": False,
+            "headers": True,
+            "no_responders": True,
+            "protocol": 1,
+            "echo": False,
+            "name": "bay-replay",
         }
         if url.username:
             opts.update({"user": url.username, "pass": url.password or ""})
-        writer.write(b"CONNECT " + json.dumps(opts).encode() + b"\r\nSUB " + deliver.encode() + b" 1\r\nPING\r\n")
+        writer.write(
+            b"CONNECT " + json.dumps(opts).encode() + b"\r\nSUB " + deliver.encode() + b" 1\r\nPING\r\n"
+        )
         await writer.drain()
         while (line := await reader.readline()) != b"PONG\r\n":
             if not line or line.startswith(b"-ERR"):
@@ -118,15 +115,18 @@ async def bulk_read(
         )
         if not ci.num_pending:
             return
-        async for rec in _frames(reader, writer):
-            yield rec[0]
-            if rec[1] == 0:
+        async for batch, pending in _frames(reader, writer):
+            yield batch
+            if pending == 0:
                 return
     finally:
         writer.close()
 
 
-async def _frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> AsyncIterator[tuple[Record, int]]:
+async def _frames(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> AsyncIterator[tuple[list[Record], int]]:
+    """Batches of records cut from each read, with the number still pending after the last."""
     buf = b""
     pos = 0
     parse = envelope_pb2.Envelope.FromString
@@ -136,7 +136,8 @@ async def _frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             raise Unavailable("NATS closed the replay connection")
         buf = buf[pos:] + chunk if pos < len(buf) else chunk
         pos = 0
-        out: list[tuple[Record, int]] = []
+        out: list[Record] = []
+        last_tokens: list[bytes] = []
         while True:
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
@@ -151,11 +152,15 @@ async def _frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 hlen = int(parts[-2]) if headed else 0
                 body = eol + 2
                 reply = parts[3] if len(parts) == (6 if headed else 5) else b""
-                position = _ack_position(reply)
-                if position is not None:
+                if reply.startswith(b"$JS.ACK."):
+                    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (v1), or
+                    # with <domain>.<account hash> after ACK and a random token at the end (v2)
+                    tok = reply.split(b".")
+                    v1 = len(tok) == 9
                     env = parse(buf[body + hlen : body + total])
                     hdr = LazyHeaders(buf[body : body + hlen])
-                    out.append((Record(position[0], parts[1].decode(), env, hdr), position[1]))
+                    out.append(Record(int(tok[5] if v1 else tok[7]), parts[1].decode(), env, hdr))
+                    last_tokens = tok
                 elif reply:  # flow control request: answering it lets the server send more
                     writer.write(b"PUB " + reply + b" 0\r\n\r\n")
                 pos = end
@@ -166,8 +171,8 @@ async def _frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 raise Unavailable(f"NATS error during replay: {buf[pos:eol]!r}")
             else:  # +OK, PONG, INFO
                 pos = eol + 2
-        for item in out:
-            yield item
+        if out:
+            yield out, int(last_tokens[8] if len(last_tokens) == 9 else last_tokens[10])
 
 
 async def _fallback_read(
@@ -186,7 +191,12 @@ async def _fallback_read(
             except TimeoutError:
                 return
             md = msg.metadata
-            yield Record(md.sequence.stream, msg.subject, envelope_pb2.Envelope.FromString(msg.data), dict(msg.headers or {}))
+            yield Record(
+                md.sequence.stream,
+                msg.subject,
+                envelope_pb2.Envelope.FromString(msg.data),
+                dict(msg.headers or {}),
+            )
             if md.num_pending == 0:
                 return
     finally:

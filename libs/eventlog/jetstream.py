@@ -16,7 +16,15 @@ from collections.abc import AsyncIterator, Mapping
 import nats.errors
 import nats.js.errors
 from bay.v1 import envelope_pb2
-from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.aio.msg import Msg
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from opentelemetry import propagate, trace
 
 from libs.errors import Conflict, Unavailable
@@ -87,18 +95,34 @@ class JetStreamEventLog(EventLog):
                 )
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
+                    stored = await self._already_stored(subject, envelope.event_id, expected_last_seq or 0)
+                    if stored:
+                        return AppendResult(stored, duplicate=True)
                     raise Conflict(
                         f"{subject} changed since it was read (expected last sequence {expected_last_seq})"
                     ) from exc
                 raise Unavailable(f"JetStream refused the append: {exc.description}") from exc
             except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
                 raise Unavailable("NATS is not connected; nothing was written") from exc
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 raise Unavailable(
                     "JetStream did not acknowledge the append in time; it may or may not be stored: "
                     "retry with the same idempotency key"
                 ) from exc
         return AppendResult(ack.seq, bool(ack.duplicate))
+
+    async def _already_stored(self, subject: str, event_id: str, after: int) -> int:
+        """The sequence of ``event_id`` on ``subject`` after ``after``, or 0.
+
+        JetStream checks the expected subject sequence before the Nats-Msg-Id dedupe, so a retry
+        of an append that did land (its acknowledgement was lost) comes back as a conflict; this
+        tells such a retry from a real concurrent writer.
+        """
+        async for batch in self.read_batches(after + 1, subject_filter=subject):
+            for rec in batch:
+                if rec.envelope.event_id == event_id:
+                    return rec.sequence
+        return 0
 
     async def last_sequence(self, subject_filter: str | None = None) -> int:
         try:
@@ -113,17 +137,17 @@ class JetStreamEventLog(EventLog):
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
             raise Unavailable("JetStream did not answer") from exc
 
-    async def read(
+    async def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
-    ) -> AsyncIterator[Record]:
+    ) -> AsyncIterator[list[Record]]:
         last = max(from_seq, 1) - 1
-        async for rec in bulk_read(self.conn, self.js, self.stream.name, last + 1, subject_filter):
-            last = rec.sequence
-            yield rec
+        async for batch in bulk_read(self.conn, self.js, self.stream.name, last + 1, subject_filter):
+            last = batch[-1].sequence
+            yield batch
         if not follow:
             return
         async for rec in self._follow(last + 1, subject_filter):
-            yield rec
+            yield [rec]
 
     async def _follow(self, from_seq: int, subject_filter: str | None) -> AsyncIterator[Record]:
         """Live events from ``from_seq``; survives reconnects and server restarts."""
@@ -138,7 +162,7 @@ class JetStreamEventLog(EventLog):
         while True:
             reset.clear()
 
-            async def cb(msg: nats.aio.msg.Msg) -> None:
+            async def cb(msg: Msg) -> None:
                 md = msg.metadata
                 env = envelope_pb2.Envelope.FromString(msg.data)
                 await queue.put(Record(md.sequence.stream, msg.subject, env, dict(msg.headers or {})))

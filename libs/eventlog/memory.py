@@ -45,16 +45,19 @@ class MemoryEventLog(EventLog):
             self._changed.notify_all()
         return AppendResult(seq)
 
-    async def read(
+    async def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
-    ) -> AsyncIterator[Record]:
+    ) -> AsyncIterator[list[Record]]:
         nxt = max(from_seq, 1)
         while True:
-            while nxt <= len(self._records):
-                rec = self._records[nxt - 1]
-                nxt += 1
-                if subject_filter is None or subject_matches(subject_filter, rec.subject):
-                    yield rec
+            batch = [
+                rec
+                for rec in self._records[nxt - 1 :]
+                if subject_filter is None or subject_matches(subject_filter, rec.subject)
+            ]
+            nxt = len(self._records) + 1
+            if batch:
+                yield batch
             if not follow:
                 return
             async with self._changed:

@@ -67,7 +67,10 @@ class Projection(Generic[S]):
         self.restore_seconds = time.perf_counter() - started
         log.info(
             "%s: state at sequence %d (%d events replayed in %.3fs)",
-            self.name, self.sequence, self.replayed, self.restore_seconds,
+            self.name,
+            self.sequence,
+            self.replayed,
+            self.restore_seconds,
         )
         self.ready.set()
         self._task = asyncio.create_task(self._follow(), name=f"projection-{self.name}")
@@ -89,9 +92,12 @@ class Projection(Generic[S]):
     async def _catch_up(self) -> None:
         while True:
             try:
-                async for rec in self.log.read(self.sequence + 1, subject_filter=self.subject_filter):
-                    self._fold(rec)
-                    self.replayed += 1
+                async for batch in self.log.read_batches(
+                    self.sequence + 1, subject_filter=self.subject_filter
+                ):
+                    for rec in batch:
+                        self._fold(rec)
+                    self.replayed += len(batch)
                 return
             except Unavailable as exc:
                 log.warning("%s: catch-up interrupted (%s); retrying", self.name, exc)
@@ -114,10 +120,11 @@ class Projection(Generic[S]):
     async def _follow(self) -> None:
         while True:
             try:
-                async for rec in self.log.read(
+                async for batch in self.log.read_batches(
                     self.sequence + 1, subject_filter=self.subject_filter, follow=True
                 ):
-                    self._fold(rec)
+                    for rec in batch:
+                        self._fold(rec)
             except asyncio.CancelledError:
                 raise
             except BayError as exc:

@@ -13,7 +13,13 @@ from libs.envelope import EventMeta
 from libs.errors import BayError, FieldViolation, ValidationFailed
 from libs.grpcutil import abort_with, translate_errors
 from libs.spec_pb import spec_from_pb
-from services.registry.adapters.codec import build_from_pb, build_to_pb, cluster_from_pb, cluster_to_pb, group_to_pb
+from services.registry.adapters.codec import (
+    build_from_pb,
+    build_to_pb,
+    cluster_from_pb,
+    cluster_to_pb,
+    group_to_pb,
+)
 from services.registry.domain import group as g
 from services.registry.handlers import Registry
 
@@ -63,13 +69,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         self._principal(context, "operator")
         if request.instances < 0:
             raise ValidationFailed([FieldViolation("instances", "must be 0 or more")])
-        cmd = g.ScaleGroup(request.name, request.instances, request.options.reason, request.options.expected_version)
+        cmd = g.ScaleGroup(
+            request.name, request.instances, request.options.reason, request.options.expected_version
+        )
         return await self._group(context, cmd, request.options)
 
     @translate_errors
     async def DeleteGroup(self, request, context):  # type: ignore[no-untyped-def]
         self._principal(context, "operator")
-        return await self._group(context, g.DeleteGroup(request.name, request.options.expected_version), request.options)
+        return await self._group(
+            context, g.DeleteGroup(request.name, request.options.expected_version), request.options
+        )
 
     @translate_errors
     async def RollbackGroup(self, request, context):  # type: ignore[no-untyped-def]
@@ -95,8 +105,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         self._principal(context, "viewer")
         records = await self.registry.history(request.name)
         return registry_pb2.GroupHistoryReply(
-            events=[envelope_pb2.EventRecord(sequence=r.sequence, subject=r.subject, envelope=r.envelope)
-                    for r in records]
+            events=[
+                envelope_pb2.EventRecord(sequence=r.sequence, subject=r.subject, envelope=r.envelope)
+                for r in records
+            ]
         )
 
     @translate_errors
@@ -130,7 +142,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             self._principal(context, "viewer")
             start = request.from_sequence or (self.registry.projection.sequence + 1)
             async for rec in self.registry.watch(start, request.subject_filter or None):
-                yield envelope_pb2.EventRecord(sequence=rec.sequence, subject=rec.subject, envelope=rec.envelope)
+                yield envelope_pb2.EventRecord(
+                    sequence=rec.sequence, subject=rec.subject, envelope=rec.envelope
+                )
         except BayError as exc:
             await abort_with(context, exc)
 

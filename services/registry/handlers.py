@@ -8,7 +8,7 @@ overwrites), then waits until its own projection has folded the append (read-you
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from libs.envelope import EventMeta, make_envelope, payload_of
@@ -31,9 +31,15 @@ from services.registry.domain.registry import Event, RegistryState, apply, check
 def fold(state: RegistryState, rec: Record) -> RegistryState:
     """The projection's ``apply``: one stored event into the registry state."""
     env = rec.envelope
-    event = event_from_pb(payload_of(env))
-    at = env.time.seconds + env.time.nanos / 1e9
-    return apply(state, rec.subject, rec.sequence, event, at, env.idempotency_key)
+    t = env.time
+    return apply(
+        state,
+        rec.subject,
+        rec.sequence,
+        event_from_pb(payload_of(env)),
+        t.seconds + t.nanos * 1e-9,
+        env.idempotency_key,
+    )
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class Registry:
         return self.projection.state
 
     async def _append(
-        self, aggregate_type: str, aggregate_id: str, version: int, events: list[Event], meta: EventMeta
+        self, aggregate_type: str, aggregate_id: str, version: int, events: Sequence[Event], meta: EventMeta
     ) -> Outcome:
         subject = subject_for(aggregate_type, aggregate_id)
         if meta.idempotency_key and meta.idempotency_key in self.state.idempotency:
@@ -87,8 +93,9 @@ class Registry:
     async def group_command(self, cmd: g.GroupCommand, meta: EventMeta) -> tuple[g.Group, Outcome]:
         name = cmd.spec.name if isinstance(cmd, g.CreateGroup | g.UpdateGroup) else cmd.name
         if isinstance(cmd, g.RollbackGroup):
-            cmd = g.RollbackGroup(cmd.name, cmd.version, await self.spec_at(cmd.name, cmd.version),
-                                  cmd.expected_version)
+            cmd = g.RollbackGroup(
+                cmd.name, cmd.version, await self.spec_at(cmd.name, cmd.version), cmd.expected_version
+            )
         current = self.state.groups.get(name)
         check_references(self.state, cmd)
         events = g.decide(current, cmd)
@@ -115,7 +122,8 @@ class Registry:
 
     def list_groups(self, cluster: str = "", service: str = "") -> list[g.Group]:
         out = [
-            x for x in self.state.groups.values()
+            x
+            for x in self.state.groups.values()
             if not x.deleted
             and (not cluster or x.spec.cluster == cluster)
             and (not service or x.spec.service_name == service)

@@ -44,8 +44,11 @@ async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
     conn = await connect(settings.nats_url, name="bay-registry")
     event_log = JetStreamEventLog(
         conn,
-        StreamSettings(settings.stream, replicas=settings.stream_replicas,
-                       duplicate_window_seconds=settings.duplicate_window_seconds),
+        StreamSettings(
+            settings.stream,
+            replicas=settings.stream_replicas,
+            duplicate_window_seconds=settings.duplicate_window_seconds,
+        ),
         timeout=settings.request_timeout_seconds,
     )
     await event_log.ensure_stream()
@@ -55,7 +58,13 @@ async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
     tokens = TokenStore(settings.resolved_tokens_file(), anonymous_read=settings.anonymous_read)
     server, port = await make_server(
         settings.registry_listen,
-        [(registry_pb2_grpc.add_RegistryServicer_to_server, RegistryServicer(registry, tokens), SERVICE_NAME)],
+        [
+            (
+                registry_pb2_grpc.add_RegistryServicer_to_server,
+                RegistryServicer(registry, tokens),
+                SERVICE_NAME,
+            )
+        ],
     )
     await server.start()
     log.info("registry listening on %s (port %d)", settings.registry_listen, port)

@@ -49,9 +49,14 @@ async def start_registry(nats_url: str, data_dir: Path, *, snapshot_every: int =
     log = JetStreamEventLog(conn, StreamSettings(), timeout=2.0)
     await log.ensure_stream()
     projection = Projection(
-        name="registry", log=log, initial=RegistryState, apply=fold,
+        name="registry",
+        log=log,
+        initial=RegistryState,
+        apply=fold,
         snapshots=FileSnapshotStore(data_dir / "snapshots"),
-        encode=encode_snapshot, decode=decode_snapshot, snapshot_every=snapshot_every,
+        encode=encode_snapshot,
+        decode=decode_snapshot,
+        snapshot_every=snapshot_every,
     )
     await projection.start()
     registry = Registry(log, projection)
@@ -60,10 +65,17 @@ async def start_registry(nats_url: str, data_dir: Path, *, snapshot_every: int =
     viewer = tokens.create("watcher", "viewer")
     server, port = await make_server(
         "127.0.0.1:0",
-        [(registry_pb2_grpc.add_RegistryServicer_to_server, RegistryServicer(registry, tokens), SERVICE_NAME)],
+        [
+            (
+                registry_pb2_grpc.add_RegistryServicer_to_server,
+                RegistryServicer(registry, tokens),
+                SERVICE_NAME,
+            )
+        ],
     )
     await server.start()
     ch = channel(f"127.0.0.1:{port}")
     await asyncio.wait_for(ch.channel_ready(), 5)
-    return RunningRegistry(conn, log, projection, registry, server, port, ch,
-                           registry_pb2_grpc.RegistryStub(ch), token, viewer)
+    return RunningRegistry(
+        conn, log, projection, registry, server, port, ch, registry_pb2_grpc.RegistryStub(ch), token, viewer
+    )

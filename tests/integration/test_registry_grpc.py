@@ -33,9 +33,13 @@ def web_spec(name: str = "web", **kw: object) -> group_pb2.GroupSpec:
 
 
 async def test_create_scale_get_and_history(reg: RunningRegistry) -> None:
-    created = await reg.stub.CreateGroup(registry_pb2.CreateGroupRequest(spec=web_spec(instances=2)), metadata=reg.md())
+    created = await reg.stub.CreateGroup(
+        registry_pb2.CreateGroupRequest(spec=web_spec(instances=2)), metadata=reg.md()
+    )
     assert created.group.version == 1 and created.group.spec.instances == 2
-    scaled = await reg.stub.ScaleGroup(registry_pb2.ScaleGroupRequest(name="web", instances=5), metadata=reg.md())
+    scaled = await reg.stub.ScaleGroup(
+        registry_pb2.ScaleGroupRequest(name="web", instances=5), metadata=reg.md()
+    )
     assert scaled.group.spec.instances == 5 and scaled.group.version == 1
     got = await reg.stub.GetGroup(registry_pb2.GetGroupRequest(name="web"), metadata=reg.md())
     assert got.spec.instances == 5
@@ -65,7 +69,9 @@ async def test_mutation_needs_operator_token(reg: RunningRegistry) -> None:
         await reg.stub.CreateGroup(registry_pb2.CreateGroupRequest(spec=web_spec()))
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await reg.stub.CreateGroup(registry_pb2.CreateGroupRequest(spec=web_spec()), metadata=reg.md(reg.viewer_token))
+        await reg.stub.CreateGroup(
+            registry_pb2.CreateGroupRequest(spec=web_spec()), metadata=reg.md(reg.viewer_token)
+        )
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -76,7 +82,9 @@ async def test_concurrent_updates_exactly_one_wins(reg: RunningRegistry) -> None
         spec = web_spec(env={"ROUND": str(i)})
         opts = registry_pb2.CommandOptions(expected_version=1)
         try:
-            await reg.stub.UpdateGroup(registry_pb2.UpdateGroupRequest(spec=spec, options=opts), metadata=reg.md())
+            await reg.stub.UpdateGroup(
+                registry_pb2.UpdateGroupRequest(spec=spec, options=opts), metadata=reg.md()
+            )
             return grpc.StatusCode.OK
         except grpc.aio.AioRpcError as exc:
             return exc.code()
@@ -91,16 +99,26 @@ async def test_concurrent_updates_exactly_one_wins(reg: RunningRegistry) -> None
 async def test_idempotent_retry_appends_once(reg: RunningRegistry) -> None:
     await reg.stub.CreateGroup(registry_pb2.CreateGroupRequest(spec=web_spec()), metadata=reg.md())
     opts = registry_pb2.CommandOptions(idempotency_key="scale-42")
-    first = await reg.stub.ScaleGroup(registry_pb2.ScaleGroupRequest(name="web", instances=3, options=opts), metadata=reg.md())
-    again = await reg.stub.ScaleGroup(registry_pb2.ScaleGroupRequest(name="web", instances=3, options=opts), metadata=reg.md())
+    first = await reg.stub.ScaleGroup(
+        registry_pb2.ScaleGroupRequest(name="web", instances=3, options=opts), metadata=reg.md()
+    )
+    again = await reg.stub.ScaleGroup(
+        registry_pb2.ScaleGroupRequest(name="web", instances=3, options=opts), metadata=reg.md()
+    )
     assert again.duplicate and again.sequence == first.sequence
     hist = await reg.stub.GroupHistory(registry_pb2.GroupHistoryRequest(name="web"), metadata=reg.md())
     assert [e.envelope.type for e in hist.events] == ["GroupCreated", "GroupScaled"]
 
 
 async def test_rollback_restores_spec_keeps_instances(reg: RunningRegistry) -> None:
-    await reg.stub.CreateGroup(registry_pb2.CreateGroupRequest(spec=web_spec(env={"V": "1"})), metadata=reg.md())
-    await reg.stub.UpdateGroup(registry_pb2.UpdateGroupRequest(spec=web_spec(env={"V": "2"})), metadata=reg.md())
+    await reg.stub.CreateGroup(
+        registry_pb2.CreateGroupRequest(spec=web_spec(env={"V": "1"})), metadata=reg.md()
+    )
+    await reg.stub.UpdateGroup(
+        registry_pb2.UpdateGroupRequest(spec=web_spec(env={"V": "2"})), metadata=reg.md()
+    )
     await reg.stub.ScaleGroup(registry_pb2.ScaleGroupRequest(name="web", instances=4), metadata=reg.md())
-    rb = await reg.stub.RollbackGroup(registry_pb2.RollbackGroupRequest(name="web", version=1), metadata=reg.md())
+    rb = await reg.stub.RollbackGroup(
+        registry_pb2.RollbackGroupRequest(name="web", version=1), metadata=reg.md()
+    )
     assert rb.group.version == 3 and rb.group.spec.env["V"] == "1" and rb.group.spec.instances == 4

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from bay.v1 import group_pb2, snapshot_pb2
 from google.protobuf import message
 
@@ -48,7 +51,10 @@ def build_from_pb(m: group_pb2.Build) -> Build:
 
 def group_to_pb(x: g.Group) -> group_pb2.Group:
     out = group_pb2.Group(
-        spec=spec_to_pb(x.spec), version=x.version, aggregate_version=x.aggregate_version, deleted=x.deleted
+        spec=spec_to_pb(x.current_spec()),
+        version=x.version,
+        aggregate_version=x.aggregate_version,
+        deleted=x.deleted,
     )
     _ts(out.created, x.created)
     _ts(out.updated, x.updated)
@@ -64,7 +70,9 @@ def event_to_pb(event: Event) -> message.Message:
         case g.GroupScaled(instances, previous, reason):
             return group_pb2.GroupScaled(instances=instances, previous=previous, reason=reason)
         case g.GroupRolledBack(spec, version, restored):
-            return group_pb2.GroupRolledBack(spec=spec_to_pb(spec), version=version, restored_version=restored)
+            return group_pb2.GroupRolledBack(
+                spec=spec_to_pb(spec), version=version, restored_version=restored
+            )
         case g.GroupDeleted(version):
             return group_pb2.GroupDeleted(version=version)
         case ClusterRegistered(cluster):
@@ -74,23 +82,24 @@ def event_to_pb(event: Event) -> message.Message:
     raise TypeError(f"no wire form for {event!r}")
 
 
+_FROM_PB: dict[type, Callable[[Any], Event]] = {
+    group_pb2.GroupScaled: lambda m: g.GroupScaled(m.instances, m.previous, m.reason),
+    group_pb2.GroupCreated: lambda m: g.GroupCreated(trusted_spec_from_pb(m.spec), m.version),
+    group_pb2.GroupUpdated: lambda m: g.GroupUpdated(trusted_spec_from_pb(m.spec), m.version),
+    group_pb2.GroupRolledBack: lambda m: g.GroupRolledBack(
+        trusted_spec_from_pb(m.spec), m.version, m.restored_version
+    ),
+    group_pb2.GroupDeleted: lambda m: g.GroupDeleted(m.version),
+    group_pb2.ClusterRegistered: lambda m: ClusterRegistered(cluster_from_pb(m.cluster)),
+    group_pb2.BuildRegistered: lambda m: BuildRegistered(build_from_pb(m.build)),
+}
+
+
 def event_from_pb(msg: message.Message) -> Event:
-    match msg:
-        case group_pb2.GroupScaled():
-            return g.GroupScaled(msg.instances, msg.previous, msg.reason)
-        case group_pb2.GroupCreated():
-            return g.GroupCreated(trusted_spec_from_pb(msg.spec), msg.version)
-        case group_pb2.GroupUpdated():
-            return g.GroupUpdated(trusted_spec_from_pb(msg.spec), msg.version)
-        case group_pb2.GroupRolledBack():
-            return g.GroupRolledBack(trusted_spec_from_pb(msg.spec), msg.version, msg.restored_version)
-        case group_pb2.GroupDeleted():
-            return g.GroupDeleted(msg.version)
-        case group_pb2.ClusterRegistered():
-            return ClusterRegistered(cluster_from_pb(msg.cluster))
-        case group_pb2.BuildRegistered():
-            return BuildRegistered(build_from_pb(msg.build))
-    raise TypeError(f"not a registry event: {type(msg).__name__}")
+    convert = _FROM_PB.get(type(msg))
+    if convert is None:
+        raise TypeError(f"not a registry event: {type(msg).__name__}")
+    return convert(msg)
 
 
 def encode_snapshot(state: RegistryState, sequence: int) -> bytes:
@@ -107,8 +116,10 @@ def decode_snapshot(data: bytes) -> RegistryState:
     snap = snapshot_pb2.RegistrySnapshot.FromString(data)
     state = RegistryState(subject_seq=dict(snap.subject_sequences))
     for m in snap.groups:
+        spec = trusted_spec_from_pb(m.spec)
         grp = g.Group(
-            spec=trusted_spec_from_pb(m.spec),
+            spec=spec,
+            instances=spec.instances,
             version=m.version,
             aggregate_version=m.aggregate_version,
             created=m.created.ToNanoseconds() / 1e9,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from libs.errors import Conflict, FieldViolation, NotFound, ValidationFailed
 from libs.spec import GroupSpec
@@ -10,14 +10,23 @@ from libs.spec import GroupSpec
 # ---- state ----
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
-    spec: GroupSpec
+    """A group's state. ``instances`` is kept apart from the spec because scaling is frequent
+    (autoscaler) and is not configuration: folding a scale event must not copy the whole spec."""
+
+    spec: GroupSpec  # as last configured (create, update, rollback)
     version: int  # spec version: +1 on create, update, rollback
     aggregate_version: int  # events applied
     created: float
     updated: float
+    instances: int
     deleted: bool = False
+
+    def current_spec(self) -> GroupSpec:
+        if self.spec.instances == self.instances:
+            return self.spec
+        return self.spec.model_copy(update={"instances": self.instances})
 
 
 # ---- commands (imperative) ----
@@ -122,17 +131,19 @@ def decide(group: Group | None, cmd: GroupCommand) -> list[GroupEvent]:
         case UpdateGroup(spec, expected):
             g = _live(group, spec.name)
             _check_version(g, expected)
-            if spec == g.spec:
+            if spec == g.current_spec():
                 return []  # nothing changed: no new version
             return [GroupUpdated(spec, g.version + 1)]
         case ScaleGroup(name, instances, reason, expected):
             g = _live(group, name)
             _check_version(g, expected)
             if not 0 <= instances <= MAX_INSTANCES:
-                raise ValidationFailed([FieldViolation("instances", f"must be between 0 and {MAX_INSTANCES}")])
-            if instances == g.spec.instances:
+                raise ValidationFailed(
+                    [FieldViolation("instances", f"must be between 0 and {MAX_INSTANCES}")]
+                )
+            if instances == g.instances:
                 return []
-            return [GroupScaled(instances, g.spec.instances, reason)]
+            return [GroupScaled(instances, g.instances, reason)]
         case DeleteGroup(name, expected):
             g = _live(group, name)
             _check_version(g, expected)
@@ -143,24 +154,23 @@ def decide(group: Group | None, cmd: GroupCommand) -> list[GroupEvent]:
             if spec_of_version is None or not 1 <= version <= g.version:
                 raise NotFound(f"group {name!r} has no version {version} (current {g.version})")
             # restore the configuration, keep the current scale: scaling is not configuration
-            restored = spec_of_version.model_copy(update={"instances": g.spec.instances})
+            restored = spec_of_version.model_copy(update={"instances": g.instances})
             return [GroupRolledBack(restored, g.version + 1, version)]
     raise TypeError(f"not a group command: {cmd!r}")
 
 
 def apply(group: Group | None, event: GroupEvent, at: float) -> Group:
-    """Fold one event into the group; ``at`` is the event's time."""
+    """Fold one event into the group; ``at`` is the event's time. (Built with the constructor,
+    not ``dataclasses.replace``: this runs once per replayed event.)"""
     agg = (group.aggregate_version if group else 0) + 1
-    match event:
-        case GroupCreated(spec, version):
-            return Group(spec, version, agg, created=at, updated=at)
+    if isinstance(event, GroupScaled):
+        assert group is not None, "GroupScaled before GroupCreated"
+        return Group(group.spec, group.version, agg, group.created, at, event.instances, group.deleted)
+    if isinstance(event, GroupCreated):
+        return Group(event.spec, event.version, agg, at, at, event.spec.instances)
     assert group is not None, f"{type(event).__name__} before GroupCreated"
-    match event:
-        case GroupUpdated(spec, version) | GroupRolledBack(spec, version, _):
-            return replace(group, spec=spec, version=version, aggregate_version=agg, updated=at)
-        case GroupScaled(instances, _, _):
-            spec = group.spec.model_copy(update={"instances": instances})
-            return replace(group, spec=spec, aggregate_version=agg, updated=at)
-        case GroupDeleted(_):
-            return replace(group, deleted=True, aggregate_version=agg, updated=at)
+    if isinstance(event, GroupUpdated | GroupRolledBack):
+        return Group(event.spec, event.version, agg, group.created, at, event.spec.instances)
+    if isinstance(event, GroupDeleted):
+        return Group(group.spec, group.version, agg, group.created, at, group.instances, deleted=True)
     raise TypeError(f"not a group event: {event!r}")

@@ -9,6 +9,7 @@ from services.registry.domain import group as g
 from services.registry.domain.catalog import Build, BuildRegistered, Cluster, ClusterRegistered
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+_GROUP_PREFIX_LEN = len("bay.ev.group.")
 
 Event = g.GroupEvent | ClusterRegistered | BuildRegistered
 
@@ -52,14 +53,13 @@ def check_references(state: RegistryState, cmd: g.GroupCommand) -> None:
 
 
 def apply(state: RegistryState, subject: str, seq: int, event: Event, at: float, key: str) -> RegistryState:
-    match event:
-        case ClusterRegistered(cluster):
-            state.clusters[cluster.name] = replace(cluster, registered=at)
-        case BuildRegistered(build):
-            state.builds[build.id] = replace(build, registered=at)
-        case _:
-            name = subject.rsplit(".", 1)[-1]
-            state.groups[name] = g.apply(state.groups.get(name), event, at)
+    if isinstance(event, ClusterRegistered):
+        state.clusters[event.cluster.name] = replace(event.cluster, registered=at)
+    elif isinstance(event, BuildRegistered):
+        state.builds[event.build.id] = replace(event.build, registered=at)
+    else:  # group events are by far the most frequent
+        name = subject[_GROUP_PREFIX_LEN:]
+        state.groups[name] = g.apply(state.groups.get(name), event, at)
     state.subject_seq[subject] = seq
     if key:
         state.idempotency[key] = Seen(subject, seq, at)

@@ -1,0 +1,108 @@
+"""One contract for every EventLog adapter: the in-memory fake and JetStream must behave alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from bay.v1 import group_pb2
+
+from libs.envelope import EventMeta, make_envelope
+from libs.errors import Conflict
+from libs.eventlog import EventLog, StreamSettings
+from libs.eventlog.jetstream import JetStreamEventLog
+from libs.eventlog.memory import MemoryEventLog
+from libs.natsconn import connect
+from tests.conftest import reset_stream
+
+
+@pytest_asyncio.fixture(params=["memory", "jetstream"])
+async def log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
+    if request.param == "memory":
+        yield MemoryEventLog()
+        return
+    url = await reset_stream(request.getfixturevalue("nats_server"))
+    conn = await connect(url, name="contract", wait_seconds=5)
+    js_log = JetStreamEventLog(conn, StreamSettings())
+    await js_log.ensure_stream()
+    yield js_log
+    await conn.close()
+
+
+def env(n: int, key: str = "", agg: str = "web"):  # type: ignore[no-untyped-def]
+    return make_envelope(
+        group_pb2.GroupScaled(instances=n, previous=n - 1),
+        aggregate_type="group", aggregate_id=agg, aggregate_version=n, meta=EventMeta(idempotency_key=key),
+    )
+
+
+async def test_append_assigns_increasing_sequences(log: EventLog) -> None:
+    a = await log.append("bay.ev.group.web", env(1), expected_last_seq=0)
+    b = await log.append("bay.ev.group.web", env(2), expected_last_seq=a.sequence)
+    c = await log.append("bay.ev.group.api", env(1, agg="api"), expected_last_seq=0)
+    assert a.sequence < b.sequence < c.sequence
+    assert await log.last_sequence() == c.sequence
+    assert await log.last_sequence("bay.ev.group.web") == b.sequence
+    assert await log.last_sequence("bay.ev.group.nothing") == 0
+
+
+async def test_stale_writer_gets_conflict_and_nothing_is_written(log: EventLog) -> None:
+    first = await log.append("bay.ev.group.web", env(1), expected_last_seq=0)
+    with pytest.raises(Conflict):
+        await log.append("bay.ev.group.web", env(2), expected_last_seq=0)
+    with pytest.raises(Conflict):
+        await log.append("bay.ev.group.web", env(3), expected_last_seq=first.sequence + 5)
+    assert await log.last_sequence() == first.sequence
+
+
+async def test_same_event_id_is_stored_once(log: EventLog) -> None:
+    e = env(1, key="k1")
+    a = await log.append("bay.ev.group.web", e, expected_last_seq=0)
+    b = await log.append("bay.ev.group.web", e)
+    assert b.duplicate and b.sequence == a.sequence
+    assert [r.sequence async for r in log.read(1)] == [a.sequence]
+
+
+async def test_retry_of_a_stored_append_is_a_duplicate_even_with_a_stale_expectation(log: EventLog) -> None:
+    """A client whose append timed out retries with the same id and the same expected sequence."""
+    e = env(1, key="k2")
+    a = await log.append("bay.ev.group.web", e, expected_last_seq=0)
+    b = await log.append("bay.ev.group.web", e, expected_last_seq=0)
+    assert b.duplicate and b.sequence == a.sequence
+
+
+async def test_read_from_sequence_and_filter(log: EventLog) -> None:
+    seqs = []
+    for i in range(1, 6):
+        r = await log.append(f"bay.ev.group.g{i % 2}", env(i, agg=f"g{i % 2}"))
+        seqs.append(r.sequence)
+    got = [(r.sequence, r.envelope.aggregate_version) async for r in log.read(seqs[2])]
+    assert got == [(s, i) for i, s in enumerate(seqs, start=1)][2:]
+    odd = [r.subject async for r in log.read(1, subject_filter="bay.ev.group.g1")]
+    assert odd == ["bay.ev.group.g1"] * 3
+
+
+async def test_follow_delivers_new_events_in_order(log: EventLog) -> None:
+    await log.append("bay.ev.group.web", env(1))
+    received: list[int] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        async for rec in log.read(1, follow=True):
+            received.append(rec.envelope.aggregate_version)
+            if len(received) == 4:
+                done.set()
+                return
+
+    task = asyncio.create_task(follow())
+    for i in range(2, 5):
+        await log.append("bay.ev.group.web", env(i))
+    await asyncio.wait_for(done.wait(), 5)
+    await task
+    assert received == [1, 2, 3, 4]
+
+
+async def test_read_of_an_empty_log_ends(log: EventLog) -> None:
+    assert [r async for r in log.read(1)] == []
