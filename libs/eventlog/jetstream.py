@@ -184,22 +184,23 @@ class JetStreamEventLog(EventLog):
                 except TimeoutError:
                     pass
                 continue
+            waiter = asyncio.ensure_future(reset.wait())
+            getter: asyncio.Future[Record] | None = None
             try:
-                while not reset.is_set():
+                while True:
                     getter = asyncio.ensure_future(queue.get())
-                    waiter = asyncio.ensure_future(reset.wait())
-                    done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    if getter not in done:
-                        getter.cancel()
-                        waiter.cancel()
-                        break
-                    waiter.cancel()
+                    await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        break  # reconnected: resubscribe from nxt
                     rec = getter.result()
                     if rec.sequence < nxt:
                         continue
                     nxt = rec.sequence + 1
                     yield rec
             finally:
+                waiter.cancel()
+                if getter is not None:
+                    getter.cancel()
                 try:
                     await sub.unsubscribe()
                 except Exception:

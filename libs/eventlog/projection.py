@@ -151,7 +151,11 @@ class Projection(Generic[S]):
         if self._snapshot_task is not None and not self._snapshot_task.done():
             return
         self._since_snapshot = 0
-        data = self.encode(self.state, self.sequence)  # consistent: taken between two folds
+        try:
+            data = self.encode(self.state, self.sequence)  # consistent: taken between two folds
+        except Exception:  # a snapshot is an optimisation: its failure must not stop the fold
+            log.exception("%s: snapshot at %d could not be encoded", self.name, self.sequence)
+            return
         self._snapshot_task = asyncio.create_task(self._save(Snapshot(self.sequence, data)))
 
     async def _save(self, snap: Snapshot) -> None:

@@ -14,11 +14,11 @@ from libs.errors import BayError, FieldViolation, ValidationFailed
 from libs.grpcutil import abort_with, translate_errors
 from libs.spec_pb import spec_from_pb
 from services.registry.adapters.codec import (
+    GroupPbCache,
     build_from_pb,
     build_to_pb,
     cluster_from_pb,
     cluster_to_pb,
-    group_to_pb,
 )
 from services.registry.domain import group as g
 from services.registry.handlers import Registry
@@ -35,6 +35,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def __init__(self, registry: Registry, tokens: TokenStore) -> None:
         self.registry = registry
         self.tokens = tokens
+        self.wire = GroupPbCache()
 
     def _principal(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
         return self.tokens.authenticate(_metadata(context, "authorization"), needed=role)
@@ -50,7 +51,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         meta = self._meta(context, opts)
         grp, outcome = await self.registry.group_command(cmd, meta)
         return registry_pb2.GroupReply(
-            group=group_to_pb(grp), sequence=outcome.sequence, duplicate=outcome.duplicate
+            group=self.wire.get(grp), sequence=outcome.sequence, duplicate=outcome.duplicate
         )
 
     @translate_errors
@@ -92,13 +93,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     @translate_errors
     async def GetGroup(self, request, context):  # type: ignore[no-untyped-def]
         self._principal(context, "viewer")
-        return group_to_pb(self.registry.get_group(request.name))
+        return self.wire.get(self.registry.get_group(request.name))
 
     @translate_errors
     async def ListGroups(self, request, context):  # type: ignore[no-untyped-def]
         self._principal(context, "viewer")
         groups = self.registry.list_groups(request.cluster, request.service)
-        return registry_pb2.ListGroupsReply(groups=[group_to_pb(x) for x in groups])
+        return registry_pb2.ListGroupsReply(groups=[self.wire.get(x) for x in groups])
 
     @translate_errors
     async def GroupHistory(self, request, context):  # type: ignore[no-untyped-def]

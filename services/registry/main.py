@@ -8,6 +8,7 @@ import logging
 from bay.v1 import registry_pb2, registry_pb2_grpc
 
 from libs.auth import TokenStore
+from libs.errors import Unavailable
 from libs.eventlog import FileSnapshotStore, Projection, StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
 from libs.grpcutil import make_server
@@ -39,6 +40,20 @@ def make_projection(log_: JetStreamEventLog, settings: RegistrySettings) -> Proj
     )
 
 
+async def ensure_stream_when_ready(event_log: JetStreamEventLog, wait_seconds: float = 60.0) -> None:
+    """A clustered JetStream may answer before it has a leader: keep asking for a while."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        try:
+            await event_log.ensure_stream()
+            return
+        except Unavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("JetStream not ready yet; retrying")
+            await asyncio.sleep(1.0)
+
+
 async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
     setup_telemetry("bay-registry")
     conn = await connect(settings.nats_url, name="bay-registry")
@@ -51,7 +66,7 @@ async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
         ),
         timeout=settings.request_timeout_seconds,
     )
-    await event_log.ensure_stream()
+    await ensure_stream_when_ready(event_log)
     projection = make_projection(event_log, settings)
     await projection.start()
     registry = Registry(event_log, projection)

@@ -34,7 +34,10 @@ async def log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
 def env(n: int, key: str = "", agg: str = "web"):  # type: ignore[no-untyped-def]
     return make_envelope(
         group_pb2.GroupScaled(instances=n, previous=n - 1),
-        aggregate_type="group", aggregate_id=agg, aggregate_version=n, meta=EventMeta(idempotency_key=key),
+        aggregate_type="group",
+        aggregate_id=agg,
+        aggregate_version=n,
+        meta=EventMeta(idempotency_key=key),
     )
 
 

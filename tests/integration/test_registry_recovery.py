@@ -11,7 +11,6 @@ import pytest
 from bay.v1 import group_pb2, registry_pb2
 
 from libs.eventlog import FileSnapshotStore
-from services.registry.adapters.codec import encode_snapshot
 from tests.conftest import NatsProcess
 from tests.integration.registry_harness import RunningRegistry, start_registry
 
@@ -33,20 +32,20 @@ async def populate(reg: RunningRegistry, groups: int, scales: int) -> None:
 async def test_restart_from_snapshot_equals_full_replay(fresh_stream: str, tmp_path: Path) -> None:
     reg = await start_registry(fresh_stream, tmp_path, snapshot_every=7)
     await populate(reg, groups=5, scales=30)
-    before = encode_snapshot(reg.projection.state, reg.projection.sequence)
+    before = reg.projection.state
     last = reg.projection.sequence
     await reg.stop()
     assert await FileSnapshotStore(tmp_path / "snapshots").load("registry") is not None
 
     from_snapshot = await start_registry(fresh_stream, tmp_path)
     assert from_snapshot.projection.replayed < last  # it started from the snapshot
-    assert encode_snapshot(from_snapshot.projection.state, from_snapshot.projection.sequence) == before
+    assert from_snapshot.projection.state == before
     await from_snapshot.stop()
 
     await FileSnapshotStore(tmp_path / "snapshots").delete("registry")
     full = await start_registry(fresh_stream, tmp_path)
     assert full.projection.replayed == last
-    assert encode_snapshot(full.projection.state, full.projection.sequence) == before
+    assert full.projection.state == before
     got = await full.stub.GetGroup(registry_pb2.GetGroupRequest(name="g1"), metadata=full.md())
     assert got.spec.instances == 28  # g1 was last scaled at j=26, to 28
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -71,9 +70,13 @@ async def test_nats_outage_fails_fast_then_recovers(
     try:
         started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await reg.stub.ScaleGroup(registry_pb2.ScaleGroupRequest(name="g1", instances=9), metadata=reg.md())
+            await reg.stub.ScaleGroup(
+                registry_pb2.ScaleGroupRequest(name="g1", instances=9), metadata=reg.md()
+            )
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "nothing was written" in (info.value.details() or "") or "retry" in (info.value.details() or "")
+        assert "nothing was written" in (info.value.details() or "") or "retry" in (
+            info.value.details() or ""
+        )
         assert time.monotonic() - started < 3.0
         # reads keep working from the folded state
         got = await reg.stub.GetGroup(registry_pb2.GetGroupRequest(name="g1"), metadata=reg.md())
@@ -81,7 +84,9 @@ async def test_nats_outage_fails_fast_then_recovers(
     finally:
         nats_server.start()
     await asyncio.wait_for(reconnected.wait(), 15)
-    reply = await reg.stub.ScaleGroup(registry_pb2.ScaleGroupRequest(name="g1", instances=9), metadata=reg.md())
+    reply = await reg.stub.ScaleGroup(
+        registry_pb2.ScaleGroupRequest(name="g1", instances=9), metadata=reg.md()
+    )
     assert reply.group.spec.instances == 9
     hist = await reg.stub.GroupHistory(registry_pb2.GroupHistoryRequest(name="g1"), metadata=reg.md())
     assert [e.envelope.type for e in hist.events] == ["GroupCreated", "GroupScaled"]  # nothing half-written

@@ -33,12 +33,17 @@ def test_every_bad_field_is_named() -> None:
         "env": {"1BAD": "x"},
         "unknown": True,
     }
-    assert fields_of(bad) == {"name", "instances", "resources.cpus", "ports.0.name", "env.1BAD.[key]", "unknown"}
+    assert fields_of(bad) == {
+        "name",
+        "instances",
+        "resources.cpus",
+        "ports.0.name",
+        "env.1BAD.[key]",
+        "unknown",
+    }
 
 
-@pytest.mark.parametrize(
-    "name", ["", "-web", "web-", "a" * 64, "we.b", "WEB", "wéb"]
-)
+@pytest.mark.parametrize("name", ["", "-web", "web-", "a" * 64, "we.b", "WEB", "wéb"])
 def test_names_must_be_dns_labels(name: str) -> None:
     assert "name" in fields_of({"name": name, "cmd": "run"})
 
@@ -79,9 +84,17 @@ def test_health_check_must_fit_ports() -> None:
     with pytest.raises(ValidationFailed, match="needs a port"):
         validate_spec({"name": "web", "cmd": "run", "health_check": {"protocol": "http"}})
     with pytest.raises(ValidationFailed, match="not a declared port"):
-        validate_spec({"name": "web", "cmd": "run", "ports": [{"name": "http"}],
-                       "health_check": {"protocol": "tcp", "port_name": "admin"}})
-    assert "health_check.protocol" in fields_of({"name": "web", "cmd": "run", "health_check": {"protocol": "udp"}})
+        validate_spec(
+            {
+                "name": "web",
+                "cmd": "run",
+                "ports": [{"name": "http"}],
+                "health_check": {"protocol": "tcp", "port_name": "admin"},
+            }
+        )
+    assert "health_check.protocol" in fields_of(
+        {"name": "web", "cmd": "run", "health_check": {"protocol": "udp"}}
+    )
 
 
 def test_duplicate_port_names_rejected() -> None:
@@ -90,11 +103,17 @@ def test_duplicate_port_names_rejected() -> None:
 
 
 def test_round_trip_through_the_wire_form() -> None:
-    s = validate_spec({
-        "name": "web", "image": "nginx:1", "instances": 0, "ports": [{"name": "http", "container_port": 80}],
-        "labels": {"team": "feed"}, "constraints": [["zone", "GROUP_BY", "2"]],
-        "health_check": {"protocol": "http", "path": "/ping"},
-    })
+    s = validate_spec(
+        {
+            "name": "web",
+            "image": "nginx:1",
+            "instances": 0,
+            "ports": [{"name": "http", "container_port": 80}],
+            "labels": {"team": "feed"},
+            "constraints": [["zone", "GROUP_BY", "2"]],
+            "health_check": {"protocol": "http", "path": "/ping"},
+        }
+    )
     assert spec_from_pb(spec_to_pb(s)) == s
 
 

@@ -49,9 +49,10 @@ def build_from_pb(m: group_pb2.Build) -> Build:
     return Build(m.id, m.image, m.commit, dict(m.metadata), m.registered.ToNanoseconds() / 1e9)
 
 
-def group_to_pb(x: g.Group) -> group_pb2.Group:
+def group_to_pb(x: g.Group, *, configured: bool = False) -> group_pb2.Group:
+    """The wire form; ``configured`` keeps the spec as last configured (for snapshots)."""
     out = group_pb2.Group(
-        spec=spec_to_pb(x.current_spec()),
+        spec=spec_to_pb(x.spec if configured else x.current_spec()),
         version=x.version,
         aggregate_version=x.aggregate_version,
         deleted=x.deleted,
@@ -59,6 +60,22 @@ def group_to_pb(x: g.Group) -> group_pb2.Group:
     _ts(out.created, x.created)
     _ts(out.updated, x.updated)
     return out
+
+
+class GroupPbCache:
+    """Wire forms of groups, rebuilt only when a group changes (groups are immutable values, so
+    identity tells): listing 1,000 groups must not convert 1,000 specs each time."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[g.Group, group_pb2.Group]] = {}
+
+    def get(self, x: g.Group) -> group_pb2.Group:
+        hit = self._items.get(x.spec.name)
+        if hit is not None and hit[0] is x:
+            return hit[1]
+        pb = group_to_pb(x)
+        self._items[x.spec.name] = (x, pb)
+        return pb
 
 
 def event_to_pb(event: Event) -> message.Message:
@@ -104,7 +121,8 @@ def event_from_pb(msg: message.Message) -> Event:
 
 def encode_snapshot(state: RegistryState, sequence: int) -> bytes:
     snap = snapshot_pb2.RegistrySnapshot(sequence=sequence, subject_sequences=state.subject_seq)
-    snap.groups.extend(group_to_pb(x) for x in state.groups.values())  # tombstones too
+    snap.groups.extend(group_to_pb(x, configured=True) for x in state.groups.values())  # tombstones too
+    snap.instances.update({name: x.instances for name, x in state.groups.items()})
     snap.clusters.extend(cluster_to_pb(c) for c in state.clusters.values())
     snap.builds.extend(build_to_pb(b) for b in state.builds.values())
     for key, seen in state.idempotency.items():
@@ -119,7 +137,7 @@ def decode_snapshot(data: bytes) -> RegistryState:
         spec = trusted_spec_from_pb(m.spec)
         grp = g.Group(
             spec=spec,
-            instances=spec.instances,
+            instances=snap.instances.get(spec.name, spec.instances),
             version=m.version,
             aggregate_version=m.aggregate_version,
             created=m.created.ToNanoseconds() / 1e9,

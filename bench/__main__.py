@@ -1,0 +1,94 @@
+"""``python -m bench [NAME...]``: run the benchmarks (all by default), print them, save them as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import uvloop
+
+from bench.gateway import run_gateway
+from bench.replay import HistorySession, run_replay, run_restart
+from bench.report import Result
+from bench.scale import run_scale
+
+NAMES = ("replay", "restart", "scale", "gateway")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run, in order (default: all of {', '.join(NAMES)})",
+    )
+    p.add_argument("--events", type=int, default=1_000_000, help="history length for replay/restart")
+    p.add_argument("--calls", type=int, default=5_000, help="ScaleGroup calls for scale")
+    p.add_argument("--clients", type=int, default=8, help="concurrent gRPC clients for scale")
+    p.add_argument("--groups", type=int, default=1_000, help="groups for gateway")
+    p.add_argument("--workers", type=int, default=32, help="concurrent HTTP workers for gateway")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of HTTP load for gateway")
+    p.add_argument("--out", type=Path, default=Path(".bay/bench-results.json"), help="JSON results file")
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMES]
+    if unknown:
+        p.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(NAMES)})")
+    return args
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    session = HistorySession(args.events)
+    benches: dict[str, Callable[[], Awaitable[Result]]] = {
+        "replay": lambda: run_replay(session),
+        "restart": lambda: run_restart(session),
+        "scale": lambda: run_scale(args.calls, args.clients),
+        "gateway": lambda: run_gateway(args.groups, args.workers, args.duration),
+    }
+    results = []
+    try:
+        for name in args.names or NAMES:
+            started = time.perf_counter()
+            try:
+                result = await benches[name]()
+            except Exception as exc:  # a broken benchmark is reported; the others still run
+                traceback.print_exc()
+                result = Result(name, "failed", error=f"{type(exc).__name__}: {exc}")
+            result.params["wall time"] = f"{time.perf_counter() - started:.1f} s"
+            print(result.render() + "\n", flush=True)
+            results.append(result)
+    finally:
+        await session.close()
+    return results
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bay.nats").setLevel(logging.ERROR)  # closing connections at the end is expected
+    results = uvloop.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "results": [r.to_json() for r in results],
+    }
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"results written to {args.out}")
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

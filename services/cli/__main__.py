@@ -1,0 +1,5 @@
+import sys
+
+from services.cli.main import app
+
+sys.exit(app())

@@ -1,0 +1,158 @@
+"""The gateway's REST API as the CLI uses it; transport and HTTP errors become :class:`CliError`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from services.cli.errors import CliError, ExitCode, error_from_response
+
+JSON = dict[str, Any]
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def unreachable(url: str, exc: Exception) -> CliError:
+    return CliError(
+        f"gateway not reachable at {url}: is `bay up` running?",
+        ExitCode.UNAVAILABLE,
+        f"start it with `bay up`, or point BAY_GATEWAY_URL at a running gateway ({type(exc).__name__})",
+    )
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "bay-cli"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        mutation: bool = False,
+    ) -> JSON:
+        headers = {"Idempotency-Key": str(uuid.uuid4())} if mutation else {}
+        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        try:
+            resp = self._http.request(method, path, json=json, params=clean, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise CliError(
+                f"the gateway at {self.base_url} did not answer in time",
+                ExitCode.UNAVAILABLE,
+                "it may be overloaded or a service behind it is down; try again",
+            ) from exc
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        if resp.is_error:
+            raise error_from_response(resp.status_code, resp.content, str(resp.url))
+        if not resp.content:
+            return {}
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise CliError(f"the gateway sent something that is not JSON ({resp.status_code})") from exc
+        return body if isinstance(body, dict) else {"items": body}
+
+    # ---- groups ----
+
+    def list_groups(self, cluster: str = "", service: str = "") -> list[JSON]:
+        return list(
+            self.request("GET", "/v1/groups", params={"cluster": cluster, "service": service})["groups"]
+        )
+
+    def get_group(self, name: str) -> JSON:
+        return self.request("GET", f"/v1/groups/{_q(name)}")
+
+    def group_exists(self, name: str) -> bool:
+        try:
+            self.get_group(name)
+            return True
+        except CliError as exc:
+            if exc.code == ExitCode.NOT_FOUND:
+                return False
+            raise
+
+    def create_group(self, spec: JSON) -> JSON:
+        return self.request("POST", "/v1/groups", json=spec, mutation=True)
+
+    def update_group(self, name: str, spec: JSON) -> JSON:
+        return self.request("PUT", f"/v1/groups/{_q(name)}", json=spec, mutation=True)
+
+    def scale(self, name: str, instances: int, reason: str = "") -> JSON:
+        body: JSON = {"instances": instances}
+        if reason:
+            body["reason"] = reason
+        return self.request("POST", f"/v1/groups/{_q(name)}/scale", json=body, mutation=True)
+
+    def rollback(self, name: str, version: int) -> JSON:
+        return self.request(
+            "POST", f"/v1/groups/{_q(name)}/rollback", json={"version": version}, mutation=True
+        )
+
+    def delete(self, name: str) -> JSON:
+        return self.request("DELETE", f"/v1/groups/{_q(name)}", mutation=True)
+
+    def history(self, name: str) -> list[JSON]:
+        return list(self.request("GET", f"/v1/groups/{_q(name)}/history")["events"])
+
+    # ---- events ----
+
+    def events(self, filters: dict[str, Any], after: int = 0, page: int = 500) -> Iterator[JSON]:
+        """Every past event matching ``filters`` after sequence ``after``, page by page."""
+        cursor: int | None = after
+        while cursor is not None:
+            body = self.request(
+                "GET", "/v1/events", params={**filters, "after": cursor or None, "limit": page}
+            )
+            yield from body.get("events", [])
+            nxt = body.get("next_after")
+            cursor = int(nxt) if nxt is not None and nxt != cursor else None
+
+    def event_stream(self, params: dict[str, Any], last_event_id: int | None) -> httpx.Response:
+        """An open SSE response (the caller closes it); resumes after ``last_event_id``."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        clean = {k: v for k, v in params.items() if v not in (None, "")}
+        request = self._http.build_request(
+            "GET", "/v1/events/stream", params=clean, headers=headers, timeout=httpx.Timeout(10.0, read=None)
+        )
+        try:
+            resp = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        if resp.is_error:
+            resp.read()
+            resp.close()
+            raise error_from_response(resp.status_code, resp.content, str(resp.url))
+        return resp

@@ -1,0 +1,127 @@
+"""Group commands: apply, get, scale, history, rollback, delete."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from services.cli import render
+from services.cli.app import DocOutput, Output, client_of, print_doc, stdout_console
+from services.cli.client import GatewayClient
+from services.cli.errors import CliError, ExitCode
+from services.cli.specfile import read_specs
+
+
+def _current(gw: GatewayClient, name: str) -> dict[str, Any] | None:
+    try:
+        return gw.get_group(name)
+    except CliError as exc:
+        if exc.code == ExitCode.NOT_FOUND:
+            return None
+        raise
+
+
+def apply(
+    ctx: typer.Context,
+    filename: Annotated[
+        str, typer.Option("-f", "--filename", help="YAML or JSON group spec(s); - for stdin.")
+    ],
+) -> None:
+    """Create each group of the file, or update it to the file's spec.
+
+    A spec without `instances` keeps the group's current count: scaling is not configuration.
+    """
+    specs = read_specs(filename, sys.stdin.read() if filename == "-" else None)
+    with client_of(ctx) as gw:
+        for spec in specs:
+            name = spec["name"]
+            current = _current(gw, name)
+            if current is None:
+                try:
+                    reply = gw.create_group(spec)
+                    typer.echo(f"group {name} created (version {reply['group']['version']})")
+                    continue
+                except CliError as exc:
+                    if exc.code != ExitCode.CONFLICT:
+                        raise
+                    current = gw.get_group(name)  # created meanwhile: update it instead
+            if "instances" not in spec:
+                spec = {**spec, "instances": (current.get("spec") or {}).get("instances", 0)}
+            reply = gw.update_group(name, spec)
+            before, after = current.get("version"), reply["group"]["version"]
+            if before != after:
+                typer.echo(f"group {name} updated (version {before} -> {after})")
+            else:
+                typer.echo(f"group {name} unchanged (version {after})")
+
+
+def get_groups(
+    ctx: typer.Context,
+    cluster: Annotated[str, typer.Option(help="Only groups of this cluster.")] = "",
+    service: Annotated[str, typer.Option(help="Only groups registering this service name.")] = "",
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+) -> None:
+    """List groups."""
+    with client_of(ctx) as gw:
+        groups = gw.list_groups(cluster, service)
+    if output == Output.table:
+        stdout_console().print(render.groups_table(groups))
+    else:
+        print_doc({"groups": groups}, output.value)
+
+
+def get_group(
+    ctx: typer.Context,
+    name: str,
+    output: Annotated[DocOutput, typer.Option("-o", "--output")] = DocOutput.yaml,
+) -> None:
+    """Show one group: its spec and versions."""
+    with client_of(ctx) as gw:
+        print_doc(gw.get_group(name), output.value)
+
+
+def scale(
+    ctx: typer.Context,
+    name: str,
+    instances: Annotated[int, typer.Argument(min=0, help="The new number of instances.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the event.")] = "",
+) -> None:
+    """Set a group's number of instances."""
+    with client_of(ctx) as gw:
+        reply = gw.scale(name, instances, reason)
+    typer.echo(f"group {name} scaled to {reply['group']['spec'].get('instances', 0)}")
+
+
+def history(
+    ctx: typer.Context,
+    name: str,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+) -> None:
+    """A group's events, oldest first."""
+    with client_of(ctx) as gw:
+        events = gw.history(name)
+    if output == Output.table:
+        stdout_console().print(render.history_table(events))
+    else:
+        print_doc({"events": events}, output.value)
+
+
+def rollback(
+    ctx: typer.Context,
+    name: str,
+    version: Annotated[int, typer.Argument(min=1, help="The spec version to restore.")],
+) -> None:
+    """Restore the spec a group had at VERSION (as a new version; the instance count is kept)."""
+    with client_of(ctx) as gw:
+        reply = gw.rollback(name, version)
+    now = reply["group"]["version"]
+    typer.echo(f"group {name} rolled back to the spec of version {version} (now version {now})")
+
+
+def delete(ctx: typer.Context, name: str) -> None:
+    """Delete a group (its history stays; the name may be created again)."""
+    with client_of(ctx) as gw:
+        gw.delete(name)
+    typer.echo(f"group {name} deleted")

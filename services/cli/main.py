@@ -1,0 +1,70 @@
+"""The ``bay`` command line: ``bay up`` runs the platform; the other commands talk REST to its gateway.
+
+Commands stay thin: they read input, call :class:`~services.cli.client.GatewayClient`, and print
+with :mod:`services.cli.render`. Every failure is a :class:`~services.cli.errors.CliError` whose exit
+code the app returns (see ``EPILOG``). This module only wires them into one app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.cli.app import BayApp
+from services.cli.commands import events, groups, tokens
+from services.cli.errors import EPILOG
+from services.cli.settings import CliSettings
+
+app = BayApp(
+    name="bay",
+    help="Bay: run and change the platform's groups.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    gateway_url: Annotated[
+        str | None, typer.Option("--gateway-url", help="The gateway (default: BAY_GATEWAY_URL or :8080).")
+    ] = None,
+) -> None:
+    """Bay: run and change the platform's groups."""
+    if gateway_url:
+        ctx.obj = CliSettings(gateway_url=gateway_url)
+
+
+@app.command()
+def up(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where data lives (BAY_DATA_DIR).")
+    ] = None,
+) -> None:
+    """Run the whole platform in the foreground (nats-server, registry, gateway, audit); Ctrl-C stops it."""
+    from services.cli.stack import StackSettings, run_stack  # grpc and friends: only for `up`
+
+    settings = StackSettings(data_dir=data_dir) if data_dir else StackSettings()
+    raise typer.Exit(run_stack(settings))
+
+
+app.command()(groups.apply)
+get_app = typer.Typer(help="Show groups.", no_args_is_help=True)
+get_app.command("groups")(groups.get_groups)
+get_app.command("group")(groups.get_group)
+app.add_typer(get_app, name="get")
+app.command()(groups.scale)
+app.command()(groups.history)
+app.command()(groups.rollback)
+app.command()(groups.delete)
+app.command()(events.events)
+token_app = typer.Typer(
+    help="Manage API tokens (local: writes the data directory's tokens file).", no_args_is_help=True
+)
+token_app.command("create")(tokens.create)
+token_app.command("list")(tokens.list_)
+app.add_typer(token_app, name="token")

@@ -1,0 +1,127 @@
+"""What the CLI prints: tables, one-line event summaries, YAML/JSON documents. Pure functions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from rich.table import Table
+
+JSON = dict[str, Any]
+
+
+def short_time(value: Any) -> str:
+    """An ISO time (or epoch seconds) as ``YYYY-MM-DD HH:MM:SS`` UTC; anything else as given."""
+    if value in (None, ""):
+        return ""
+    try:
+        if isinstance(value, int | float):
+            when = datetime.fromtimestamp(value, tz=UTC)
+        else:
+            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            if when.tzinfo is not None:
+                when = when.astimezone(UTC)
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+
+
+def _what(spec: JSON) -> str:
+    for key in ("image", "build", "cmd"):
+        if spec.get(key):
+            text = str(spec[key])
+            return f"{key} {text if len(text) <= 40 else text[:39] + '…'}"
+    return ""
+
+
+def summarize(event: JSON) -> str:
+    """One line saying what an event changed (proto JSON omits zero values: default them)."""
+    data: JSON = event.get("data") or {}
+    kind = event.get("type", "")
+    if kind == "GroupCreated":
+        spec = data.get("spec") or {}
+        return f"created: {_what(spec)}, {spec.get('instances', 0)} instance(s)"
+    if kind == "GroupUpdated":
+        return f"spec updated: {_what(data.get('spec') or {})}"
+    if kind == "GroupScaled":
+        reason = f" ({data['reason']})" if data.get("reason") else ""
+        return f"instances {data.get('previous', 0)} -> {data.get('instances', 0)}{reason}"
+    if kind == "GroupRolledBack":
+        return f"rolled back to the spec of version {data.get('restored_version', 0)}"
+    if kind == "GroupDeleted":
+        return "deleted"
+    if kind == "ClusterRegistered":
+        cluster = data.get("cluster") or {}
+        return f"cluster {cluster.get('name', '')} ({cluster.get('backend', '')})"
+    if kind == "BuildRegistered":
+        build = data.get("build") or {}
+        return f"build {build.get('id', '')}: {build.get('image', '')}"
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def spec_version(event: JSON) -> str:
+    """The spec version an event made (create, update, rollback); blank for the others."""
+    version = (event.get("data") or {}).get("version")
+    return "" if version is None or event.get("type") == "GroupDeleted" else str(version)
+
+
+def groups_table(groups: list[JSON]) -> Table:
+    table = Table("name", "service", "cluster", "instances", "version", "updated", box=None, pad_edge=False)
+    for grp in sorted(groups, key=lambda g: str((g.get("spec") or {}).get("name", ""))):
+        spec = grp.get("spec") or {}
+        table.add_row(
+            str(spec.get("name", "")),
+            str(spec.get("service") or spec.get("name", "")),
+            str(spec.get("cluster", "")),
+            str(spec.get("instances", 0)),
+            str(grp.get("version", "")),
+            short_time(grp.get("updated")),
+        )
+    return table
+
+
+def history_table(events: list[JSON]) -> Table:
+    table = Table("seq", "time", "type", "version", "actor", "summary", box=None, pad_edge=False)
+    for ev in events:
+        table.add_row(
+            str(ev.get("sequence", "")),
+            short_time(ev.get("time")),
+            str(ev.get("type", "")),
+            spec_version(ev),
+            str(ev.get("actor", "")),
+            summarize(ev),
+        )
+    return table
+
+
+def event_line(event: JSON) -> str:
+    """One event per line (for ``bay events``, piped or followed): seq time type aggregate actor summary."""
+    aggregate = f"{event.get('aggregate_type', '')}/{event.get('aggregate_id', '')}"
+    return (
+        f"{event.get('sequence', ''):>6}  {short_time(event.get('time'))}  {event.get('type', ''):<16}  "
+        f"{aggregate:<20}  {event.get('actor', ''):<10}  {summarize(event)}"
+    )
+
+
+def as_yaml(doc: Any) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def as_json(doc: Any) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)
+
+
+def stream_subject(kind: str, ident: str) -> str:
+    """The event stream's subject filter for ``--aggregate`` (``group.web``, ``group.>``, or all)."""
+    if not kind:
+        return ""
+    return f"{kind}.{ident.replace('/', '.')}" if ident else f"{kind}.>"
+
+
+def parse_aggregate(value: str) -> tuple[str, str]:
+    """``group/web`` -> ("group", "web"); ``group`` -> ("group", "")."""
+    kind, _, ident = value.partition("/")
+    return kind.strip(), ident.strip()

@@ -1,0 +1,78 @@
+"""Settings of the embedded stack (``bay up``): one object, read once, passed down.
+
+Every address binds 127.0.0.1 by default; ``BAY_NATS_URL`` in the environment means "use that
+NATS, start none" (the supervisor checks whether it was *set*, not only its value).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from libs.settings import CommonSettings
+
+
+def connect_address(listen: str) -> str:
+    """Where a client reaches a listen address (``0.0.0.0:8080`` is reached at 127.0.0.1)."""
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
+def split_address(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class StackSettings(CommonSettings):
+    gateway_listen: str = Field("127.0.0.1:8080", description="where the gateway's HTTP listens")
+    registry_listen: str = Field("127.0.0.1:50051", description="where the registry's gRPC listens")
+    nats_port: int = Field(4250, gt=0, lt=65536, description="the embedded nats-server's port")
+    stop_timeout_seconds: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL, per service")
+    slow_start_warning_seconds: float = Field(30.0, gt=0, description="say what is not ready yet")
+
+    @property
+    def external_nats(self) -> bool:
+        return "nats_url" in self.model_fields_set
+
+    @property
+    def effective_nats_url(self) -> str:
+        return self.nats_url if self.external_nats else f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def registry_address(self) -> str:
+        return connect_address(self.registry_listen)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{connect_address(self.gateway_listen)}"
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.resolved_tokens_file().resolve()
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    def child_environment(self, base: dict[str, str]) -> dict[str, str]:
+        """What every service process gets: the caller's environment plus the stack's wiring,
+        spelled out so that a service never guesses (absolute paths: a child's cwd may differ)."""
+        return {
+            **base,
+            "BAY_NATS_URL": self.effective_nats_url,
+            "BAY_DATA_DIR": str(self.data_path),
+            "BAY_TOKENS_FILE": str(self.tokens_path),
+            "BAY_STREAM": self.stream,
+            "BAY_REGISTRY_LISTEN": self.registry_listen,
+            "BAY_REGISTRY_ADDR": self.registry_address,
+            "BAY_GATEWAY_LISTEN": self.gateway_listen,
+            "BAY_LOG_LEVEL": self.log_level,
+            "PYTHONUNBUFFERED": "1",
+        }

@@ -1,0 +1,225 @@
+"""``bay up``: the whole platform on this machine, in the foreground.
+
+Start order: embedded nats-server (unless ``BAY_NATS_URL`` names one), admin token, every service
+of :data:`~services.cli.stack.table.SERVICES`; then, once every probe answers and the cluster
+``local`` is registered, one ``bay: ready ...`` line. A process that dies is restarted with
+:class:`RestartBackoff`. SIGINT/SIGTERM (and any crash of the supervisor itself) stop the services
+(SIGTERM, then SIGKILL of their process group), then nats-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Sequence
+from typing import IO, TypeVar
+
+from libs.auth import TokenStore, ensure_token_file
+from libs.errors import BayError
+from services.cli.stack.backoff import RestartBackoff
+from services.cli.stack.output import Output, describe_exit
+from services.cli.stack.processes import Managed, NatsChild, ServiceChild
+from services.cli.stack.readiness import register_local_cluster
+from services.cli.stack.settings import StackSettings, split_address
+from services.cli.stack.table import SERVICES, ServiceProcess
+
+T = TypeVar("T")
+
+
+class StartupError(Exception):
+    """The stack cannot start (port taken, data dir in use, nats-server missing)."""
+
+
+def _port_taken(addr: str) -> bool:
+    host, port = split_address(addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: StackSettings,
+        services: Sequence[ServiceProcess] = SERVICES,
+        out: Output | None = None,
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.out = out or Output(name_width=max([4, *(len(s.name) for s in services)]))
+        self.nats = (
+            None if settings.external_nats else NatsChild(settings.data_path / "nats", settings.nats_port)
+        )
+        env = settings.child_environment(dict(os.environ))
+        self.children = [
+            ServiceChild(s.name, [sys.executable, "-m", s.module], env, self.out) for s in services
+        ]
+        self._stop = asyncio.Event()
+        self._lock: IO[str] | None = None
+
+    # ---- start-up ----
+
+    def _check(self) -> None:
+        s = self.settings
+        s.data_path.mkdir(parents=True, exist_ok=True)
+        self._lock = open(s.data_path / "bay.lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise StartupError(
+                f"another `bay up` is using {s.data_dir}; stop it or set BAY_DATA_DIR"
+            ) from exc
+        wanted = [("BAY_GATEWAY_LISTEN", s.gateway_listen), ("BAY_REGISTRY_LISTEN", s.registry_listen)]
+        if self.nats is not None:
+            s.data_path.joinpath("nats").mkdir(exist_ok=True)
+            if (leftover := self.nats.stop_leftover()) is not None:
+                self.out.say(f"stopped the nats-server an earlier `bay up` left running (pid {leftover})")
+            wanted.append(("BAY_NATS_PORT", f"127.0.0.1:{s.nats_port}"))
+        for var, addr in wanted:
+            if _port_taken(addr):
+                raise StartupError(f"{addr} is already in use (another `bay up`?); choose another with {var}")
+
+    def _admin_token(self) -> str:
+        s = self.settings
+        token = ensure_token_file(s.data_path, TokenStore(s.tokens_path), "admin", "admin")
+        self.out.say(
+            f"admin token in {s.admin_token_path} (the CLI reads it from there; BAY_TOKEN overrides)"
+        )
+        return token
+
+    async def _start(self, m: Managed, verb: str = "started") -> None:
+        pid = await m.start()
+        self.out.say(f"{m.name} {verb} (pid {pid})")
+
+    # ---- running ----
+
+    async def _until_stop(self, aw: Awaitable[T]) -> T | None:
+        """``aw``'s result, or None if the stack is told to stop first."""
+        work = asyncio.ensure_future(aw)
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work.done():
+            return work.result()
+        work.cancel()
+        return None
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def _supervise(self, m: Managed) -> None:
+        backoff = RestartBackoff()
+        while True:
+            code = await self._until_stop(m.wait())
+            if code is None:
+                return
+            delay = backoff.delay(time.monotonic() - m.started_at)
+            self.out.say(f"{m.name} exited ({describe_exit(code)}); restarting in {delay:.1f}s")
+            while True:
+                if await self._stopped_within(delay):
+                    return
+                try:
+                    await self._start(m, "restarted")
+                    break
+                except Exception as exc:  # e.g. its port is still taken: try again later
+                    delay = backoff.delay(0.0)
+                    self.out.say(f"{m.name} could not start ({exc}); retrying in {delay:.1f}s")
+
+    async def _announce_ready(self, token: str) -> None:
+        s = self.settings
+        pending = {svc.name for svc in self.services if svc.probe}
+
+        async def probe(svc: ServiceProcess) -> None:
+            assert svc.probe is not None
+            await svc.probe(s)
+            pending.discard(svc.name)
+
+        async def nag() -> None:
+            while pending:
+                await asyncio.sleep(s.slow_start_warning_seconds)
+                if pending:
+                    self.out.say(f"still waiting for {', '.join(sorted(pending))} to answer")
+
+        nagger = asyncio.create_task(nag())
+        try:
+            await asyncio.gather(*(probe(svc) for svc in self.services if svc.probe))
+        finally:
+            nagger.cancel()
+        try:
+            await register_local_cluster(s, token)
+        except BayError as exc:
+            self.out.say(f"could not register the cluster `local`: {exc.message} ({exc.hint})")
+        self.out.say(
+            f"ready — gateway {s.gateway_url}, registry {s.registry_address}, "
+            f"nats {s.effective_nats_url}, data {s.data_dir}"
+        )
+
+    def _report_failure(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.out.say(f"readiness check failed: {task.exception()!r}")
+
+    # ---- stopping ----
+
+    async def _shutdown(self, supervisors: list[asyncio.Task[None]]) -> None:
+        self._stop.set()
+        await asyncio.gather(*supervisors, return_exceptions=True)
+        timeout = self.settings.stop_timeout_seconds
+        await asyncio.gather(*(c.stop(timeout) for c in self.children), return_exceptions=True)
+        if self.nats is not None:
+            await self.nats.stop(timeout)
+        self.out.say("stopped")
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop everything and return (what SIGINT and SIGTERM do)."""
+        self._stop.set()
+
+    async def run(self, *, handle_signals: bool = True) -> int:
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._stop.set)
+        supervisors: list[asyncio.Task[None]] = []
+        ready: asyncio.Task[None] | None = None
+        try:
+            self._check()
+            token = self._admin_token()
+            if self.nats is not None:
+                await self._start(self.nats)
+                supervisors.append(asyncio.create_task(self._supervise(self.nats)))
+            for child in self.children:
+                await self._start(child)
+                supervisors.append(asyncio.create_task(self._supervise(child)))
+            ready = asyncio.create_task(self._announce_ready(token))
+            ready.add_done_callback(self._report_failure)
+            await self._stop.wait()
+            self.out.say("stopping")
+            return 0
+        except (StartupError, BayError, OSError, RuntimeError) as exc:
+            self.out.say(f"error: {exc}")
+            return 1
+        finally:
+            if ready is not None:
+                ready.cancel()
+            await self._shutdown(supervisors)
+            if self._lock is not None:
+                self._lock.close()
+
+
+def run_stack(settings: StackSettings) -> int:
+    """Run the stack until SIGINT/SIGTERM; the process exit code."""
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(encoding="utf-8", line_buffering=True)  # type: ignore[union-attr]
+    return asyncio.run(Supervisor(settings).run())

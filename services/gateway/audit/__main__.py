@@ -1,0 +1,3 @@
+from services.gateway.audit.main import main
+
+main()

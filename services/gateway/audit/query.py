@@ -1,0 +1,45 @@
+"""Reading the audit trail: filters and paging by sequence, for the gateway's history pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from services.gateway.audit.models import AuditEvent
+from services.gateway.audit.rows import as_utc, row_event
+
+MAX_LIMIT = 1000
+
+
+def query_events(
+    session: Session,
+    *,
+    aggregate_type: str | None = None,
+    aggregate_id: str | None = None,
+    type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Events with ``sequence > after`` and ``since <= time < until``, oldest first.
+
+    Page by passing the last sequence of one page as ``after`` of the next. ``limit`` is capped at
+    1000; naive datetimes are taken as UTC (SQLite compares the stored UTC text, so bounds
+    are converted to UTC before binding).
+    """
+    stmt = select(AuditEvent).where(col(AuditEvent.sequence) > after)
+    if aggregate_type is not None:
+        stmt = stmt.where(AuditEvent.aggregate_type == aggregate_type)
+    if aggregate_id is not None:
+        stmt = stmt.where(AuditEvent.aggregate_id == aggregate_id)
+    if type is not None:
+        stmt = stmt.where(AuditEvent.type == type)
+    if since is not None:
+        stmt = stmt.where(col(AuditEvent.time) >= as_utc(since))
+    if until is not None:
+        stmt = stmt.where(col(AuditEvent.time) < as_utc(until))
+    stmt = stmt.order_by(col(AuditEvent.sequence)).limit(max(0, min(limit, MAX_LIMIT)))
+    return [row_event(row) for row in session.exec(stmt)]

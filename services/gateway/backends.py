@@ -1,0 +1,60 @@
+"""What the gateway talks to, opened once at start-up and shared by every request."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from libs.auth import TokenStore
+from libs.eventlog import EventLog, StreamSettings
+from libs.eventlog.jetstream import JetStreamEventLog
+from libs.natsconn import NatsConnection, connect
+from services.gateway.audit.db import init_db, make_engine
+from services.gateway.registry_client import RegistryClient
+from services.gateway.settings import GatewaySettings
+
+
+@dataclass
+class Backends:
+    tokens: TokenStore
+    registry: RegistryClient
+    nats: NatsConnection
+    events: EventLog
+    engine: Engine
+    #: set when the gateway stops: open event streams end, so their connections can close
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def close(self) -> None:
+        self.closing.set()
+        await self.registry.close()
+        await self.nats.close()
+        self.engine.dispose()
+
+
+async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float = 30.0) -> Backends:
+    conn = await connect(settings.nats_url, name="bay-gateway", wait_seconds=nats_wait_seconds)
+    events = JetStreamEventLog(
+        conn,
+        StreamSettings(
+            settings.stream,
+            replicas=settings.stream_replicas,
+            duplicate_window_seconds=settings.duplicate_window_seconds,
+        ),
+        timeout=settings.request_timeout_seconds,
+    )
+    try:
+        await events.ensure_stream()  # whichever service starts first creates it, all alike
+        engine = make_engine(settings.database_url)
+        await asyncio.to_thread(init_db, engine)
+    except BaseException:
+        await conn.close()
+        raise
+    return Backends(
+        tokens=TokenStore(settings.resolved_tokens_file(), anonymous_read=settings.anonymous_read),
+        registry=RegistryClient(settings.registry_addr, timeout=settings.registry_timeout_seconds),
+        nats=conn,
+        events=events,
+        engine=engine,
+    )

@@ -1,0 +1,93 @@
+"""Dependencies of the routes, as ``Annotated`` aliases (``who: Operator``, ``doc: Document``...).
+
+Order matters and is fixed here: a mutation's body is read only after its token passed
+(``document`` depends on ``operator``), so a caller without the right role never gets a byte parsed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from bay.v1 import registry_pb2
+from fastapi import Depends, Header, Request
+
+from libs.auth import Principal
+from libs.errors import FieldViolation, ValidationFailed
+from services.gateway.backends import Backends
+from services.gateway.body import read_document
+from services.gateway.registry_client import BoundRegistry, Caller
+from services.gateway.settings import GatewaySettings
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def get_backends(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+BackendsDep = Annotated[Backends, Depends(get_backends)]
+
+
+def viewer(request: Request, backends: BackendsDep) -> Principal:
+    return backends.tokens.authenticate(request.headers.get("authorization"), needed="viewer")
+
+
+def operator(request: Request, backends: BackendsDep) -> Principal:
+    return backends.tokens.authenticate(request.headers.get("authorization"), needed="operator")
+
+
+Viewer = Annotated[Principal, Depends(viewer)]
+Operator = Annotated[Principal, Depends(operator)]
+
+
+def registry(request: Request, backends: BackendsDep) -> BoundRegistry:
+    """The registry, called with this request's token and correlation id."""
+    caller = Caller(request.headers.get("authorization"), request.state.correlation_id)
+    return backends.registry.bound(caller)
+
+
+Registry = Annotated[BoundRegistry, Depends(registry)]
+
+
+def parse_if_match(value: str) -> int:
+    """``If-Match: 3``, ``"3"`` or ``W/"3"`` (the ETag the gateway sends) as a spec version."""
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit() or int(tag) < 1:
+        raise ValidationFailed(
+            [FieldViolation("If-Match", f'must be a group version such as "3", not {value!r}')]
+        )
+    return int(tag)
+
+
+def command_options(
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="a retry with the same key changes nothing")
+    ] = None,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description="the group version the change is meant for")
+    ] = None,
+) -> registry_pb2.CommandOptions:
+    opts = registry_pb2.CommandOptions()
+    if idempotency_key is not None:
+        key = idempotency_key.strip()
+        if not key or len(key) > 200:
+            raise ValidationFailed([FieldViolation("Idempotency-Key", "must be 1 to 200 characters")])
+        opts.idempotency_key = key
+    if if_match is not None and if_match.strip() != "*":
+        opts.expected_version = parse_if_match(if_match)
+    return opts
+
+
+Options = Annotated[registry_pb2.CommandOptions, Depends(command_options)]
+
+
+async def document(request: Request, _: Operator, settings: SettingsDep) -> Any:
+    return await read_document(request, settings.max_body_bytes)
+
+
+Document = Annotated[Any, Depends(document)]

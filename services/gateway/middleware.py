@@ -1,0 +1,42 @@
+"""Correlation ids: every request has one (the caller's ``X-Correlation-ID`` or a new UUID).
+
+It is put in ``request.state.correlation_id``, sent on to the registry as ``x-correlation-id`` gRPC
+metadata (and so into the events a command appends), and echoed in the response header.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = "X-Correlation-ID"
+# what may travel as gRPC metadata and into events: printable, short
+_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def correlation_id_from(value: str | None) -> str:
+    if value and _ACCEPTABLE.match(value):
+        return value
+    return str(uuid.uuid4())
+
+
+class CorrelationIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = correlation_id_from(Headers(scope=scope).get(HEADER))
+        scope.setdefault("state", {})["correlation_id"] = cid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[HEADER] = cid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

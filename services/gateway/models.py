@@ -1,0 +1,131 @@
+"""Request and response shapes of the REST API (the wire types stay in ``bay.v1``; see adapters)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.spec import DnsLabel, GroupSpec
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests (the group spec itself is libs.spec.GroupSpec) ----
+
+
+class ScaleRequest(_In):
+    instances: int = Field(ge=0, le=100_000)
+    reason: str = Field("", max_length=1024, description="kept in the GroupScaled event")
+
+
+class RollbackRequest(_In):
+    version: int = Field(ge=1, description="the spec version to restore (instances are kept)")
+
+
+class ClusterRequest(_In):
+    name: DnsLabel
+    backend: Literal["local", "mesos"]
+    address: str = Field("", max_length=1024, description="mesos: the master's URL")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class BuildRequest(_In):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    image: str = Field(min_length=1, max_length=1024)
+    commit: str = Field("", max_length=256)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+# ---- responses ----
+
+
+class Group(BaseModel):
+    spec: GroupSpec
+    version: int = Field(description="spec version: +1 on create, update and rollback")
+    aggregate_version: int = Field(description="events applied to this group")
+    created: datetime
+    updated: datetime
+    deleted: bool
+
+
+class GroupReply(BaseModel):
+    group: Group
+    sequence: int = Field(description="stream sequence of the appended event")
+    duplicate: bool = Field(description="the Idempotency-Key had been seen: nothing new was appended")
+
+
+class GroupList(BaseModel):
+    groups: list[Group]
+
+
+class Event(BaseModel):
+    """One event as ``libs.eventjson`` renders it."""
+
+    sequence: int
+    subject: str
+    id: str
+    type: str
+    aggregate_type: str
+    aggregate_id: str
+    aggregate_version: int
+    time: str
+    actor: str
+    correlation_id: str
+    causation_id: str
+    idempotency_key: str
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    events: list[Event]
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next_after: int | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+class Cluster(BaseModel):
+    name: str
+    backend: str
+    address: str
+    labels: dict[str, str]
+    registered: datetime
+
+
+class ClusterList(BaseModel):
+    clusters: list[Cluster]
+
+
+class Build(BaseModel):
+    id: str
+    image: str
+    commit: str
+    metadata: dict[str, str]
+    registered: datetime
+
+
+class BuildList(BaseModel):
+    builds: list[Build]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    nats: bool
+    registry: bool
+
+
+class Violation(BaseModel):
+    field: str
+    description: str
+
+
+class Error(BaseModel):
+    error: str = Field(description="short code, e.g. validation_failed, conflict, unavailable")
+    message: str
+    hint: str
+    violations: list[Violation] | None = Field(None, description="only on 422")

@@ -1,0 +1,17 @@
+"""One router per resource, each with its whole path (``/v1/groups``...): a route's ``path`` is then
+the template metrics and traces are labelled with."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.gateway.models import Error
+from services.gateway.routes import builds, clusters, events, groups, health
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)
+}
+
+api_routers: list[APIRouter] = [groups.router, clusters.router, builds.router, events.router]
+
+__all__ = ["ERROR_RESPONSES", "api_routers", "health"]

@@ -1,0 +1,85 @@
+"""Server-sent events from the event log.
+
+Each event is ``id: <stream sequence>``, ``event: <type>``, ``data: <libs.eventjson rendering>``, so a
+browser's EventSource (or ``bay events --follow``) that reconnects sends ``Last-Event-ID`` and
+resumes exactly after the last event it saw. A comment line (``: keep-alive``) goes out after every
+quiet interval, so proxies and clients can tell an idle stream from a dead one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+from libs.eventjson import record_dict
+from libs.eventlog import EventLog, Record
+
+log = logging.getLogger("bay.gateway.sse")
+
+KEEP_ALIVE = b": keep-alive\n\n"
+RETRY_MS = 2000
+
+T = TypeVar("T")
+
+
+def opening(start: int) -> bytes:
+    """The first bytes of a stream: the reconnect delay, and where it starts (a comment)."""
+    return f"retry: {RETRY_MS}\n: from sequence {start}\n\n".encode()
+
+
+def message(rec: Record) -> bytes:
+    data = json.dumps(record_dict(rec), separators=(",", ":"))  # one line: newlines are escaped
+    return f"id: {rec.sequence}\nevent: {rec.envelope.type}\ndata: {data}\n\n".encode()
+
+
+async def with_heartbeat(
+    source: AsyncIterator[T], interval: float, stop: asyncio.Event
+) -> AsyncIterator[T | None]:
+    """The items of ``source``, and ``None`` after each ``interval`` without one; ends on ``stop``."""
+    queue: asyncio.Queue[T] = asyncio.Queue(maxsize=256)
+
+    async def pump() -> None:
+        async for item in source:
+            await queue.put(item)
+
+    pumping = asyncio.create_task(pump())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, pumping, stopping}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter in done:
+                yield getter.result()
+                continue
+            getter.cancel()  # an item put meanwhile stays in the queue for the next round
+            if stopping in done:
+                return
+            if pumping in done:
+                pumping.result()  # the source's error, if it failed
+                return
+            yield None
+    finally:
+        for task in (pumping, stopping):
+            task.cancel()
+        for task in (pumping, stopping):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def event_stream(
+    log_: EventLog, start: int, subject_filter: str | None, *, heartbeat: float, stop: asyncio.Event
+) -> AsyncIterator[bytes]:
+    """The body of ``GET /v1/events/stream``: events from ``start`` on, then live, until ``stop``."""
+    yield opening(start)
+    records = log_.read(start, subject_filter=subject_filter, follow=True)
+    try:
+        async for rec in with_heartbeat(records, heartbeat, stop):
+            yield KEEP_ALIVE if rec is None else message(rec)
+    except Exception:  # headers are gone: all that can be done is end the stream; the client resumes
+        log.exception("event stream from sequence %d failed", start)
