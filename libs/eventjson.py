@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bay.v1 import envelope_pb2, group_pb2
+import importlib
+import pkgutil
+
+import bay.v1
+from bay.v1 import envelope_pb2
 from google.protobuf import json_format
 
 from libs.envelope import payload_of
 from libs.eventlog.port import Record
 
-_KNOWN = (group_pb2,)  # imported so their event types decode by name
+# every generated module, so any event type (today's and those later services add) decodes by name
+for _mod in pkgutil.iter_modules(bay.v1.__path__):
+    if _mod.name.endswith("_pb2"):
+        importlib.import_module(f"bay.v1.{_mod.name}")
 
 
 def envelope_time(env: envelope_pb2.Envelope) -> datetime:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -44,12 +45,18 @@ def start_nats(
     host: str = "127.0.0.1",
     log_file: Path | None = None,
     ready_timeout: float = 10.0,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start nats-server with JetStream in ``store_dir``; returns once it accepts connections."""
+    """Start nats-server with JetStream in ``store_dir``; returns once it accepts connections.
+
+    ``preexec_fn`` runs in the child before exec (the supervisor uses it to have the server die
+    with it)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True, env=dict(os.environ))
+    proc = subprocess.Popen(
+        args, stdout=out, stderr=out, start_new_session=True, env=dict(os.environ), preexec_fn=preexec_fn
+    )
     if not wait_for_port(host, port, ready_timeout):
         proc.kill()
         raise RuntimeError(f"nats-server did not listen on {host}:{port} within {ready_timeout}s")
