@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import importlib
 import pkgutil
+from datetime import UTC, datetime
+from typing import Any
 
 import bay.v1
 from bay.v1 import envelope_pb2

@@ -21,6 +21,7 @@ class NatsConnection:
         self.client = client
         self.urls = urls
         self._on_reconnect: list[Callable[[], Awaitable[None]]] = []
+        self.closing = False
 
     @property
     def connected(self) -> bool:
@@ -28,6 +29,10 @@ class NatsConnection:
 
     def on_reconnect(self, cb: Callable[[], Awaitable[None]]) -> None:
         self._on_reconnect.append(cb)
+
+    def remove_on_reconnect(self, cb: Callable[[], Awaitable[None]]) -> None:
+        if cb in self._on_reconnect:
+            self._on_reconnect.remove(cb)
 
     async def _reconnected(self) -> None:
         log.info(
@@ -41,6 +46,7 @@ class NatsConnection:
                 log.exception("reconnect listener failed")
 
     async def close(self) -> None:
+        self.closing = True
         if not self.client.is_closed:
             try:
                 await self.client.drain()
@@ -60,7 +66,9 @@ async def connect(
             await holder["c"]._reconnected()
 
     async def disconnected() -> None:
-        log.warning("disconnected from NATS; reconnecting")
+        conn = holder.get("c")
+        if conn is not None and not conn.closing:
+            log.warning("disconnected from NATS; reconnecting")
 
     async def error(exc: Exception) -> None:
         log.debug("NATS client error: %s", exc)

@@ -53,10 +53,14 @@ def start_nats(
     with it)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        args, stdout=out, stderr=out, start_new_session=True, env=dict(os.environ), preexec_fn=preexec_fn
-    )
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=out, start_new_session=True, env=dict(os.environ), preexec_fn=preexec_fn
+        )
+    finally:
+        if log_file:
+            out.close()  # type: ignore[union-attr]  # the child keeps its own descriptor
     if not wait_for_port(host, port, ready_timeout):
         proc.kill()
         raise RuntimeError(f"nats-server did not listen on {host}:{port} within {ready_timeout}s")

@@ -21,9 +21,13 @@ _configured = False
 
 
 def setup_telemetry(service_name: str, *, processor: SpanProcessor | None = None) -> None:
-    """Install a tracer provider once per process (a given processor wins over the variables)."""
+    """Install a tracer provider once per process (a given processor wins over the variables);
+    a processor given after that is added to the installed provider."""
     global _configured
     if _configured:
+        provider = trace.get_tracer_provider()
+        if processor is not None and isinstance(provider, TracerProvider):
+            provider.add_span_processor(processor)  # a second exporter (tests) sees spans too
         return
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
     if processor is None and exporter_name in ("", "none"):

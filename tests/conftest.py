@@ -63,3 +63,33 @@ async def reset_stream(server: NatsProcess) -> str:
 async def fresh_stream(nats_server: NatsProcess) -> AsyncIterator[str]:
     """The session server with no BAY_EVENTS stream: every test starts from an empty log."""
     yield await reset_stream(nats_server)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test still running after 60 s gets its asyncio tasks' stacks printed (then pytest-timeout
+    ends it at 120 s): a hang then says where it waits, not just that the event loop is idle."""
+    import asyncio
+    import sys
+    import threading
+
+    loop: asyncio.AbstractEventLoop | None = None
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        pass
+
+    def dump() -> None:
+        if loop is None:
+            return
+        print(f"\n--- {item.nodeid} still running after 60 s; asyncio tasks: ---", file=sys.stderr)
+        for task in list(asyncio.all_tasks(loop)):
+            task.print_stack(limit=12, file=sys.stderr)
+
+    timer = threading.Timer(60.0, dump)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

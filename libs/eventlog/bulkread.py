@@ -24,6 +24,18 @@ from libs.eventlog.port import Record
 from libs.natsconn import NatsConnection
 
 READ_SIZE = 1 << 20
+HEARTBEAT = 5.0
+IDLE_LIMIT = 3 * HEARTBEAT  # heartbeats stopped: the consumer is gone; the caller retries
+_STALLED = b"Nats-Consumer-Stalled:"
+
+
+def _stalled_reply(headers: bytes) -> bytes:
+    """The flow-control subject a stalled-consumer heartbeat asks us to answer, if any."""
+    at = headers.find(_STALLED)
+    if at < 0:
+        return b""
+    end = headers.find(b"\r\n", at)
+    return headers[at + len(_STALLED) : end if end >= 0 else None].strip()
 
 
 class LazyHeaders(Mapping[str, str]):
@@ -107,7 +119,7 @@ async def bulk_read(
                 opt_start_seq=max(from_seq, 1),
                 filter_subject=subject_filter,
                 flow_control=True,
-                idle_heartbeat=5.0,
+                idle_heartbeat=HEARTBEAT,
                 mem_storage=True,
                 inactive_threshold=30.0,
                 max_ack_pending=-1,
@@ -131,7 +143,10 @@ async def _frames(
     pos = 0
     parse = envelope_pb2.Envelope.FromString
     while True:
-        chunk = await reader.read(READ_SIZE)
+        try:
+            chunk = await asyncio.wait_for(reader.read(READ_SIZE), IDLE_LIMIT)
+        except TimeoutError:
+            raise Unavailable(f"replay stalled: nothing from NATS for {IDLE_LIMIT:.0f}s") from None
         if not chunk:
             raise Unavailable("NATS closed the replay connection")
         buf = buf[pos:] + chunk if pos < len(buf) else chunk
@@ -163,6 +178,10 @@ async def _frames(
                     last_tokens = tok
                 elif reply:  # flow control request: answering it lets the server send more
                     writer.write(b"PUB " + reply + b" 0\r\n\r\n")
+                elif headed:  # idle heartbeat; one naming a stalled consumer wants the FC answer
+                    stalled = _stalled_reply(buf[body : body + hlen])
+                    if stalled:
+                        writer.write(b"PUB " + stalled + b" 0\r\n\r\n")
                 pos = end
             elif buf.startswith(b"PING", pos):
                 writer.write(b"PONG\r\n")

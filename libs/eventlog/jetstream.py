@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from contextlib import aclosing
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -118,13 +120,16 @@ class JetStreamEventLog(EventLog):
         of an append that did land (its acknowledgement was lost) comes back as a conflict; this
         tells such a retry from a real concurrent writer.
         """
-        async for batch in self.read_batches(after + 1, subject_filter=subject):
-            for rec in batch:
-                if rec.envelope.event_id == event_id:
-                    return rec.sequence
+        async with aclosing(self.read_batches(after + 1, subject_filter=subject)) as batches:
+            async for batch in batches:
+                for rec in batch:
+                    if rec.envelope.event_id == event_id:
+                        return rec.sequence
         return 0
 
     async def last_sequence(self, subject_filter: str | None = None) -> int:
+        if not self.conn.connected:
+            raise Unavailable("NATS is not connected (reconnecting)")
         try:
             if subject_filter is None:
                 info = await self.js.stream_info(self.stream.name)
@@ -134,12 +139,17 @@ class JetStreamEventLog(EventLog):
             except nats.js.errors.NotFoundError:
                 return 0
             return int(msg.seq or 0)
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+        except (
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.errors.OutboundBufferLimitError,
+            nats.errors.ConnectionClosedError,
+        ) as exc:
             raise Unavailable("JetStream did not answer") from exc
 
     async def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
-    ) -> AsyncIterator[list[Record]]:
+    ) -> AsyncGenerator[list[Record], None]:
         last = max(from_seq, 1) - 1
         async for batch in bulk_read(self.conn, self.js, self.stream.name, last + 1, subject_filter):
             last = batch[-1].sequence
@@ -150,60 +160,72 @@ class JetStreamEventLog(EventLog):
             yield [rec]
 
     async def _follow(self, from_seq: int, subject_filter: str | None) -> AsyncIterator[Record]:
-        """Live events from ``from_seq``; survives reconnects and server restarts."""
+        """Live events from ``from_seq``; survives reconnects and server restarts.
+
+        After every reconnect the ordered consumer is made anew from the next sequence (the
+        server may have lost an ephemeral consumer), so nothing is skipped and nothing repeated.
+        """
         nxt = from_seq
         reset = asyncio.Event()
+        queue: asyncio.Queue[Record] = asyncio.Queue()
 
         async def on_reconnect() -> None:
             reset.set()
 
+        async def cb(msg: Msg) -> None:
+            md = msg.metadata
+            env = envelope_pb2.Envelope.FromString(msg.data)
+            await queue.put(Record(md.sequence.stream, msg.subject, env, dict(msg.headers or {})))
+
         self.conn.on_reconnect(on_reconnect)
-        queue: asyncio.Queue[Record] = asyncio.Queue()
-        while True:
-            reset.clear()
-
-            async def cb(msg: Msg) -> None:
-                md = msg.metadata
-                env = envelope_pb2.Envelope.FromString(msg.data)
-                await queue.put(Record(md.sequence.stream, msg.subject, env, dict(msg.headers or {})))
-
-            try:
-                sub = await self.js.subscribe(
-                    subject_filter or self.stream.subjects[0],
-                    stream=self.stream.name,
-                    cb=cb,
-                    ordered_consumer=True,
-                    config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=nxt),
-                    pending_msgs_limit=-1,
-                    pending_bytes_limit=-1,
-                )
-            except Exception as exc:  # NATS down: wait for the reconnect signal, then try again
-                log.debug("follow: subscribe failed (%s); waiting for reconnect", exc)
+        try:
+            while True:
+                reset.clear()
                 try:
-                    await asyncio.wait_for(reset.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
-                continue
-            waiter = asyncio.ensure_future(reset.wait())
-            getter: asyncio.Future[Record] | None = None
-            try:
-                while True:
-                    getter = asyncio.ensure_future(queue.get())
-                    await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        break  # reconnected: resubscribe from nxt
-                    rec = getter.result()
-                    if rec.sequence < nxt:
-                        continue
-                    nxt = rec.sequence + 1
-                    yield rec
-            finally:
-                waiter.cancel()
-                if getter is not None:
-                    getter.cancel()
+                    sub = await self.js.subscribe(
+                        subject_filter or self.stream.subjects[0],
+                        stream=self.stream.name,
+                        cb=cb,
+                        ordered_consumer=True,
+                        config=ConsumerConfig(
+                            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=nxt
+                        ),
+                        pending_msgs_limit=-1,
+                        pending_bytes_limit=-1,
+                    )
+                except Exception as exc:  # NATS down: wait for the reconnect signal (or 1 s), retry
+                    log.debug("follow: subscribe failed (%s); waiting for reconnect", exc)
+                    await _first_of(reset.wait(), timeout=1.0)
+                    continue
                 try:
-                    await sub.unsubscribe()
-                except Exception:
-                    pass
-                while not queue.empty():  # stale copies; the new consumer resends from nxt
-                    queue.get_nowait()
+                    while True:
+                        rec = await _first_of(queue.get(), reset.wait())
+                        if not isinstance(rec, Record):
+                            break  # reconnected: resubscribe from nxt
+                        if rec.sequence >= nxt:
+                            nxt = rec.sequence + 1
+                            yield rec
+                finally:
+                    try:  # bounded: a follower being stopped must not wait on a dead connection
+                        await asyncio.wait_for(sub.unsubscribe(), 2.0)
+                    except Exception:
+                        pass
+                    while not queue.empty():  # stale copies; the new consumer resends from nxt
+                        queue.get_nowait()
+        finally:
+            self.conn.remove_on_reconnect(on_reconnect)
+
+
+async def _first_of(*aws: Awaitable[Any], timeout: float | None = None) -> Any:
+    """The result of whichever awaitable finishes first (None on timeout); the others are cancelled.
+    Unlike ``asyncio.wait_for`` on 3.11, a cancellation of the caller is never lost here."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t in done:
+                return t.result()
+        return None
+    finally:
+        for t in tasks:
+            t.cancel()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 from bay.v1 import envelope_pb2
 
@@ -47,7 +47,7 @@ class MemoryEventLog(EventLog):
 
     async def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
-    ) -> AsyncIterator[list[Record]]:
+    ) -> AsyncGenerator[list[Record], None]:
         nxt = max(from_seq, 1)
         while True:
             batch = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
@@ -67,13 +67,13 @@ class EventLog(abc.ABC):
     @abc.abstractmethod
     def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
-    ) -> AsyncIterator[list[Record]]:
+    ) -> AsyncGenerator[list[Record], None]:
         """Events with sequence >= from_seq in order, in batches as they arrive; with follow, then
         new ones as they come. Batches spare a replay one async hop per event."""
 
     async def read(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
-    ) -> AsyncIterator[Record]:
+    ) -> AsyncGenerator[Record, None]:
         """Events one by one (see :meth:`read_batches`)."""
         async for batch in self.read_batches(from_seq, subject_filter=subject_filter, follow=follow):
             for rec in batch:

@@ -55,6 +55,7 @@ class Projection(Generic[S]):
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tie = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._snapshot_task: asyncio.Task[None] | None = None
         self.replayed = 0
         self.restore_seconds = 0.0
@@ -118,13 +119,15 @@ class Projection(Generic[S]):
             self._schedule_snapshot()
 
     async def _follow(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 async for batch in self.log.read_batches(
                     self.sequence + 1, subject_filter=self.subject_filter, follow=True
                 ):
                     for rec in batch:
                         self._fold(rec)
+                    if self._stopping:
+                        return
             except asyncio.CancelledError:
                 raise
             except BayError as exc:
@@ -172,12 +175,14 @@ class Projection(Generic[S]):
         self._since_snapshot = 0
 
     async def stop(self, *, snapshot: bool = True) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        self._stopping = True
+        task = self._task
+        # Cancel until it is done: nats-py swallows a CancelledError that lands inside its flush
+        # (nats/aio/client.py, _flush_pending), and a follower that lost its cancellation would
+        # go back to waiting for the next event for ever.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         if snapshot and self.ready.is_set():
             await self.snapshot_now()
         if self._snapshot_task is not None:

@@ -26,7 +26,7 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 
 
 def media_kind(content_type: str | None) -> str:
-    """``json`` or ``yaml``; a missing Content-Type is taken as JSON (curl --json, httpx content=)."""
+    """``json`` or ``yaml``; a missing Content-Type is taken as JSON (a script posting raw bytes)."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if not media or media in JSON_TYPES or media.endswith("+json"):
         return "json"

@@ -48,6 +48,7 @@ async def with_heartbeat(
 
     pumping = asyncio.create_task(pump())
     stopping = asyncio.create_task(stop.wait())
+    getter: asyncio.Future[T] | None = None
     try:
         while True:
             getter = asyncio.ensure_future(queue.get())
@@ -65,9 +66,10 @@ async def with_heartbeat(
                 return
             yield None
     finally:
-        for task in (pumping, stopping):
+        tasks = [t for t in (getter, pumping, stopping) if t is not None]
+        for task in tasks:
             task.cancel()
-        for task in (pumping, stopping):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

@@ -8,6 +8,7 @@ overwrites), then waits until its own projection has folded the append (read-you
 from __future__ import annotations
 
 import time
+from contextlib import aclosing
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -135,10 +136,12 @@ class Registry:
         if subject not in self.state.subject_seq:
             raise NotFound(f"group {name!r} has no history")
         out = []
-        async for rec in self.log.read(1, subject_filter=subject):
-            out.append(rec)
-            if rec.sequence >= self.state.subject_seq[subject]:
-                break
+        last = self.state.subject_seq[subject]
+        async with aclosing(self.log.read(1, subject_filter=subject)) as records:
+            async for rec in records:
+                out.append(rec)
+                if rec.sequence >= last:
+                    break
         return out
 
     async def spec_at(self, name: str, version: int) -> g.GroupSpec | None:

@@ -7,12 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from libs.telemetry import setup_telemetry
 from tests.integration.gateway_harness import Stack, bearer, start_stack
 
 
@@ -194,24 +189,3 @@ async def test_health_metrics_and_openapi(stack: Stack) -> None:
     assert spec_schema["additionalProperties"] is False
     assert "ScaleRequest" in doc["components"]["schemas"]
     assert (await c.get("/docs")).status_code == 200
-
-
-async def test_trace_continues_into_the_registry(stack: Stack) -> None:
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-    else:
-        setup_telemetry("bay-tests", processor=SimpleSpanProcessor(exporter))
-    created = await stack.client.post("/v1/groups", json=web(), headers=stack.operator)
-    assert created.status_code == 201
-    http_spans = [
-        s
-        for s in exporter.get_finished_spans()
-        if s.kind == trace.SpanKind.SERVER and s.attributes and s.attributes.get("http.route") == "/v1/groups"
-    ]
-    assert len(http_spans) == 1
-    trace_id = format(http_spans[0].context.trace_id, "032x")
-    # the event the registry appended carries the same trace in its NATS headers
-    [rec] = [r async for r in stack.registry.log.read(created.json()["sequence"])]
-    assert trace_id in rec.headers.get("traceparent", "")

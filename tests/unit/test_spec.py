@@ -127,12 +127,20 @@ def test_wire_errors_are_prefixed_with_spec() -> None:
 
 def test_explicit_zeros_survive_the_wire() -> None:
     """0 is a real choice for these fields (their defaults are not 0): proto3 must not drop it."""
-    s = validate_spec({
-        "name": "web", "cmd": "run", "instances": 0, "ports": [{"name": "http"}],
-        "health_check": {"protocol": "tcp", "grace_period_seconds": 0},
-        "upgrade_strategy": {"minimum_health_capacity": 0, "maximum_over_capacity": 0},
-    })
+    s = validate_spec(
+        {
+            "name": "web",
+            "cmd": "run",
+            "instances": 0,
+            "ports": [{"name": "http"}],
+            "health_check": {"protocol": "tcp", "grace_period_seconds": 0},
+            "upgrade_strategy": {"minimum_health_capacity": 0, "maximum_over_capacity": 0},
+        }
+    )
     back = spec_from_pb(spec_to_pb(s))
     assert back.instances == 0
     assert back.health_check is not None and back.health_check.grace_period_seconds == 0
-    assert (back.upgrade_strategy.minimum_health_capacity, back.upgrade_strategy.maximum_over_capacity) == (0, 0)
+    assert (back.upgrade_strategy.minimum_health_capacity, back.upgrade_strategy.maximum_over_capacity) == (
+        0,
+        0,
+    )
