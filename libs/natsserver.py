@@ -53,7 +53,7 @@ def start_nats(
     with it)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
             args, stdout=out, stderr=out, start_new_session=True, env=dict(os.environ), preexec_fn=preexec_fn

@@ -33,11 +33,22 @@ from libs.errors import Conflict, Unavailable
 from libs.eventlog.bulkread import bulk_read
 from libs.eventlog.port import AppendResult, EventLog, Record, StreamSettings
 from libs.natsconn import NatsConnection
+from libs.settings import CommonSettings
 
 log = logging.getLogger("bay.eventlog")
 tracer = trace.get_tracer("bay.eventlog")
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream API error code
+
+
+def event_log_for(conn: NatsConnection, settings: CommonSettings) -> JetStreamEventLog:
+    """The event log as every service configures it, from its settings."""
+    stream = StreamSettings(
+        settings.stream,
+        replicas=settings.stream_replicas,
+        duplicate_window_seconds=settings.duplicate_window_seconds,
+    )
+    return JetStreamEventLog(conn, stream, timeout=settings.request_timeout_seconds)
 
 
 class JetStreamEventLog(EventLog):

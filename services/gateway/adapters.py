@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bay.v1 import group_pb2, registry_pb2
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
-from libs.spec import GroupSpec
+from libs.spec_pb import trusted_spec_from_pb
 from services.gateway import models
 
 
@@ -16,11 +16,10 @@ def _time(ts: timestamp_pb2.Timestamp) -> datetime:
 
 
 def group_from_pb(msg: group_pb2.Group) -> models.Group:
-    # json_format keeps proto field names; the spec model then adds every default, so a client
-    # reading a group sees the whole effective spec and can send it back as it is
-    spec = json_format.MessageToDict(msg.spec, preserving_proto_field_name=True)
+    # the spec model adds every default, so a client reading a group sees the whole effective
+    # spec and can send it back as it is (field-by-field conversion: lists of 1,000 groups are common)
     return models.Group(
-        spec=GroupSpec.model_validate(spec),
+        spec=trusted_spec_from_pb(msg.spec),
         version=msg.version,
         aggregate_version=msg.aggregate_version,
         created=_time(msg.created),

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from libs.auth import TokenStore
-from libs.eventlog import EventLog, StreamSettings
-from libs.eventlog.jetstream import JetStreamEventLog
+from libs.eventlog import EventLog
+from libs.eventlog.jetstream import event_log_for
 from libs.natsconn import NatsConnection, connect
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.registry_client import RegistryClient
@@ -35,15 +35,7 @@ class Backends:
 
 async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float = 30.0) -> Backends:
     conn = await connect(settings.nats_url, name="bay-gateway", wait_seconds=nats_wait_seconds)
-    events = JetStreamEventLog(
-        conn,
-        StreamSettings(
-            settings.stream,
-            replicas=settings.stream_replicas,
-            duplicate_window_seconds=settings.duplicate_window_seconds,
-        ),
-        timeout=settings.request_timeout_seconds,
-    )
+    events = event_log_for(conn, settings)
     try:
         await events.ensure_stream()  # whichever service starts first creates it, all alike
         engine = make_engine(settings.database_url)

@@ -8,8 +8,8 @@ overwrites), then waits until its own projection has folded the append (read-you
 from __future__ import annotations
 
 import time
-from contextlib import aclosing
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from libs.envelope import EventMeta, make_envelope, payload_of

@@ -9,8 +9,8 @@ from bay.v1 import registry_pb2, registry_pb2_grpc
 
 from libs.auth import TokenStore
 from libs.errors import Unavailable
-from libs.eventlog import FileSnapshotStore, Projection, StreamSettings
-from libs.eventlog.jetstream import JetStreamEventLog
+from libs.eventlog import FileSnapshotStore, Projection
+from libs.eventlog.jetstream import JetStreamEventLog, event_log_for
 from libs.grpcutil import make_server
 from libs.natsconn import connect
 from libs.runtime import run_service
@@ -57,15 +57,7 @@ async def ensure_stream_when_ready(event_log: JetStreamEventLog, wait_seconds: f
 async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
     setup_telemetry("bay-registry")
     conn = await connect(settings.nats_url, name="bay-registry")
-    event_log = JetStreamEventLog(
-        conn,
-        StreamSettings(
-            settings.stream,
-            replicas=settings.stream_replicas,
-            duplicate_window_seconds=settings.duplicate_window_seconds,
-        ),
-        timeout=settings.request_timeout_seconds,
-    )
+    event_log = event_log_for(conn, settings)
     await ensure_stream_when_ready(event_log)
     projection = make_projection(event_log, settings)
     await projection.start()

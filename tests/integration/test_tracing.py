@@ -82,7 +82,7 @@ async def test_rest_call_to_audit_write_is_one_trace(fresh_stream: str, tmp_path
     # the audit span of this event continues the same trace, as a child of the append
     assert any(a.context.trace_id == trace_id and a.parent is not None for a in audit)
     by_id = {s.context.span_id: s for s in spans}
-    chain = [a for a in audit if a.context.trace_id == trace_id][0]
+    chain = next(a for a in audit if a.context.trace_id == trace_id)
     names = []
     node: ReadableSpan | None = chain
     while node is not None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from libs.eventlog import StreamSettings
-from libs.eventlog.jetstream import JetStreamEventLog
+from libs.eventlog.jetstream import event_log_for
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
@@ -34,15 +33,7 @@ async def serve(settings: AuditSettings, stop: asyncio.Event) -> None:
                 pass
     conn = await connect(settings.nats_url, name="bay-audit")
     try:
-        event_log = JetStreamEventLog(
-            conn,
-            StreamSettings(
-                settings.stream,
-                replicas=settings.stream_replicas,
-                duplicate_window_seconds=settings.duplicate_window_seconds,
-            ),
-            timeout=settings.request_timeout_seconds,
-        )
+        event_log = event_log_for(conn, settings)
         await event_log.ensure_stream()  # the audit may start before any writer of events
         writer = AuditWriter(
             conn,
