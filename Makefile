@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -c "import sysconfig,os; open(os.path.join(sysconfig.get_paths()['purelib'],'bay-gen.pth'),'w').write(os.path.abspath('gen')+'\n')"
 	touch $(STAMP)
 

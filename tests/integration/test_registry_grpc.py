@@ -122,3 +122,28 @@ async def test_rollback_restores_spec_keeps_instances(reg: RunningRegistry) -> N
         registry_pb2.RollbackGroupRequest(name="web", version=1), metadata=reg.md()
     )
     assert rb.group.version == 3 and rb.group.spec.env["V"] == "1" and rb.group.spec.instances == 4
+
+
+async def test_watch_replays_from_a_sequence_then_follows(reg: RunningRegistry) -> None:
+    await reg.stub.CreateGroup(registry_pb2.CreateGroupRequest(spec=web_spec()), metadata=reg.md())
+    call = reg.stub.Watch(
+        registry_pb2.WatchRequest(from_sequence=1, subject_filter="bay.ev.group.>"),
+        metadata=reg.md(reg.viewer_token),
+    )
+    stream = call.__aiter__()
+    first = await asyncio.wait_for(stream.__anext__(), 5)
+    assert (first.subject, first.envelope.type) == (
+        "bay.ev.group.web",
+        "GroupCreated",
+    )  # cluster event filtered
+    await reg.stub.ScaleGroup(registry_pb2.ScaleGroupRequest(name="web", instances=4), metadata=reg.md())
+    live = await asyncio.wait_for(stream.__anext__(), 5)
+    assert live.envelope.type == "GroupScaled" and live.sequence > first.sequence
+    call.cancel()
+
+
+async def test_watch_needs_a_token(reg: RunningRegistry) -> None:
+    call = reg.stub.Watch(registry_pb2.WatchRequest())
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await asyncio.wait_for(call.__aiter__().__anext__(), 5)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
