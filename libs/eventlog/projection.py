@@ -96,22 +96,26 @@ class Projection(Generic[S]):
                 async for batch in self.log.read_batches(
                     self.sequence + 1, subject_filter=self.subject_filter
                 ):
-                    for rec in batch:
-                        self._fold(rec)
+                    self._fold(batch)
                     self.replayed += len(batch)
                 return
             except Unavailable as exc:
                 log.warning("%s: catch-up interrupted (%s); retrying", self.name, exc)
                 await asyncio.sleep(0.5)
 
-    def _fold(self, rec: Record) -> None:
-        if rec.sequence <= self.sequence:
-            return
-        self.state = self.apply(self.state, rec)
-        self.sequence = rec.sequence
-        self._since_snapshot += 1
+    def _fold(self, batch: list[Record]) -> None:
+        """Fold a batch; waiters and snapshots are looked at once a batch, not once an event."""
+        apply, state, last = self.apply, self.state, self.sequence
+        folded = 0
+        for rec in batch:
+            if rec.sequence > last:
+                state = apply(state, rec)
+                last = rec.sequence
+                folded += 1
+        self.state, self.sequence = state, last
+        self._since_snapshot += folded
         waiters = self._waiters
-        while waiters and waiters[0][0] <= rec.sequence:
+        while waiters and waiters[0][0] <= last:
             fut = heapq.heappop(waiters)[2]
             if not fut.done():
                 fut.set_result(None)
@@ -124,8 +128,7 @@ class Projection(Generic[S]):
                 async for batch in self.log.read_batches(
                     self.sequence + 1, subject_filter=self.subject_filter, follow=True
                 ):
-                    for rec in batch:
-                        self._fold(rec)
+                    self._fold(batch)
                     if self._stopping:
                         return
             except asyncio.CancelledError:

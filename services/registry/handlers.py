@@ -16,7 +16,7 @@ from libs.envelope import EventMeta, make_envelope, payload_of
 from libs.errors import NotFound
 from libs.eventlog import EventLog, Projection, Record
 from libs.eventlog.port import subject_for
-from services.registry.adapters.codec import event_from_pb, event_to_pb
+from services.registry.adapters.codec import DECODERS, event_from_pb, event_to_pb
 from services.registry.domain import group as g
 from services.registry.domain.catalog import (
     Build,
@@ -32,12 +32,14 @@ from services.registry.domain.registry import Event, RegistryState, apply, check
 def fold(state: RegistryState, rec: Record) -> RegistryState:
     """The projection's ``apply``: one stored event into the registry state."""
     env = rec.envelope
+    decode = DECODERS.get(env.type)
+    event = decode(env.payload.value) if decode else event_from_pb(payload_of(env))
     t = env.time
     return apply(
         state,
         rec.subject,
         rec.sequence,
-        event_from_pb(payload_of(env)),
+        event,
         t.seconds + t.nanos * 1e-9,
         env.idempotency_key,
     )

@@ -26,7 +26,7 @@ register_event_types(
 
 
 def _ts(msg: message.Message, seconds: float) -> None:
-    msg.FromNanoseconds(int(seconds * 1e9))  # type: ignore[attr-defined]
+    msg.FromNanoseconds(int(seconds * 1e9))
 
 
 def cluster_to_pb(c: Cluster) -> group_pb2.Cluster:
@@ -99,7 +99,7 @@ def event_to_pb(event: Event) -> message.Message:
     raise TypeError(f"no wire form for {event!r}")
 
 
-_FROM_PB: dict[type, Callable[[Any], Event]] = {
+_FROM_PB: dict[type[message.Message], Callable[[Any], Event]] = {
     group_pb2.GroupScaled: lambda m: g.GroupScaled(m.instances, m.previous, m.reason),
     group_pb2.GroupCreated: lambda m: g.GroupCreated(trusted_spec_from_pb(m.spec), m.version),
     group_pb2.GroupUpdated: lambda m: g.GroupUpdated(trusted_spec_from_pb(m.spec), m.version),
@@ -109,6 +109,17 @@ _FROM_PB: dict[type, Callable[[Any], Event]] = {
     group_pb2.GroupDeleted: lambda m: g.GroupDeleted(m.version),
     group_pb2.ClusterRegistered: lambda m: ClusterRegistered(cluster_from_pb(m.cluster)),
     group_pb2.BuildRegistered: lambda m: BuildRegistered(build_from_pb(m.build)),
+}
+
+
+def _decoder(cls: Any, convert: Callable[[Any], Event]) -> Callable[[bytes], Event]:
+    parse = cls.FromString
+    return lambda data: convert(parse(data))
+
+
+# type name -> bytes -> domain event: replay decodes each payload in one step
+DECODERS: dict[str, Callable[[bytes], Event]] = {
+    cls.DESCRIPTOR.name: _decoder(cls, convert) for cls, convert in _FROM_PB.items()
 }
 
 
