@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bay.v1 import group_pb2, snapshot_pb2
-from google.protobuf import message
+from google.protobuf import message, timestamp_pb2
 
 from libs.envelope import register_event_types
 from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
@@ -25,7 +25,7 @@ register_event_types(
 )
 
 
-def _ts(msg: message.Message, seconds: float) -> None:
+def _ts(msg: timestamp_pb2.Timestamp, seconds: float) -> None:
     msg.FromNanoseconds(int(seconds * 1e9))
 
 
