@@ -147,3 +147,23 @@ async def test_watch_needs_a_token(reg: RunningRegistry) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await asyncio.wait_for(call.__aiter__().__anext__(), 5)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_standard_grpc_tools_work_health_and_reflection(reg: RunningRegistry) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(reg.channel)
+    for service in ("", "bay.v1.Registry"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(reg.channel)
+    call = refl.ServerReflectionInfo()
+    await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    reply = await asyncio.wait_for(call.read(), 5)
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"bay.v1.Registry", "grpc.health.v1.Health"} <= names
+    await call.write(reflection_pb2.ServerReflectionRequest(file_containing_symbol="bay.v1.Registry"))
+    described = await asyncio.wait_for(call.read(), 5)
+    assert described.file_descriptor_response.file_descriptor_proto  # a client can learn the API
+    await call.done_writing()
