@@ -142,6 +142,8 @@ async def _frames(
     buf = b""
     pos = 0
     parse = envelope_pb2.Envelope.FromString
+    subjects: dict[bytes, str] = {}  # a replay sees the same aggregate subjects again and again
+    seq_at = pending_at = -1  # where the ack subject holds them: fixed for a whole consumer
     while True:
         try:
             chunk = await asyncio.wait_for(reader.read(READ_SIZE), IDLE_LIMIT)
@@ -152,30 +154,43 @@ async def _frames(
         buf = buf[pos:] + chunk if pos < len(buf) else chunk
         pos = 0
         out: list[Record] = []
-        last_tokens: list[bytes] = []
+        append = out.append
+        last_reply = b""
+        find = buf.find
+        startswith = buf.startswith
+        size = len(buf)
         while True:
-            eol = buf.find(b"\r\n", pos)
+            eol = find(b"\r\n", pos)
             if eol < 0:
                 break
-            headed = buf.startswith(b"HMSG", pos)
-            if headed or buf.startswith(b"MSG", pos):
+            headed = startswith(b"HMSG", pos)
+            if headed or startswith(b"MSG", pos):
                 parts = buf[pos:eol].split(b" ")
                 total = int(parts[-1])
-                end = eol + 2 + total + 2
-                if end > len(buf):
+                end = eol + 4 + total
+                if end > size:
                     break
                 hlen = int(parts[-2]) if headed else 0
                 body = eol + 2
                 reply = parts[3] if len(parts) == (6 if headed else 5) else b""
                 if reply.startswith(b"$JS.ACK."):
-                    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (v1), or
-                    # with <domain>.<account hash> after ACK and a random token at the end (v2)
-                    tok = reply.split(b".")
-                    v1 = len(tok) == 9
-                    env = parse(buf[body + hlen : body + total])
-                    hdr = LazyHeaders(buf[body : body + hlen])
-                    out.append(Record(int(tok[5] if v1 else tok[7]), parts[1].decode(), env, hdr))
-                    last_tokens = tok
+                    if seq_at < 0:
+                        # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (v1),
+                        # or with <domain>.<account hash> after ACK and a random token at the end (v2)
+                        v1 = reply.count(b".") == 8
+                        seq_at, pending_at = (5, 8) if v1 else (7, 10)
+                    subject = subjects.get(parts[1])
+                    if subject is None:
+                        subject = subjects[parts[1]] = parts[1].decode()
+                    append(
+                        Record(
+                            int(reply.split(b".", seq_at + 1)[seq_at]),
+                            subject,
+                            parse(buf[body + hlen : body + total]),
+                            LazyHeaders(buf[body : body + hlen]),
+                        )
+                    )
+                    last_reply = reply
                 elif reply:  # flow control request: answering it lets the server send more
                     writer.write(b"PUB " + reply + b" 0\r\n\r\n")
                 elif headed:  # idle heartbeat; one naming a stalled consumer wants the FC answer
@@ -183,15 +198,15 @@ async def _frames(
                     if stalled:
                         writer.write(b"PUB " + stalled + b" 0\r\n\r\n")
                 pos = end
-            elif buf.startswith(b"PING", pos):
+            elif startswith(b"PING", pos):
                 writer.write(b"PONG\r\n")
                 pos = eol + 2
-            elif buf.startswith(b"-ERR", pos):
+            elif startswith(b"-ERR", pos):
                 raise Unavailable(f"NATS error during replay: {buf[pos:eol]!r}")
             else:  # +OK, PONG, INFO
                 pos = eol + 2
         if out:
-            yield out, int(last_tokens[8] if len(last_tokens) == 9 else last_tokens[10])
+            yield out, int(last_reply.split(b".")[pending_at])
 
 
 async def _fallback_read(
