@@ -1,0 +1,414 @@
+"""The local cluster: tasks are detached processes on this machine, each in its own sandbox.
+
+Exits are noticed through a pidfd per task (readable the moment the process ends) where the kernel
+offers it, else by one poller that checks every running pid. The sandbox holds everything a restarted
+backend needs: :meth:`LocalBackend.start` re-adopts live tasks (same pid *and* start time, so a reused
+pid is not mistaken for a task) and reports tasks that ended meanwhile, once, from their exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from libs.errors import Conflict, NotFound
+from services.scheduler.ports import (
+    ClusterBackend,
+    Host,
+    LaunchSpec,
+    StatusSink,
+    TaskState,
+    TaskStatus,
+    TaskUsage,
+)
+
+from . import cgroups, procfs
+from .config import LocalBackendConfig
+from .logs import read_log
+from .portpool import PortPool
+from .sandbox import Sandbox, spec_from_json
+from .spawn import command_argv, spawn, task_env
+
+log = logging.getLogger("bay.scheduler.local")
+
+RECONCILIATION = "REASON_RECONCILIATION"
+TASK_INVALID = "REASON_TASK_INVALID"
+KILL_POLL_SECONDS = 0.05
+
+
+@dataclass
+class _Task:
+    spec: LaunchSpec
+    sandbox: Sandbox
+    ports: dict[str, int] = field(default_factory=dict)
+    pid: int = 0
+    start_ticks: int = 0
+    state: TaskState = TaskState.STAGING
+    last: TaskStatus | None = None
+    killing: bool = False
+    sigkilled: bool = False
+    cgroup: Path | None = None
+    collecting: bool = False  # an exit handler owns this task's end: exactly one runs
+    pidfd: int | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _signal_text(code: int) -> str:
+    if code > 128:
+        with contextlib.suppress(ValueError):
+            return f" ({signal.Signals(code - 128).name})"
+    return ""
+
+
+class LocalBackend(ClusterBackend):
+    kind = "local"
+
+    def __init__(self, config: LocalBackendConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self._tasks: dict[str, _Task] = {}
+        self._ports = PortPool(config.port_begin, config.port_end)
+        self._sink: StatusSink | None = None
+        self._cgroups: cgroups.CgroupRoot | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._pidfd_ok = hasattr(os, "pidfd_open")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self, sink: StatusSink) -> None:
+        self._sink = sink
+        self.config.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.cgroups:
+            self._cgroups, why = cgroups.detect(self.config.cgroup_parent, self.config.work_dir.name)
+        else:
+            why = "disabled by configuration"
+        if self._cgroups is None:
+            log.warning("cgroup limits unavailable here: %s; tasks run without cpu/mem limits", why)
+        for path in sorted(self.config.sandboxes_dir.iterdir()):
+            if path.is_dir():
+                await self._readopt(Sandbox(path))
+        self._poller = asyncio.create_task(self._poll(), name="local-backend-poller")
+
+    async def stop(self) -> None:
+        """Stop watching; the processes keep running and a new backend re-adopts them."""
+        loop = asyncio.get_running_loop()
+        if self._poller is not None:
+            self._poller.cancel()
+        for task in self._tasks.values():
+            if task.pidfd is not None:
+                loop.remove_reader(task.pidfd)
+                os.close(task.pidfd)
+                task.pidfd = None
+        for job in [*self._background, *([self._poller] if self._poller else [])]:
+            job.cancel()
+        await asyncio.gather(
+            *self._background, *([self._poller] if self._poller else []), return_exceptions=True
+        )
+        self._background.clear()
+        self._poller = None
+        self._sink = None
+
+    async def _readopt(self, sandbox: Sandbox) -> None:
+        final = sandbox.read_final()
+        doc = sandbox.read_task()
+        if doc is None:
+            if final is None:
+                log.warning("sandbox %s has no task.json: a launch was interrupted", sandbox.path)
+            return
+        spec = spec_from_json(doc["spec"])  # written with the assigned host ports
+        task = _Task(spec=spec, sandbox=sandbox, ports=dict(spec.ports))
+        task.pid, task.start_ticks = int(doc["pid"]), int(doc["start_ticks"])
+        self._tasks[task.spec.task_id] = task
+        if final is not None:
+            task.state, task.last = final.state, final
+            task.exited.set()
+            return
+        task.killing = sandbox.kill_deadline() is not None
+        task.cgroup = self._cgroups.find(task.spec.task_id) if self._cgroups else None
+        if procfs.is_running(task.pid, task.start_ticks):
+            self._ports.adopt(task.spec.task_id, task.ports)
+            await self._report(task, TaskState.RUNNING, message="re-adopted after a scheduler restart")
+            self._watch(task)
+            deadline = sandbox.kill_deadline()
+            if deadline is not None:
+                self._spawn_bg(self._escalate(task, max(0.0, deadline - self._clock())))
+        else:
+            await self._on_exit(task)
+
+    # -- launching ---------------------------------------------------------------------------------
+
+    async def launch(self, tasks: list[LaunchSpec]) -> None:
+        for spec in tasks:
+            await self._launch_one(spec)
+
+    async def _launch_one(self, spec: LaunchSpec) -> None:
+        if spec.task_id in self._tasks:
+            log.warning("task %s was launched before; not starting it twice", spec.task_id)
+            return
+        sandbox = Sandbox(self.config.sandboxes_dir / spec.task_id)
+        sandbox.path.mkdir(parents=True, exist_ok=True)
+        task = _Task(spec=spec, sandbox=sandbox)
+        self._tasks[spec.task_id] = task
+        if spec.image:
+            msg = f"image tasks are not supported by the local backend (image {spec.image}); use cmd"
+            return await self._fail(task, msg)
+        if not spec.cmd and not spec.args:
+            return await self._fail(task, "the task has neither cmd nor args: nothing to run")
+        try:
+            task.ports = self._ports.reserve(spec.task_id, spec.ports)
+        except Conflict as exc:
+            return await self._fail(task, exc.message)
+        procs: Path | None = None
+        if self._cgroups is not None:
+            try:
+                task.cgroup = self._cgroups.create(spec.task_id, spec.cpus, spec.mem)
+                procs = task.cgroup / "cgroup.procs"
+            except OSError as exc:
+                log.warning("task %s runs without cgroup limits: %s", spec.task_id, exc)
+        env = task_env(spec, task.ports, self.config.hostname, sandbox.path)
+        try:
+            task.pid = spawn(command_argv(spec), env, sandbox.path, procs)
+        except OSError as exc:
+            return await self._fail(task, f"could not start the task: {exc}")
+        stat = procfs.read_stat(task.pid)
+        task.start_ticks = stat.start_ticks if stat else 0
+        sandbox.write_task(replace(spec, ports=task.ports), task.pid, task.start_ticks, self._clock())
+        await self._report(task, TaskState.STARTING)
+        await self._report(task, TaskState.RUNNING)
+        self._watch(task)
+
+    async def _fail(self, task: _Task, message: str) -> None:
+        self._ports.release(task.spec.task_id)
+        await self._report(task, TaskState.FAILED, message=message, reason=TASK_INVALID)
+        task.exited.set()
+
+    # -- watching exits ----------------------------------------------------------------------------
+
+    def _watch(self, task: _Task) -> None:
+        if not self._pidfd_ok:
+            return  # the poller looks after it
+        try:
+            fd = os.pidfd_open(task.pid)
+        except ProcessLookupError:
+            self._spawn_bg(self._on_exit(task))
+            return
+        except OSError:
+            self._pidfd_ok = False  # e.g. ENOSYS in an old kernel or a sandbox: poll instead
+            return
+        task.pidfd = fd
+        asyncio.get_running_loop().add_reader(fd, self._pidfd_ready, task)
+
+    def _pidfd_ready(self, task: _Task) -> None:
+        if task.pidfd is not None:
+            asyncio.get_running_loop().remove_reader(task.pidfd)
+            os.close(task.pidfd)
+            task.pidfd = None
+        self._spawn_bg(self._on_exit(task))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.poll_interval_seconds)
+            for task in list(self._tasks.values()):
+                if task.state.terminal or task.pidfd is not None or task.collecting or not task.pid:
+                    continue
+                if not procfs.is_running(task.pid, task.start_ticks):
+                    self._spawn_bg(self._on_exit(task))
+
+    async def _on_exit(self, task: _Task) -> None:
+        """Collect the exit: kill stragglers of the group, reap if it is our child, report once."""
+        if task.state.terminal or task.collecting:
+            return
+        task.collecting = True
+        # Killing: the task has ended when its whole group has, within the grace (the wrapper's
+        # `sh -c` may die at once while the command is still shutting down gracefully).
+        while task.killing and not task.sigkilled and procfs.group_members(task.pid):  # noqa: ASYNC110
+            await asyncio.sleep(KILL_POLL_SECONDS)  # no event tells that a process group emptied
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(task.pid, signal.SIGKILL)  # the zombie leader still holds the pgid: no reuse
+        wait_status: int | None = None
+        with contextlib.suppress(ChildProcessError):
+            pid, status = os.waitpid(task.pid, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG: never blocks)
+            wait_status = status if pid else None
+        code = task.sandbox.exit_code()
+        if code is None and wait_status is not None and os.WIFEXITED(wait_status):
+            code = os.WEXITSTATUS(wait_status)
+        if task.killing:
+            how = "SIGKILL after the grace period" if task.sigkilled else "SIGTERM"
+            await self._report(task, TaskState.KILLED, message=f"killed ({how})", exit_code=code)
+        elif code == 0:
+            await self._report(task, TaskState.FINISHED, message="exited with code 0", exit_code=0)
+        elif code is not None:
+            line = task.sandbox.last_line("stderr")
+            msg = f"exited with code {code}{_signal_text(code)}" + (f": {line}" if line else "")
+            await self._report(task, TaskState.FAILED, message=msg, exit_code=code)
+        else:
+            why = "ended without recording an exit code"
+            if wait_status is not None and os.WIFSIGNALED(wait_status):
+                why += f" (killed by {signal.Signals(os.WTERMSIG(wait_status)).name})"
+            await self._report(task, TaskState.FAILED, message=why)
+        task.exited.set()
+
+    # -- killing -----------------------------------------------------------------------------------
+
+    async def kill(self, task_id: str, grace_seconds: float = 10.0) -> None:
+        task = self._tasks.get(task_id)
+        if task is None:
+            await self._emit(self._unknown(task_id, "kill of an unknown task"))
+            return
+        if task.state.terminal or task.killing:
+            return
+        task.killing = True
+        task.sandbox.mark_kill(self._clock() + grace_seconds)
+        signalled = self._terminate_group(task, set())
+        self._spawn_bg(self._escalate(task, grace_seconds, signalled))
+
+    def _terminate_group(self, task: _Task, signalled: set[int]) -> set[int]:
+        """SIGTERM each process of the group once, including ones that appear during the grace
+        (a command the wrapper was just starting when the kill came must not miss its SIGTERM)."""
+        for pid in procfs.group_members(task.pid):
+            if pid not in signalled:
+                signalled.add(pid)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+        return signalled
+
+    async def _escalate(self, task: _Task, grace_seconds: float, signalled: set[int] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        signalled = self._terminate_group(task, signalled or set())
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(task.exited.wait(), min(KILL_POLL_SECONDS, remaining))
+                return
+            except TimeoutError:
+                self._terminate_group(task, signalled)
+        task.sigkilled = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(task.pid, signal.SIGKILL)
+
+    # -- questions ---------------------------------------------------------------------------------
+
+    async def reconcile(self, task_ids: list[str]) -> None:
+        if not task_ids:  # implicit reconciliation: every task that is not over
+            task_ids = [tid for tid, task in self._tasks.items() if not task.state.terminal]
+        for task_id in task_ids:
+            task = self._tasks.get(task_id)
+            if task is None or task.last is None:
+                await self._emit(self._unknown(task_id, "unknown to the local backend"))
+            else:
+                await self._emit(replace(task.last, timestamp=self._clock(), reason=RECONCILIATION))
+
+    async def capacity(self) -> list[Host]:
+        held = [t.spec for t in self._tasks.values() if not t.state.terminal]
+        return [
+            Host(
+                host_id="local",
+                hostname=self.config.hostname,
+                labels=dict(self.config.labels),
+                cpus=max(0.0, self.config.cpus - sum(s.cpus for s in held)),
+                mem=max(0.0, self.config.mem - sum(s.mem for s in held)),
+                disk=max(0.0, self.config.disk - sum(s.disk for s in held)),
+                ports=self._ports.free_ranges(),
+            )
+        ]
+
+    async def usage(self) -> list[TaskUsage]:
+        running = [t for t in self._tasks.values() if t.state is TaskState.RUNNING and t.pid]
+        by_group = procfs.usage_by_group({t.pid for t in running if t.cgroup is None})
+        now, found = self._clock(), []
+        for task in running:
+            if task.cgroup is not None:
+                try:
+                    cpu, mem = cgroups.usage(task.cgroup)
+                except (OSError, ValueError):
+                    continue
+            else:
+                cpu, mem = by_group[task.pid].cpu_seconds, by_group[task.pid].rss_bytes
+            found.append(
+                TaskUsage(
+                    task_id=task.spec.task_id,
+                    timestamp=now,
+                    cpu_seconds=cpu,
+                    mem_bytes=mem,
+                    cpus_limit=task.spec.cpus,  # reserved; enforced only when task.cgroup is set
+                    mem_limit_bytes=int(task.spec.mem * 1024 * 1024),
+                )
+            )
+        return found
+
+    async def logs(
+        self, task_id: str, stream: str = "stdout", *, tail: int = 100, follow: bool = False
+    ) -> AsyncIterator[bytes]:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} is unknown to the local backend")
+        path = task.sandbox.stream(stream)
+        async for chunk in read_log(path, tail, follow, task.exited.is_set):
+            yield chunk
+
+    def pid_of(self, task_id: str) -> int:
+        """The task's wrapper pid (leader of its process group): for operators and tests."""
+        return self._tasks[task_id].pid
+
+    def sandbox_of(self, task_id: str) -> Path:
+        return self._tasks[task_id].sandbox.path
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    async def _report(
+        self,
+        task: _Task,
+        state: TaskState,
+        *,
+        message: str = "",
+        reason: str = "",
+        exit_code: int | None = None,
+    ) -> None:
+        status = TaskStatus(
+            task_id=task.spec.task_id,
+            state=state,
+            host_id="local",
+            hostname=self.config.hostname,
+            timestamp=self._clock(),
+            message=message,
+            reason=reason,
+            exit_code=exit_code,
+        )
+        task.state, task.last = state, status
+        if state.terminal:
+            self._ports.release(task.spec.task_id)
+            if self._cgroups is not None and task.cgroup is not None:
+                self._cgroups.remove(task.spec.task_id)
+        await self._emit(status)
+        if state.terminal:
+            task.sandbox.write_final(status)  # after the sink took it: at least once, never lost
+
+    def _unknown(self, task_id: str, message: str) -> TaskStatus:
+        return TaskStatus(
+            task_id=task_id,
+            state=TaskState.LOST,
+            host_id="local",
+            hostname=self.config.hostname,
+            timestamp=self._clock(),
+            message=message,
+            reason=RECONCILIATION,
+        )
+
+    async def _emit(self, status: TaskStatus) -> None:
+        if self._sink is None:
+            raise RuntimeError("the local backend is not started")
+        await self._sink(status)
+
+    def _spawn_bg(self, coro: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.create_task(coro)
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)

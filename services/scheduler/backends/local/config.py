@@ -1,0 +1,33 @@
+"""Settings of one local cluster: where sandboxes live and what this machine offers to tasks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LocalBackendConfig:
+    """Built by the scheduler service from its BAY_* settings; the backend never reads the environment.
+
+    ``work_dir`` is typically ``<data_dir>/local/<cluster>``; sandboxes go to ``work_dir/sandboxes``.
+    ``cgroup_parent`` names a delegated cgroup v2 directory; None means "the scheduler's own cgroup".
+    """
+
+    work_dir: Path
+    hostname: str = field(default_factory=socket.gethostname)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cpus: float = 4.0
+    mem: float = 4096.0  # MiB
+    disk: float = 10240.0  # MiB
+    port_begin: int = 31000
+    port_end: int = 31999  # inclusive
+    cgroups: bool = True
+    cgroup_parent: Path | None = None
+    poll_interval_seconds: float = 0.15
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        return self.work_dir / "sandboxes"
