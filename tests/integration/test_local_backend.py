@@ -115,9 +115,9 @@ async def test_kill_is_quick_for_a_task_that_obeys_sigterm(local: Local) -> None
 
 
 async def test_a_task_ignoring_sigterm_is_sigkilled_after_the_grace(local: Local) -> None:
-    stubborn = f"""{PY} 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stubborn = f"""{PY} 'import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("ready", flush=True)
-time.sleep(60)'"""
+while True: signal.pause()'"""
     await local.backend.launch([launch_spec("web.stubborn", stubborn)])
     await local.output("web.stubborn", "ready")
     pid = local.backend.pid_of("web.stubborn")
