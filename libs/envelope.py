@@ -9,19 +9,15 @@ from dataclasses import dataclass
 from bay.v1 import envelope_pb2
 from google.protobuf import descriptor_pool, message, message_factory
 
-__all__ = ["EventMeta", "make_envelope", "payload_of", "register_event_types"]
+__all__ = ["EventMeta", "make_envelope", "payload_of"]
 
+# type name -> message class, filled on first sight from the descriptor pool (every imported *_pb2)
+# type name -> message class, filled on first sight from the descriptor pool (every imported *_pb2)
 _TYPES: dict[str, type[message.Message]] = {}
 
 # Event ids derived from an idempotency key are stable, so a retried command gets the same
 # Nats-Msg-Id and JetStream drops the second copy inside its duplicate window.
 _IDEMPOTENCY_NS = uuid.UUID("7f1d3c52-9a53-4c57-b3a0-2d1c3e8b6a10")
-
-
-def register_event_types(*classes: type[message.Message]) -> None:
-    """Make event messages decodable by their short type name."""
-    for cls in classes:
-        _TYPES[cls.DESCRIPTOR.name] = cls
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,6 @@ async def make_server(
     port = server.add_insecure_port(bind)
     if port == 0:
         raise Unavailable(f"cannot listen on {bind}")
-    server.health = health_servicer  # type: ignore[attr-defined]
     return server, port
 
 

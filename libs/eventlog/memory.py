@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Mapping
 
 from bay.v1 import envelope_pb2
 
-from libs.errors import Conflict, Unavailable
+from libs.errors import Conflict
 from libs.eventlog.port import AppendResult, EventLog, Record
 from libs.eventlog.subjects import subject_matches
 
@@ -18,7 +18,6 @@ class MemoryEventLog(EventLog):
         self._last_by_subject: dict[str, int] = {}
         self._by_event_id: dict[str, int] = {}
         self._changed = asyncio.Condition()
-        self.available = True  # tests flip this to simulate an outage
 
     async def append(
         self,
@@ -28,8 +27,6 @@ class MemoryEventLog(EventLog):
         expected_last_seq: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AppendResult:
-        if not self.available:
-            raise Unavailable("event log unavailable")
         if envelope.event_id in self._by_event_id:
             return AppendResult(self._by_event_id[envelope.event_id], duplicate=True)
         last = self._last_by_subject.get(subject, 0)

@@ -26,7 +26,7 @@ from services.registry.domain.catalog import (
     decide_build,
     decide_cluster,
 )
-from services.registry.domain.registry import Event, RegistryState, apply, check_references, expire_keys
+from services.registry.domain.registry import Event, RegistryState, apply, check_references, seen_recently
 
 
 def fold(state: RegistryState, rec: Record) -> RegistryState:
@@ -67,8 +67,8 @@ class Registry:
         self, aggregate_type: str, aggregate_id: str, version: int, events: Sequence[Event], meta: EventMeta
     ) -> Outcome:
         subject = subject_for(aggregate_type, aggregate_id)
-        if meta.idempotency_key and meta.idempotency_key in self.state.idempotency:
-            seen = self.state.idempotency[meta.idempotency_key]
+        seen = seen_recently(self.state, meta.idempotency_key, self.clock()) if meta.idempotency_key else None
+        if seen is not None:
             return Outcome(seen.sequence, duplicate=True)
         expected = self.state.subject_seq.get(subject, 0)
         if not events:
@@ -90,7 +90,6 @@ class Registry:
             first = first or res.sequence
             duplicate = duplicate or res.duplicate
         await self.projection.wait_for(expected)
-        expire_keys(self.state, self.clock())
         return Outcome(first, duplicate)
 
     async def group_command(self, cmd: g.GroupCommand, meta: EventMeta) -> tuple[g.Group, Outcome]:
@@ -107,12 +106,12 @@ class Registry:
 
     async def register_cluster(self, cluster: Cluster, meta: EventMeta) -> tuple[Cluster, Outcome]:
         events = decide_cluster(self.state.clusters.get(cluster.name), RegisterCluster(cluster))
-        outcome = await self._append("cluster", cluster.name, 0 if events else 1, list(events), meta)
+        outcome = await self._append("cluster", cluster.name, 0, events, meta)
         return self.state.clusters[cluster.name], outcome
 
     async def register_build(self, build: Build, meta: EventMeta) -> tuple[Build, Outcome]:
         events = decide_build(self.state.builds.get(build.id), RegisterBuild(build))
-        outcome = await self._append("build", build.id, 0 if events else 1, list(events), meta)
+        outcome = await self._append("build", build.id, 0, events, meta)
         return self.state.builds[build.id], outcome
 
     # ---- queries ----

@@ -8,21 +8,10 @@ from typing import Any
 from bay.v1 import group_pb2, snapshot_pb2
 from google.protobuf import message, timestamp_pb2
 
-from libs.envelope import register_event_types
 from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
 from services.registry.domain import group as g
 from services.registry.domain.catalog import Build, BuildRegistered, Cluster, ClusterRegistered
 from services.registry.domain.registry import Event, RegistryState, Seen
-
-register_event_types(
-    group_pb2.GroupCreated,
-    group_pb2.GroupUpdated,
-    group_pb2.GroupScaled,
-    group_pb2.GroupRolledBack,
-    group_pb2.GroupDeleted,
-    group_pb2.ClusterRegistered,
-    group_pb2.BuildRegistered,
-)
 
 
 def _ts(msg: timestamp_pb2.Timestamp, seconds: float) -> None:

@@ -9,6 +9,7 @@ from services.registry.domain import group as g
 from services.registry.domain.catalog import Build, BuildRegistered, Cluster, ClusterRegistered
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+PRUNE_EVERY = 10_000  # expired keys are dropped when the sequence is a multiple of this
 _GROUP_PREFIX_LEN = len("bay.ev.group.")
 
 Event = g.GroupEvent | ClusterRegistered | BuildRegistered
@@ -39,8 +40,11 @@ class RegistryState:
 
 def check_references(state: RegistryState, cmd: g.GroupCommand) -> None:
     """What a group spec refers to must exist: its cluster, its build."""
-    spec = getattr(cmd, "spec", None) or getattr(cmd, "spec_of_version", None)
-    if spec is None:
+    if isinstance(cmd, g.CreateGroup | g.UpdateGroup):
+        spec = cmd.spec
+    elif isinstance(cmd, g.RollbackGroup) and cmd.spec_of_version is not None:
+        spec = cmd.spec_of_version
+    else:
         return
     bad = []
     if spec.cluster not in state.clusters:
@@ -63,7 +67,15 @@ def apply(state: RegistryState, subject: str, seq: int, event: Event, at: float,
     state.subject_seq[subject] = seq
     if key:
         state.idempotency[key] = Seen(subject, seq, at)
+    if seq % PRUNE_EVERY == 0:  # by the event's own time: a replay prunes exactly as the live fold did
+        expire_keys(state, at)
     return state
+
+
+def seen_recently(state: RegistryState, key: str, now: float) -> Seen | None:
+    """Where a command with this idempotency key landed, if within the TTL."""
+    seen = state.idempotency.get(key)
+    return seen if seen is not None and seen.time >= now - IDEMPOTENCY_TTL_SECONDS else None
 
 
 def expire_keys(state: RegistryState, now: float) -> None:
