@@ -240,3 +240,17 @@ async def _first_of(*aws: Awaitable[Any], timeout: float | None = None) -> Any:
     finally:
         for t in tasks:
             t.cancel()
+
+
+async def ensure_stream_when_ready(event_log: JetStreamEventLog, wait_seconds: float = 60.0) -> None:
+    """A clustered JetStream may answer before it has a leader: keep asking for a while."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        try:
+            await event_log.ensure_stream()
+            return
+        except Unavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("JetStream not ready yet; retrying")
+            await asyncio.sleep(1.0)

@@ -33,13 +33,14 @@ def fold(state: RegistryState, rec: Record) -> RegistryState:
     """The projection's ``apply``: one stored event into the registry state."""
     env = rec.envelope
     decode = DECODERS.get(env.type)
-    event = decode(env.payload.value) if decode else event_from_pb(payload_of(env))
+    if decode is None:
+        return state  # another service's event (a task's, a deployment's): not the registry's state
     t = env.time
     return apply(
         state,
         rec.subject,
         rec.sequence,
-        event,
+        decode(env.payload.value),
         t.seconds + t.nanos * 1e-9,
         env.idempotency_key,
     )

@@ -8,9 +8,8 @@ import logging
 from bay.v1 import registry_pb2, registry_pb2_grpc
 
 from libs.auth import TokenStore
-from libs.errors import Unavailable
 from libs.eventlog import FileSnapshotStore, Projection
-from libs.eventlog.jetstream import JetStreamEventLog, event_log_for
+from libs.eventlog.jetstream import JetStreamEventLog, ensure_stream_when_ready, event_log_for
 from libs.grpcutil import make_server
 from libs.natsconn import connect
 from libs.runtime import run_service
@@ -38,20 +37,6 @@ def make_projection(log_: JetStreamEventLog, settings: RegistrySettings) -> Proj
         decode=decode_snapshot,
         snapshot_every=settings.snapshot_every,
     )
-
-
-async def ensure_stream_when_ready(event_log: JetStreamEventLog, wait_seconds: float = 60.0) -> None:
-    """A clustered JetStream may answer before it has a leader: keep asking for a while."""
-    deadline = asyncio.get_running_loop().time() + wait_seconds
-    while True:
-        try:
-            await event_log.ensure_stream()
-            return
-        except Unavailable:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.warning("JetStream not ready yet; retrying")
-            await asyncio.sleep(1.0)
 
 
 async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:

@@ -1,0 +1,188 @@
+"""The scheduler's gRPC API (protos/bay/v1/scheduler.proto): tasks, group status, logs, kill."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+from bay.v1 import scheduler_pb2, scheduler_pb2_grpc, task_pb2
+
+from libs.auth import Principal, TokenStore
+from libs.errors import BayError, FieldViolation, NotFound, ValidationFailed
+from libs.grpcutil import abort_with, translate_errors
+from services.scheduler import codec
+from services.scheduler.domain.tasks import Task
+from services.scheduler.ports import TaskState
+from services.scheduler.service import Scheduler
+
+STATES = {s.value for s in TaskState}
+MAX_TAIL = 100_000
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return None
+
+
+def pending_of(scheduler: Scheduler, group: str) -> scheduler_pb2.Pending:
+    state = scheduler.state
+    c = scheduler.counts(group)
+    count = max(0, c.desired - c.active)
+    out = scheduler_pb2.Pending(count=count)
+    failed = state.pending.get(group)
+    if failed is not None and failed.count:
+        out.reasons.update(failed.reasons)
+        out.hosts = failed.hosts
+    b = state.backoff.get(group)
+    now = scheduler.clock()
+    if b is not None and b.failures and b.next_attempt_at > now:
+        out.next_attempt_at = b.next_attempt_at
+        out.backoff_delay = b.delay
+        out.backoff_failures = b.failures
+    out.summary = _summary(count, out, now)
+    return out
+
+
+def _summary(count: int, p: scheduler_pb2.Pending, now: float) -> str:
+    if not count:
+        return ""
+    parts = []
+    if p.reasons:
+        worst = sorted(p.reasons.items(), key=lambda kv: -kv[1])
+        why = ", ".join(f"{check} on {n} of {p.hosts} hosts" for check, n in worst)
+        parts.append(f"{count} task(s) found no host: {why} failed")
+    if p.next_attempt_at:
+        parts.append(
+            f"launch backoff after {p.backoff_failures} failure(s): next try in "
+            f"{max(0.0, p.next_attempt_at - now):.1f}s"
+        )
+    return "; ".join(parts) or f"{count} task(s) waiting to be launched"
+
+
+def status_of(scheduler: Scheduler, group: str) -> scheduler_pb2.GroupStatusReply:
+    g = scheduler.state.groups.get(group)
+    c = scheduler.counts(group)
+    return scheduler_pb2.GroupStatusReply(
+        group=group,
+        cluster=scheduler.cluster,
+        version=g.version if g else 0,
+        desired=c.desired,
+        staged=c.staged,
+        running=c.running,
+        healthy=c.healthy,
+        unhealthy=c.unhealthy,
+        ready=c.ready,
+        killing=c.killing,
+        has_health_check=bool(g and g.spec.health_check),
+        known=g is not None,
+        pending=pending_of(scheduler, group),
+        sequence=scheduler.projection.sequence,
+    )
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
+    def __init__(self, scheduler: Scheduler, tokens: TokenStore) -> None:
+        self.scheduler = scheduler
+        self.tokens = tokens
+
+    def _principal(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
+        return self.tokens.authenticate(_metadata(context, "authorization"), needed=role)
+
+    def _pb(self, task: Task) -> task_pb2.Task:
+        state = self.scheduler.state
+        return codec.task_to_pb(
+            task, self.scheduler.cluster, state.addresses.get(task.id, ""), state.is_ready(task)
+        )
+
+    @translate_errors
+    async def ListTasks(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        want = request.state.upper()
+        if want and want not in STATES:
+            raise ValidationFailed([FieldViolation("state", f"must be one of {', '.join(sorted(STATES))}")])
+        tasks = [
+            task
+            for task in self.scheduler.state.tasks.values()
+            if (not request.group or task.group == request.group)
+            and (not want or task.state.value == want)
+            and (request.include_terminal or not task.terminal or want)
+        ]
+        tasks.sort(key=lambda task: (task.group, task.launched_at, task.id))
+        return scheduler_pb2.ListTasksReply(
+            cluster=self.scheduler.cluster, tasks=[self._pb(x) for x in tasks]
+        )
+
+    @translate_errors
+    async def GetTask(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        task = self.scheduler.state.tasks.get(request.id)
+        if task is None:
+            raise NotFound(f"no task {request.id!r} in cluster {self.scheduler.cluster}")
+        return self._pb(task)
+
+    @translate_errors
+    async def GroupStatus(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        return status_of(self.scheduler, request.group)
+
+    @translate_errors
+    async def WhyPending(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        return pending_of(self.scheduler, request.group)
+
+    async def WatchGroup(  # type: ignore[override]
+        self, request: scheduler_pb2.GroupStatusRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[scheduler_pb2.GroupStatusReply]:
+        try:
+            self._principal(context, "viewer")
+        except BayError as exc:
+            await abort_with(context, exc)
+        changed = self.scheduler.watch_group(request.group)
+        try:
+            last = None
+            while True:
+                changed.clear()
+                reply = status_of(self.scheduler, request.group)
+                stripped = scheduler_pb2.GroupStatusReply()
+                stripped.CopyFrom(reply)
+                stripped.sequence = 0
+                key = stripped.SerializeToString(deterministic=True)
+                if key != last:
+                    last = key
+                    yield reply
+                try:
+                    # the backoff countdown changes without events: look again at least every second
+                    await asyncio.wait_for(changed.wait(), 1.0)
+                except TimeoutError:
+                    pass
+        finally:
+            self.scheduler.unwatch_group(request.group, changed)
+
+    async def TaskLogs(  # type: ignore[override]
+        self, request: scheduler_pb2.TaskLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[scheduler_pb2.LogChunk]:
+        try:
+            self._principal(context, "viewer")
+            stream = request.stream or "stdout"
+            if stream not in ("stdout", "stderr"):
+                raise ValidationFailed([FieldViolation("stream", "must be stdout or stderr")])
+            if request.tail > MAX_TAIL:
+                raise ValidationFailed([FieldViolation("tail", f"at most {MAX_TAIL} lines")])
+            if request.id not in self.scheduler.state.tasks:
+                raise NotFound(f"no task {request.id!r} in cluster {self.scheduler.cluster}")
+            chunks = self.scheduler.backend.logs(
+                request.id, stream, tail=request.tail or 100, follow=request.follow
+            )
+            async for data in chunks:
+                yield scheduler_pb2.LogChunk(data=data)
+        except BayError as exc:
+            await abort_with(context, exc)
+
+    @translate_errors
+    async def KillTask(self, request, context):  # type: ignore[no-untyped-def]
+        who = self._principal(context, "operator")
+        task = await self.scheduler.kill_task(request.id, request.reason or f"operator ({who.name})")
+        return self._pb(task)

@@ -1,0 +1,415 @@
+"""The scheduler core: one cluster's desired groups against its actual tasks, round after round.
+
+A round: read the backend's capacity, ``decide`` (pure, see ``domain/reconcile.py``), **append** the
+decision's events, wait until the fold has them, and only then kill and launch. Because a launch is
+stored before the backend hears of it, a scheduler killed at any point leaves no task the log does not
+know: after a restart the projection holds every launched task, the backend re-adopts (local) or
+reconciles (Mesos) them, and a task that never started is answered LOST and replaced. Nothing is
+launched twice for one slot, because a launched task fills its slot from its ``TaskLaunched`` on.
+
+Status updates come from the backend through :meth:`Scheduler.on_status`, which returns once the
+update is stored (the Mesos backend acknowledges only then). Health checks run here for the local
+backend (Mesos runs them on its agents and reports ``healthy`` with the status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from libs.envelope import EventMeta, make_envelope
+from libs.errors import NotFound
+from libs.eventlog import Projection
+from services.scheduler import codec
+from services.scheduler.appender import Appender
+from services.scheduler.domain import health, reconcile
+from services.scheduler.domain import tasks as t
+from services.scheduler.healthcheck import CheckTarget, HealthChecker
+from services.scheduler.ports import ClusterBackend, Host, TaskState, TaskStatus
+from services.scheduler.state import SchedulerState
+
+log = logging.getLogger("bay.scheduler")
+
+ACTOR = "scheduler"
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    cluster: str
+    kill_grace_seconds: float = 5.0
+    launch_limit: int = reconcile.DEFAULT_LAUNCH_LIMIT
+    tick_seconds: float = 1.0  # a round at least this often (backoff expiry, offers, missed wake-ups)
+    launch_timeout_seconds: float = 120.0  # STAGING longer than this: ask the backend about the task
+    reconcile_interval_seconds: float = 300.0
+    refuse_seconds: float = 5.0  # Mesos: decline filter while something is pending
+    idle_refuse_seconds: float = 60.0  # ... and while nothing is
+    local_address: str = "127.0.0.1"  # the address of tasks on the local backend
+
+
+@dataclass
+class Counts:
+    desired: int = 0
+    staged: int = 0
+    running: int = 0
+    healthy: int = 0
+    unhealthy: int = 0
+    ready: int = 0
+    killing: int = 0
+    active: int = 0  # filling a slot: alive, not being killed, not failed by its health check
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        backend: ClusterBackend,
+        projection: Projection[SchedulerState],
+        appender: Appender,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.cluster = config.cluster
+        self.backend = backend
+        self.projection = projection
+        self.appender = appender
+        self.clock = clock
+        self.meta = self.default_meta()
+        self._wake = asyncio.Event()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.health = HealthChecker(self._on_check)
+        self._last_reconcile = 0.0
+        self.rounds = 0
+
+    @staticmethod
+    def default_meta() -> EventMeta:
+        return EventMeta(actor=ACTOR)
+
+    @property
+    def state(self) -> SchedulerState:
+        return self.projection.state
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """The projection must be current. Connects the backend, re-adopts or reconciles, then runs."""
+        self.state.on_change = self._changed
+        await self.backend.start(self.on_status)
+        known = [tid for tid, task in self.state.tasks.items() if not task.terminal]
+        if known:
+            await self.backend.reconcile(known)
+        self._last_reconcile = self.clock()
+        for task in list(self.state.tasks.values()):
+            if task.state == TaskState.RUNNING:
+                self._watch_health(task)
+        self._loop_task = asyncio.create_task(self._run(), name=f"scheduler-{self.cluster}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for job in list(self._jobs):
+            job.cancel()
+        await asyncio.gather(*self._jobs, return_exceptions=True)
+        await self.health.close()
+        await self.backend.stop()
+
+    def wake(self) -> None:
+        """Run a round soon (the backend calls this when offers arrive)."""
+        self._wake.set()
+
+    def _changed(self, group: str | None) -> None:
+        self._wake.set()
+        targets = self._watchers.values() if group is None else [self._watchers.get(group, ())]
+        for events in targets:
+            for ev in events:
+                ev.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.create_task(coro)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    # ---- the loop --------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_wait())
+            self._wake.clear()
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("scheduling round failed (%s); next round shortly", exc)
+                await asyncio.sleep(0.5)
+
+    def _next_wait(self) -> float:
+        now = self.clock()
+        wait = self.config.tick_seconds
+        for b in self.state.backoff.values():
+            if b.next_attempt_at > now:
+                wait = min(wait, b.next_attempt_at - now + 0.001)
+        return max(0.0, wait)
+
+    async def round(self) -> reconcile.Decision:
+        """One pass: decide, store, then act."""
+        self.rounds += 1
+        state = self.state
+        hosts = await self.backend.capacity()
+        now = self.clock()
+        desired = state.desired()
+        decision = reconcile.decide(
+            desired,
+            state.tasks.values(),
+            hosts,
+            state.backoff,
+            now,
+            launch_limit=self.config.launch_limit,
+            seed=random.getrandbits(64),
+        )
+        events = self._worth_storing(decision, desired, hosts, now)
+        if events:
+            seqs = await self.appender.append_all(
+                [(codec.subject_of(self.cluster, e), self._envelope(e)) for e in events]
+            )
+            await self.projection.wait_for(max(seqs), timeout=30.0)
+        for kill in decision.kills:
+            self.health.unwatch(kill.task_id)
+            self._spawn(self._kill(kill.task_id))
+        if decision.launches:
+            await self.backend.launch(list(decision.launches))
+        await self._offers(hosts, decision)
+        await self._chase_stragglers(now)
+        return decision
+
+    def _worth_storing(
+        self,
+        decision: reconcile.Decision,
+        desired: dict[str, reconcile.Desired],
+        hosts: list[Host],
+        now: float,
+    ) -> list[t.SchedulerEvent]:
+        """The decision's events, minus placement failures that say nothing new; plus a count-0
+        ``PlacementFailed`` for a group whose tasks all found a host again."""
+        out: list[t.SchedulerEvent] = []
+        failed = {f.group for f in decision.failures}
+        for e in decision.events:
+            if isinstance(e, t.PlacementFailed):
+                if not hosts and self.backend.kind != "local":
+                    continue  # no offers in hand right now: waiting for offers is not a failure
+                last = self.state.pending.get(e.group)
+                if last and (last.count, dict(last.reasons), last.hosts) == (
+                    e.count,
+                    dict(e.reasons),
+                    e.hosts,
+                ):
+                    continue
+            out.append(e)
+        for group, last in self.state.pending.items():
+            if last.count and group not in failed and group not in decision.delayed:
+                out.append(t.PlacementFailed(group, 0, {}, len(hosts), now))
+        return out
+
+    async def _offers(self, hosts: list[Host], decision: reconcile.Decision) -> None:
+        if self.backend.kind == "local":
+            return
+        pending = not decision.idle  # launching, killing or waiting: more offers may be needed
+        used = {launch.offer_id for launch in decision.launches}
+        unused = [h.offer_id for h in hosts if h.offer_id and h.offer_id not in used]
+        if unused:
+            refuse = self.config.refuse_seconds if pending else self.config.idle_refuse_seconds
+            await self.backend.decline(unused, refuse)
+        await self.backend.want_offers(pending)
+
+    async def _chase_stragglers(self, now: float) -> None:
+        """Ask about tasks stuck in STAGING (a launch the backend never took) and, now and then,
+        about every task, so that a missed update cannot leave a task wrong for ever."""
+        if now - self._last_reconcile >= self.config.reconcile_interval_seconds:
+            self._last_reconcile = now
+            await self.backend.reconcile([])
+            return
+        limit = now - self.config.launch_timeout_seconds
+        stuck = [
+            task.id
+            for task in self.state.tasks.values()
+            if task.state == TaskState.STAGING and task.launched_at < limit
+        ]
+        if stuck:
+            log.warning("%d task(s) launched over %.0fs ago never started; reconciling", len(stuck),
+                        self.config.launch_timeout_seconds)  # fmt: skip
+            await self.backend.reconcile(stuck)
+
+    async def _kill(self, task_id: str) -> None:
+        try:
+            await self.backend.kill(task_id, self.config.kill_grace_seconds)
+        except NotFound:
+            await self.backend.reconcile([task_id])
+        except Exception:
+            log.exception("killing %s failed; the next round retries through reconciliation", task_id)
+
+    # ---- storing events --------------------------------------------------------------------------
+
+    def _envelope(self, event: t.SchedulerEvent):  # type: ignore[no-untyped-def]
+        kind, ident = codec.address_of(event)
+        extra: dict[str, str] = {}
+        if isinstance(event, t.TaskLaunched):
+            g = self.state.groups.get(event.group)
+            extra = {
+                "cluster": self.cluster,
+                "host_address": self._address(event.hostname),
+                "service": g.spec.service_name if g else event.group,
+            }
+        return make_envelope(
+            codec.to_pb(event, **extra),
+            aggregate_type=kind,
+            aggregate_id=ident,
+            aggregate_version=0,
+            meta=self.meta,
+            now=codec.time_of(event),
+        )
+
+    def _address(self, hostname: str) -> str:
+        if self.backend.kind == "local":
+            return self.config.local_address
+        return hostname
+
+    async def store(self, events: Iterable[t.SchedulerEvent]) -> int:
+        """Append events and wait until the fold has them; the last sequence (0: none)."""
+        items = [(codec.subject_of(self.cluster, e), self._envelope(e)) for e in events]
+        if not items:
+            return 0
+        seqs = await self.appender.append_all(items)
+        last = max(seqs)
+        await self.projection.wait_for(last, timeout=30.0)
+        return last
+
+    # ---- what the backend reports ----------------------------------------------------------------
+
+    async def on_status(self, status: TaskStatus) -> None:
+        """A backend status update: stored (if it says something new) before this returns."""
+        task = self.state.tasks.get(status.task_id)
+        if task is None:
+            if not status.state.terminal:
+                log.warning("task %s is not in the event log; killing it", status.task_id)
+                self._spawn(self._kill(status.task_id))
+            return
+        if task.terminal or (
+            status.state == task.state
+            and (status.healthy is None or status.healthy == task.healthy)
+            and (status.state != TaskState.RUNNING or task.started_at is not None)
+        ):
+            return  # nothing new (a reconciliation answer, a repeated update)
+        now = status.timestamp or self.clock()
+        changed = t.TaskStatusChanged(
+            task.id, status.state, now, status.reason, status.message, status.exit_code, status.healthy
+        )
+        events: list[t.SchedulerEvent] = [changed]
+        if status.state.terminal:
+            self.health.unwatch(task.id)
+            ended = t.apply(task, changed)
+            backoff = reconcile.backoff_events(self.state.desired(), self.state.backoff, ended, now)
+            if backoff is not None:
+                events.append(backoff)
+        await self.store(events)
+        if status.state == TaskState.RUNNING:
+            current = self.state.tasks.get(task.id)
+            if current is not None:
+                self._watch_health(current)
+
+    def _watch_health(self, task: t.Task) -> None:
+        if self.backend.kind != "local" or task.kill_reason:
+            return
+        g = self.state.groups.get(task.group)
+        if g is None or g.spec.health_check is None:
+            return
+        self.health.watch(
+            CheckTarget(
+                task_id=task.id,
+                check=health.spec_of(g.spec.health_check),
+                host=self.state.addresses.get(task.id) or self.config.local_address,
+                ports=dict(task.ports),
+                env=_check_env(task, self.state.addresses.get(task.id, "")),
+            )
+        )
+
+    async def _on_check(self, task_id: str, ok: bool, message: str) -> None:
+        task = self.state.tasks.get(task_id)
+        if task is None or task.terminal or task.kill_reason:
+            self.health.unwatch(task_id)
+            return
+        g = self.state.groups.get(task.group)
+        if g is None or g.spec.health_check is None:
+            self.health.unwatch(task_id)
+            return
+        event = health.observe(task, g.spec.health_check, ok, self.clock(), message)
+        if event is not None:
+            await self.store([event])
+
+    # ---- operator actions and queries ------------------------------------------------------------
+
+    async def kill_task(self, task_id: str, reason: str = "operator") -> t.Task:
+        task = self.state.tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id!r} in cluster {self.cluster}")
+        if not task.terminal and not task.kill_reason:
+            await self.store([t.TaskKillRequested(task_id, reason or "operator", self.clock())])
+            self.health.unwatch(task_id)
+            self._spawn(self._kill(task_id))
+        return self.state.tasks[task_id]
+
+    def counts(self, group: str) -> Counts:
+        state = self.state
+        g = state.groups.get(group)
+        c = Counts(desired=g.instances if g else 0)
+        for task in state.tasks.values():
+            if task.group != group or task.terminal:
+                continue
+            if task.active:
+                c.active += 1
+            if task.kill_reason or task.state == TaskState.KILLING:
+                c.killing += 1
+                continue
+            if task.state in (TaskState.STAGING, TaskState.STARTING):
+                c.staged += 1
+            elif task.state == TaskState.RUNNING:
+                c.running += 1
+            if task.healthy is True:
+                c.healthy += 1
+            elif task.healthy is False:
+                c.unhealthy += 1
+            if state.is_ready(task):
+                c.ready += 1
+        return c
+
+    def watch_group(self, group: str) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._watchers.setdefault(group, set()).add(ev)
+        return ev
+
+    def unwatch_group(self, group: str, ev: asyncio.Event) -> None:
+        events = self._watchers.get(group)
+        if events is not None:
+            events.discard(ev)
+            if not events:
+                del self._watchers[group]
+
+
+def _check_env(task: t.Task, address: str) -> dict[str, str]:
+    env = {"HOST": address or task.hostname}
+    for i, (name, port) in enumerate(task.ports.items()):
+        env[f"PORT{i}"] = str(port)
+        env[f"PORT_{name.upper().replace('-', '_')}"] = str(port)
+    if task.ports:
+        env["PORT"] = str(next(iter(task.ports.values())))
+    return env

@@ -1,0 +1,31 @@
+"""Scheduler settings (``BAY_*`` environment variables). One scheduler process runs per cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from libs.settings import CommonSettings
+
+
+class SchedulerSettings(CommonSettings):
+    cluster: str = Field("local", description="the cluster this scheduler runs (a registered cluster)")
+    backend: str = Field("", description="local or mesos; empty: the backend the cluster was registered with")
+    mesos_master: str = Field("", description="Mesos master host:port; empty: the cluster's address")
+    scheduler_listen: str = Field("127.0.0.1:50061", description="where this scheduler's gRPC listens")
+    anonymous_read: bool = Field(False, description="allow reads without a token")
+    kill_grace_seconds: float = Field(5.0, ge=0, description="SIGTERM, then SIGKILL after this long")
+    launch_limit: int = Field(1000, gt=0, description="launches per scheduling round at most")
+    usage_interval_seconds: float = Field(2.0, gt=0, description="how often task usage is published")
+    reconcile_interval_seconds: float = Field(300.0, gt=0, description="full reconciliation period")
+    local_hostname: str = Field("", description="local backend: the host's name (default: hostname)")
+    local_address: str = Field("127.0.0.1", description="local backend: the address tasks listen on")
+    local_labels: dict[str, str] = Field(default_factory=dict, description='host labels, JSON: {"zone":"a"}')
+    local_cpus: float = Field(0.0, ge=0, description="cpus offered to tasks; 0: this machine's count")
+    local_mem: float = Field(0.0, ge=0, description="MiB offered to tasks; 0: this machine's memory")
+    local_disk: float = Field(10240.0, ge=0, description="MiB of disk offered to tasks")
+    local_port_begin: int = Field(31000, gt=0, lt=65536)
+    local_port_end: int = Field(31999, gt=0, lt=65536)
+    local_cgroups: bool = Field(True, description="enforce cpus/mem with cgroup v2 where delegated")
+    local_work_dir: Path | None = Field(None, description="default <data_dir>/local/<cluster>")

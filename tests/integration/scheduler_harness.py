@@ -1,0 +1,202 @@
+"""A registry in-process and a scheduler as a real subprocess (so that a test can SIGKILL it), on the
+session's nats-server, with real gRPC. Every wait is for an answer or a condition, with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from bay.v1 import group_pb2, registry_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+from libs.grpcutil import channel
+from libs.natsserver import free_port
+from tests.integration.registry_harness import RunningRegistry
+
+DEADLINE = 15.0
+
+
+def kill_tasks(work_dir: Path) -> None:
+    """SIGKILL the process group of every task a test left behind (pids from the sandboxes)."""
+    from tests.contract.test_backend_contract import kill_leftovers
+
+    kill_leftovers(work_dir)
+
+
+@dataclass
+class SchedulerProcess:
+    """``python -m services.scheduler`` for one cluster; ``restart`` keeps its data directory."""
+
+    registry: RunningRegistry
+    nats_url: str
+    data_dir: Path
+    cluster: str = "local"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    chan: grpc.aio.Channel | None = None
+    stub: scheduler_pb2_grpc.SchedulerStub | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"scheduler-{self.cluster}.log"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BAY_")}
+        env.update(
+            {
+                "BAY_NATS_URL": self.nats_url,
+                "BAY_DATA_DIR": str(self.data_dir),
+                "BAY_CLUSTER": self.cluster,
+                "BAY_SCHEDULER_LISTEN": f"127.0.0.1:{self.port}",
+                "BAY_TOKENS_FILE": str(self.data_dir / "tokens.json"),
+                "BAY_LOCAL_CGROUPS": "false",
+                "BAY_LOCAL_CPUS": "8",
+                "BAY_LOCAL_MEM": "8192",
+                "BAY_LOCAL_HOSTNAME": "bay-test-host",
+                "BAY_KILL_GRACE_SECONDS": "2",
+                **self.extra_env,
+            }
+        )
+        return env
+
+    async def start(self) -> None:
+        out = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.scheduler"], env=self.env(), stdout=out, stderr=out
+        )
+        out.close()
+        self.chan = channel(f"127.0.0.1:{self.port}")
+        self.stub = scheduler_pb2_grpc.SchedulerStub(self.chan)
+        await self._until_serving()
+
+    async def _until_serving(self) -> None:
+        assert self.stub is not None and self.proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"scheduler exited ({self.proc.returncode}):\n{self.log_tail()}")
+            try:
+                await self.stub.GroupStatus(
+                    scheduler_pb2.GroupStatusRequest(group="-"), metadata=self.md(), timeout=0.5
+                )
+                return
+            except grpc.aio.AioRpcError:
+                if loop.time() > deadline:
+                    raise AssertionError(
+                        f"scheduler not serving in {DEADLINE}s:\n{self.log_tail()}"
+                    ) from None
+                await asyncio.sleep(0.05)
+
+    def log_tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def md(self) -> list[tuple[str, str]]:
+        return self.registry.md()
+
+    def sigkill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    async def stop(self) -> None:
+        if self.chan is not None:
+            await self.chan.close()
+            self.chan = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                await asyncio.to_thread(self.proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    async def restart(self, *, kill: bool = False) -> None:
+        if kill:
+            self.sigkill()
+        await self.stop()
+        await self.start()
+
+    # ---- queries ----
+
+    async def status(self, group: str) -> scheduler_pb2.GroupStatusReply:
+        assert self.stub is not None
+        reply: scheduler_pb2.GroupStatusReply = await self.stub.GroupStatus(
+            scheduler_pb2.GroupStatusRequest(group=group), metadata=self.md(), timeout=5
+        )
+        return reply
+
+    async def tasks(self, group: str = "", *, terminal: bool = False) -> list:  # type: ignore[type-arg]
+        assert self.stub is not None
+        reply = await self.stub.ListTasks(
+            scheduler_pb2.ListTasksRequest(group=group, include_terminal=terminal),
+            metadata=self.md(),
+            timeout=5,
+        )
+        return list(reply.tasks)
+
+    async def until(
+        self,
+        group: str,
+        ok: Callable[[scheduler_pb2.GroupStatusReply], bool],
+        timeout: float = DEADLINE,
+    ) -> scheduler_pb2.GroupStatusReply:
+        """Watch the group's status (a server stream) until ``ok`` holds, or fail with the last one."""
+        assert self.stub is not None
+        last: scheduler_pb2.GroupStatusReply | None = None
+
+        async def watch() -> scheduler_pb2.GroupStatusReply:
+            nonlocal last
+            assert self.stub is not None
+            call = self.stub.WatchGroup(scheduler_pb2.GroupStatusRequest(group=group), metadata=self.md())
+            try:
+                async for reply in call:
+                    last = reply
+                    if ok(reply):
+                        return reply
+            finally:
+                call.cancel()
+            raise AssertionError("watch ended")
+
+        try:
+            return await asyncio.wait_for(watch(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"group {group}: condition not met in {timeout}s; last status:\n{last}\n"
+                                 f"scheduler log:\n{self.log_tail()}") from None  # fmt: skip
+
+
+async def register_cluster(registry: RunningRegistry, name: str, backend: str, address: str = "") -> None:
+    assert registry.stub is not None
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await registry.stub.RegisterCluster(
+            registry_pb2.RegisterClusterRequest(
+                cluster=group_pb2.Cluster(name=name, backend=backend, address=address)
+            ),
+            metadata=registry.md(),
+        )
+
+
+async def create_group(registry: RunningRegistry, **spec: object) -> None:
+    from libs.spec import validate_spec
+    from libs.spec_pb import spec_to_pb
+
+    await registry.stub.CreateGroup(
+        registry_pb2.CreateGroupRequest(spec=spec_to_pb(validate_spec(spec))), metadata=registry.md()
+    )
+
+
+async def scale(registry: RunningRegistry, name: str, instances: int) -> None:
+    await registry.stub.ScaleGroup(
+        registry_pb2.ScaleGroupRequest(name=name, instances=instances), metadata=registry.md()
+    )
