@@ -47,10 +47,8 @@ def pending_of(scheduler: Scheduler, group: str) -> scheduler_pb2.Pending:
 
 
 def _summary(count: int, p: scheduler_pb2.Pending, now: float) -> str:
-    if not count:
-        return ""
     parts = []
-    if p.reasons:
+    if count and p.reasons:
         worst = sorted(p.reasons.items(), key=lambda kv: -kv[1])
         why = ", ".join(f"{check} on {n} of {p.hosts} hosts" for check, n in worst)
         parts.append(f"{count} task(s) found no host: {why} failed")
@@ -59,7 +57,7 @@ def _summary(count: int, p: scheduler_pb2.Pending, now: float) -> str:
             f"launch backoff after {p.backoff_failures} failure(s): next try in "
             f"{max(0.0, p.next_attempt_at - now):.1f}s"
         )
-    return "; ".join(parts) or f"{count} task(s) waiting to be launched"
+    return "; ".join(parts) or (f"{count} task(s) waiting to be launched" if count else "")
 
 
 def status_of(scheduler: Scheduler, group: str) -> scheduler_pb2.GroupStatusReply:

@@ -314,14 +314,14 @@ class Scheduler:
         changed = t.TaskStatusChanged(
             task.id, status.state, now, status.reason, status.message, status.exit_code, status.healthy
         )
-        events: list[t.SchedulerEvent] = [changed]
         if status.state.terminal:
             self.health.unwatch(task.id)
             ended = t.apply(task, changed)
             backoff = reconcile.backoff_events(self.state.desired(), self.state.backoff, ended, now)
             if backoff is not None:
-                events.append(backoff)
-        await self.store(events)
+                # stored first: a round that sees the task ended must also see the delay it causes
+                await self.store([backoff])
+        await self.store([changed])
         if status.state == TaskState.RUNNING:
             current = self.state.tasks.get(task.id)
             if current is not None:

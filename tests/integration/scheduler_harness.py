@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import grpc
@@ -174,6 +175,32 @@ class SchedulerProcess:
         except TimeoutError:
             raise AssertionError(f"group {group}: condition not met in {timeout}s; last status:\n{last}\n"
                                  f"scheduler log:\n{self.log_tail()}") from None  # fmt: skip
+
+    async def until_tasks(
+        self, group: str, ok: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE
+    ) -> dict[str, Any]:
+        """Every status change of the group, look at its tasks (ended ones too) until ``ok`` holds."""
+        seen: dict[str, Any] = {}
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        assert self.stub is not None
+        call = self.stub.WatchGroup(scheduler_pb2.GroupStatusRequest(group=group), metadata=self.md())
+        try:
+            while True:
+                seen = {t.id: t for t in await self.tasks(group, terminal=True)}
+                if ok(seen):
+                    return seen
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise AssertionError(f"group {group}: tasks never matched; last:\n{list(seen.values())}\n"
+                                         f"scheduler log:\n{self.log_tail()}")  # fmt: skip
+                try:
+                    await asyncio.wait_for(call.read(), left)
+                except TimeoutError:
+                    pass
+        finally:
+            call.cancel()
 
 
 async def register_cluster(registry: RunningRegistry, name: str, backend: str, address: str = "") -> None:

@@ -1,0 +1,246 @@
+"""The scheduler on the local backend, as a real process: scaling, replacement, backoff, health,
+placement reasons, restarts (SIGTERM and SIGKILL in the middle of a scale-up)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from bay.v1 import scheduler_pb2
+
+from tests.integration.registry_harness import RunningRegistry, start_registry
+from tests.integration.scheduler_harness import (
+    SchedulerProcess,
+    create_group,
+    kill_tasks,
+    register_cluster,
+    scale,
+)
+
+TINYHTTP = f"{sys.executable} -S {Path(__file__).parents[1] / 'tasks' / 'tinyhttp.py'}"
+_ranges = itertools.count()
+
+
+def port_range() -> dict[str, str]:
+    # below Linux's ephemeral range (32768-60999), so no client socket of the test holds a task's port
+    base = 20000 + (next(_ranges) % 40) * 300
+    return {"BAY_LOCAL_PORT_BEGIN": str(base), "BAY_LOCAL_PORT_END": str(base + 299)}
+
+
+@pytest_asyncio.fixture
+async def registry(fresh_stream: str, tmp_path: Path) -> AsyncIterator[RunningRegistry]:
+    reg = await start_registry(fresh_stream, tmp_path)
+    await register_cluster(reg, "local", "local")
+    yield reg
+    await reg.stop()
+
+
+@pytest_asyncio.fixture
+async def sched(
+    registry: RunningRegistry, fresh_stream: str, tmp_path: Path
+) -> AsyncIterator[SchedulerProcess]:
+    proc = SchedulerProcess(registry, fresh_stream, tmp_path, extra_env=port_range())
+    await proc.start()
+    yield proc
+    await proc.stop()
+    kill_tasks(tmp_path)
+
+
+def live_task_pids(data_dir: Path) -> dict[str, int]:
+    """Task id -> pid of every task process alive on this machine, read from the sandboxes."""
+    alive = {}
+    for doc in data_dir.glob("local/*/sandboxes/*/task.json"):
+        info = json.loads(doc.read_text())
+        pid = int(info["pid"])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        alive[doc.parent.name] = pid
+    return alive
+
+
+async def test_scale_up_and_down_keeps_the_count_and_kills_youngest_first(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(registry, name="web", cmd="sleep 300", instances=3, resources={"cpus": 0.1, "mem": 16})
+    await sched.until("web", lambda s: s.ready == 3)
+    first = {t.id for t in await sched.tasks("web")}
+    await scale(registry, "web", 8)
+    await sched.until("web", lambda s: s.ready == 8 and s.staged == 0)
+    await scale(registry, "web", 3)
+    await sched.until("web", lambda s: s.ready == 3 and s.killing == 0)
+    left = {t.id for t in await sched.tasks("web")}
+    assert left == first  # the five youngest went
+    ended = [t for t in await sched.tasks("web", terminal=True) if t.state == "KILLED"]
+    assert len(ended) == 5 and all(t.kill_reason == "surplus" for t in ended)
+    assert set(live_task_pids(sched.data_dir)) == left
+
+
+async def test_tasks_get_named_ports_and_marathon_environment(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry,
+        name="api",
+        cmd='echo "P0=$PORT0 PH=$PORT_HTTP HOST=$HOST"; sleep 300',
+        ports=[{"name": "http"}, {"name": "admin"}],
+        resources={"cpus": 0.1, "mem": 16},
+    )
+    await sched.until("api", lambda s: s.ready == 1)
+    (task,) = await sched.tasks("api")
+    assert set(task.ports) == {"http", "admin"} and task.ports["http"] != task.ports["admin"]
+    assert task.host_address == "127.0.0.1" and task.hostname == "bay-test-host"
+    assert sched.stub is not None
+    out = b""
+    async for chunk in sched.stub.TaskLogs(
+        scheduler_pb2.TaskLogsRequest(id=task.id, follow=True), metadata=sched.md(), timeout=10
+    ):
+        out += chunk.data
+        if b"\n" in out:
+            break
+    assert out.decode().strip() == f"P0={task.ports['http']} PH={task.ports['http']} HOST=bay-test-host"
+
+
+async def test_a_crashing_task_is_replaced_with_growing_backoff(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry,
+        name="crash",
+        cmd="echo boom >&2; exit 3",
+        backoff={"backoff_seconds": 0.2, "backoff_factor": 2.0, "max_launch_delay_seconds": 10},
+        resources={"cpus": 0.1, "mem": 16},
+    )
+    status = await sched.until("crash", lambda s: s.pending.backoff_failures >= 3 and s.pending.count == 1)
+    assert status.pending.next_attempt_at > 0 and "backoff" in status.pending.summary
+    assert status.pending.backoff_delay >= 0.2 * 2 * 2 - 1e-6
+    ended = sorted(
+        (t for t in await sched.tasks("crash", terminal=True) if t.state == "FAILED"),
+        key=lambda t: t.launched_at,
+    )
+    assert len(ended) >= 3
+    assert all(t.exit_code == 3 and "boom" in t.message for t in ended)
+    gaps = [b.launched_at - a.launched_at for a, b in itertools.pairwise(ended[:3])]
+    assert gaps[0] >= 0.2 - 0.02 and gaps[1] >= 0.4 - 0.02  # launches wait out the growing delay
+
+
+async def test_a_task_failing_its_health_check_is_replaced(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry,
+        name="hc",
+        cmd=TINYHTTP,
+        env={"BAY_SICK_DIR": str(sched.data_dir)},
+        ports=[{"name": "http"}],
+        instances=2,
+        resources={"cpus": 0.1, "mem": 16},
+        health_check={
+            "protocol": "http",
+            "path": "/health",
+            "grace_period_seconds": 5,
+            "interval_seconds": 0.2,
+            "timeout_seconds": 0.2,
+            "max_consecutive_failures": 2,
+        },
+    )
+    await sched.until("hc", lambda s: s.ready == 2 and s.healthy == 2)
+    sick, well = await sched.tasks("hc")
+    (sched.data_dir / f"sick-{sick.ports['http']}").touch()
+    now = await sched.until_tasks(
+        "hc",
+        lambda ts: (
+            ts[sick.id].state == "KILLED"
+            and len([t for t in ts.values() if t.state == "RUNNING" and t.ready]) == 2
+        ),
+        timeout=20,
+    )
+    assert now[sick.id].kill_reason == "unhealthy" and now[sick.id].state == "KILLED"
+    assert now[sick.id].HasField("healthy") and not now[sick.id].healthy
+    from bay.v1 import task_pb2
+
+    health = [
+        task_pb2.TaskHealthChanged.FromString(r.envelope.payload.value)
+        async for r in registry.log.read(1, subject_filter=f"bay.ev.task.local.{sick.id}")
+        if r.envelope.type == "TaskHealthChanged"
+    ]
+    assert health[-1].HasField("healthy") and not health[-1].healthy and "HTTP 503" in health[-1].message
+    assert now[well.id].state == "RUNNING" and now[well.id].healthy
+    assert len([t for t in now.values() if t.state == "RUNNING" and t.ready]) == 2
+
+
+async def test_a_constraint_no_host_meets_leaves_tasks_pending_with_the_reason(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry,
+        name="mars",
+        cmd="sleep 300",
+        instances=2,
+        constraints=[{"field": "zone", "op": "==", "value": "mars"}],
+    )
+    status = await sched.until("mars", lambda s: s.pending.count == 2 and bool(s.pending.reasons))
+    assert dict(status.pending.reasons) == {"constraint zone==mars": 1} and status.pending.hosts == 1
+    assert "zone==mars" in status.pending.summary and status.running == 0
+    # the failure is stored once, not once per round
+    history = [r async for r in registry.log.read(1, subject_filter="bay.ev.sched.local.mars")]
+    assert [r.envelope.type for r in history] == ["PlacementFailed"]
+
+
+async def test_a_restarted_scheduler_readopts_its_tasks(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry, name="keep", cmd="sleep 300", instances=4, resources={"cpus": 0.1, "mem": 16}
+    )
+    await sched.until("keep", lambda s: s.ready == 4)
+    before = live_task_pids(sched.data_dir)
+    await sched.restart()
+    await sched.until("keep", lambda s: s.ready == 4)
+    assert live_task_pids(sched.data_dir) == before
+    assert {t.id for t in await sched.tasks("keep")} == set(before)
+
+
+async def test_sigkill_in_the_middle_of_a_scale_up_leaves_exactly_the_desired_count(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(registry, name="big", cmd="sleep 300", instances=1, resources={"cpus": 0.05, "mem": 8})
+    await sched.until("big", lambda s: s.ready == 1)
+    await scale(registry, "big", 60)
+    await sched.until("big", lambda s: s.staged + s.running >= 15)
+    sched.sigkill()
+    mid = live_task_pids(sched.data_dir)
+    assert 0 < len(mid) < 60 or len(mid) == 60
+    await sched.restart()
+    await sched.until("big", lambda s: s.ready == 60 and s.staged == 0 and s.killing == 0, timeout=30)
+    tasks = await sched.tasks("big")
+    alive = live_task_pids(sched.data_dir)
+    assert len(tasks) == 60
+    assert set(alive) == {t.id for t in tasks}  # every live process is a task the log knows: no orphan
+    assert all(mid[tid] == alive[tid] for tid in mid if tid in alive)  # re-adopted, not restarted
+    ended = [t for t in await sched.tasks("big", terminal=True) if t.state != "RUNNING"]
+    assert not [t for t in ended if t.kill_reason == "surplus"]  # nothing was doubled then trimmed
+
+
+async def test_deleting_a_group_kills_its_tasks(registry: RunningRegistry, sched: SchedulerProcess) -> None:
+    from bay.v1 import registry_pb2
+
+    await create_group(
+        registry, name="gone", cmd="sleep 300", instances=2, resources={"cpus": 0.1, "mem": 16}
+    )
+    await sched.until("gone", lambda s: s.ready == 2)
+    ids = {t.id for t in await sched.tasks("gone")}
+    await registry.stub.DeleteGroup(registry_pb2.DeleteGroupRequest(name="gone"), metadata=registry.md())
+    await sched.until("gone", lambda s: not s.known and s.running == 0 and s.killing == 0)
+    ended = {t.id: t for t in await sched.tasks("gone", terminal=True)}
+    assert all(ended[i].state == "KILLED" and ended[i].kill_reason == "orphan" for i in ids)
+    assert not set(live_task_pids(sched.data_dir)) & ids

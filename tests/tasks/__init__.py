@@ -1,0 +1,1 @@
+"""Small programs that tests and benchmarks run as tasks."""
