@@ -20,6 +20,8 @@ class Figure:
             return f"{self.value:.3f} ms"
         if self.unit == "s":
             return f"{self.value:.3f} s"
+        if self.unit.startswith("us"):
+            return f"{self.value:.1f} {self.unit}"
         if self.unit == "bytes":
             return f"{self.value:,.0f} bytes"
         return f"{self.value:g} {self.unit}"

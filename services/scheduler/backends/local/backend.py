@@ -147,8 +147,9 @@ class LocalBackend(ClusterBackend):
     # -- launching ---------------------------------------------------------------------------------
 
     async def launch(self, tasks: list[LaunchSpec]) -> None:
-        for spec in tasks:
-            await self._launch_one(spec)
+        """Spawning is synchronous (fork and exec); reporting STARTING and RUNNING waits for the sink
+        (the scheduler stores them), so tasks are reported concurrently, each in order."""
+        await asyncio.gather(*(self._launch_one(spec) for spec in tasks))
 
     async def _launch_one(self, spec: LaunchSpec) -> None:
         if spec.task_id in self._tasks:
