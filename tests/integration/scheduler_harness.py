@@ -12,8 +12,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import grpc
 from bay.v1 import group_pb2, registry_pb2, scheduler_pb2, scheduler_pb2_grpc
@@ -71,7 +71,8 @@ class SchedulerProcess:
 
     async def start(self) -> None:
         out = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
+        # a plain Popen (spawning does not block): tests SIGKILL it and reap it synchronously
+        self.proc = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "services.scheduler"], env=self.env(), stdout=out, stderr=out
         )
         out.close()
