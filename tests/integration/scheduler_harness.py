@@ -64,6 +64,7 @@ class SchedulerProcess:
                 "BAY_LOCAL_MEM": "8192",
                 "BAY_LOCAL_HOSTNAME": "bay-test-host",
                 "BAY_KILL_GRACE_SECONDS": "2",
+                "BAY_USAGE_INTERVAL_SECONDS": "0.2",
                 **self.extra_env,
             }
         )

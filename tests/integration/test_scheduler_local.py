@@ -3,6 +3,7 @@ placement reasons, restarts (SIGTERM and SIGKILL in the middle of a scale-up).""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest_asyncio
 from bay.v1 import scheduler_pb2
+from nats.aio.msg import Msg
 
 from tests.integration.registry_harness import RunningRegistry, start_registry
 from tests.integration.scheduler_harness import (
@@ -244,3 +246,35 @@ async def test_deleting_a_group_kills_its_tasks(registry: RunningRegistry, sched
     ended = {t.id: t for t in await sched.tasks("gone", terminal=True)}
     assert all(ended[i].state == "KILLED" and ended[i].kill_reason == "orphan" for i in ids)
     assert not set(live_task_pids(sched.data_dir)) & ids
+
+
+async def test_task_usage_is_published_on_nats_for_the_autoscaler(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    from bay.v1 import scheduler_pb2 as spb
+
+    got: asyncio.Queue[spb.UsageBatch] = asyncio.Queue()
+
+    async def on_msg(msg: Msg) -> None:
+        got.put_nowait(spb.UsageBatch.FromString(msg.data))
+
+    sub = await registry.conn.client.subscribe("bay.usage.local.busy", cb=on_msg)
+    try:
+        await create_group(
+            registry, name="busy", cmd="while :; do :; done", instances=1, resources={"cpus": 0.1, "mem": 16}
+        )
+        await sched.until("busy", lambda s: s.ready == 1)
+        (task,) = await sched.tasks("busy")
+
+        async def busy_sample() -> spb.UsageSample:
+            while True:
+                batch = await got.get()
+                for sample in batch.samples:
+                    if sample.task_id == task.id and sample.cpu_fraction > 0.2:
+                        assert batch.cluster == "local" and batch.group == "busy"
+                        return sample
+
+        sample = await asyncio.wait_for(busy_sample(), 15)
+        assert sample.cpu_seconds > 0 and sample.mem_bytes > 0 and sample.cpus_limit == 0.1
+    finally:
+        await sub.unsubscribe()
