@@ -18,6 +18,7 @@ from services.scheduler.service import Scheduler
 
 STATES = {s.value for s in TaskState}
 MAX_TAIL = 100_000
+WATCH_COALESCE_SECONDS = 0.02
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
@@ -101,11 +102,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         want = request.state.upper()
         if want and want not in STATES:
             raise ValidationFailed([FieldViolation("state", f"must be one of {', '.join(sorted(STATES))}")])
+        state = self.scheduler.state
+        candidates = state.group_tasks(request.group) if request.group else state.tasks.values()
         tasks = [
             task
-            for task in self.scheduler.state.tasks.values()
-            if (not request.group or task.group == request.group)
-            and (not want or task.state.value == want)
+            for task in candidates
+            if (not want or task.state.value == want)
             and (request.include_terminal or not task.terminal or want)
         ]
         tasks.sort(key=lambda task: (task.group, task.launched_at, task.id))
@@ -154,6 +156,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 try:
                     # the backoff countdown changes without events: look again at least every second
                     await asyncio.wait_for(changed.wait(), 1.0)
+                    # a burst of changes (thousands of tasks starting) becomes one update per interval
+                    await asyncio.sleep(WATCH_COALESCE_SECONDS)
                 except TimeoutError:
                     pass
         finally:

@@ -44,7 +44,7 @@ async def cluster_backend(
         return settings.backend, settings.mesos_master
     said = 0.0
     changed = asyncio.Event()
-    projection.state.on_change = lambda group: changed.set()
+    projection.state.on_change = lambda group, decisive: changed.set()
     while not stop.is_set():
         found = projection.state.clusters.get(settings.cluster)
         if found is not None:

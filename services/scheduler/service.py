@@ -37,6 +37,7 @@ from services.scheduler.state import SchedulerState
 log = logging.getLogger("bay.scheduler")
 
 ACTOR = "scheduler"
+STRAGGLER_CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Scheduler:
         self._stopping = False
         self.health = HealthChecker(self._on_check)
         self._last_reconcile = 0.0
+        self._last_straggler_check = 0.0
         self.rounds = 0
 
     @staticmethod
@@ -127,8 +129,9 @@ class Scheduler:
         """Run a round soon (the backend calls this when offers arrive)."""
         self._wake.set()
 
-    def _changed(self, group: str | None) -> None:
-        self._wake.set()
+    def _changed(self, group: str | None, decisive: bool) -> None:
+        if decisive:
+            self._wake.set()
         targets = self._watchers.values() if group is None else [self._watchers.get(group, ())]
         for events in targets:
             for ev in events:
@@ -235,6 +238,9 @@ class Scheduler:
     async def _chase_stragglers(self, now: float) -> None:
         """Ask about tasks stuck in STAGING (a launch the backend never took) and, now and then,
         about every task, so that a missed update cannot leave a task wrong for ever."""
+        if now - self._last_straggler_check < STRAGGLER_CHECK_SECONDS:
+            return
+        self._last_straggler_check = now
         if now - self._last_reconcile >= self.config.reconcile_interval_seconds:
             self._last_reconcile = now
             await self.backend.reconcile([])
@@ -372,8 +378,8 @@ class Scheduler:
         state = self.state
         g = state.groups.get(group)
         c = Counts(desired=g.instances if g else 0)
-        for task in state.tasks.values():
-            if task.group != group or task.terminal:
+        for task in state.group_tasks(group):
+            if task.terminal:
                 continue
             if task.active:
                 c.active += 1

@@ -46,6 +46,7 @@ class SchedulerState:
         self.groups: dict[str, GroupEntry] = {}  # this cluster's live groups
         self.builds: dict[str, str] = {}  # build id -> image
         self.tasks: dict[str, t.Task] = {}
+        self.by_group: dict[str, set[str]] = {}  # group -> ids of its tasks in ``tasks``
         self.addresses: dict[str, str] = {}  # task id -> host address
         self.ended: dict[str, deque[str]] = {}  # group -> its ended task ids, oldest first
         self.backoff: dict[str, bo.GroupBackoff] = {}
@@ -53,8 +54,10 @@ class SchedulerState:
         self.framework_id = ""
         self.clusters: dict[str, tuple[str, str]] = {}  # registered clusters: name -> (backend, address)
         self._task_prefix, self._sched_prefix, self._framework_subject = codec.cluster_filter(cluster)
-        # called with the group an event touched (None: many); the service wakes its loop and watchers
-        self.on_change: Callable[[str | None], None] = lambda group: None
+        # called with the group an event touched (None: many) and whether it may change what the
+        # scheduler decides (a task starting does not; a task ending does); the service wakes its
+        # loop for the latter and its status watchers for both
+        self.on_change: Callable[[str | None, bool], None] = lambda group, decisive: None
 
     # ---- queries ----
 
@@ -72,7 +75,8 @@ class SchedulerState:
         return out
 
     def group_tasks(self, group: str) -> list[t.Task]:
-        return [task for task in self.tasks.values() if task.group == group]
+        tasks = self.tasks
+        return [tasks[i] for i in self.by_group.get(group, ())]
 
     def is_ready(self, task: t.Task) -> bool:
         g = self.groups.get(task.group)
@@ -93,10 +97,10 @@ class SchedulerState:
             event = decode(env.aggregate_id, at, msg)
             if isinstance(event, t.PlacementFailed):
                 self.pending[event.group] = event
-                self.on_change(event.group)
+                self.on_change(event.group, False)
             elif isinstance(event, t.GroupBackoffChanged):
                 self.backoff[event.group] = bo.apply(self.backoff.get(event.group), event)
-                self.on_change(event.group)
+                self.on_change(event.group, True)
             else:
                 self._task_event(event, msg)
         elif subject.startswith(_GROUP):
@@ -105,12 +109,12 @@ class SchedulerState:
             if env.type == "BuildRegistered":
                 b = group_pb2.BuildRegistered.FromString(env.payload.value).build
                 self.builds[b.id] = b.image
-                self.on_change(None)
+                self.on_change(None, True)
         elif subject.startswith(_CLUSTER):
             if env.type == "ClusterRegistered":
                 c = group_pb2.ClusterRegistered.FromString(env.payload.value).cluster
                 self.clusters[c.name] = (c.backend, c.address)
-                self.on_change(None)
+                self.on_change(None, True)
         elif subject == self._framework_subject and env.type == "FrameworkRegistered":
             self.framework_id = task_pb2.FrameworkRegistered.FromString(env.payload.value).framework_id
         return self
@@ -123,6 +127,7 @@ class SchedulerState:
                 return  # a launch is recorded once; a repeat (should not happen) changes nothing
             assert isinstance(msg, task_pb2.TaskLaunched)
             self.addresses[task_id] = msg.host_address
+            self.by_group.setdefault(event.group, set()).add(task_id)
         elif before is None:
             return  # an update for a task already dropped from the window of ended ones
         task = t.apply(before, event)
@@ -134,9 +139,16 @@ class SchedulerState:
                 gone = ended.popleft()
                 self.tasks.pop(gone, None)
                 self.addresses.pop(gone, None)
+                members = self.by_group.get(task.group)
+                if members is not None:
+                    members.discard(gone)
+                    if not members:
+                        del self.by_group[task.group]
             if not ended:
                 del self.ended[task.group]
-        self.on_change(task.group)
+        self.on_change(
+            task.group, before is None or before.active != task.active or task.terminal != before.terminal
+        )
 
     def _group_event(self, name: str, kind: str, data: bytes) -> None:
         if kind in ("GroupCreated", "GroupUpdated", "GroupRolledBack"):
@@ -159,4 +171,4 @@ class SchedulerState:
             self.backoff.pop(name, None)
         else:
             return
-        self.on_change(name)
+        self.on_change(name, True)
