@@ -135,8 +135,11 @@ async def make_server(
     return server, port
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    """A client channel with OpenTelemetry, so a trace continues into the called service."""
+def channel(target: str, *, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """A client channel with OpenTelemetry, so a trace continues into the called service.
+
+    ``options`` are added to the defaults (e.g. ``grpc.max_reconnect_backoff_ms``: gRPC's reconnect
+    backoff grows to 120 s, which keeps a caller failing long after the service is back)."""
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
     return grpc.aio.insecure_channel(
@@ -145,5 +148,6 @@ def channel(target: str) -> grpc.aio.Channel:
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
+            *options,
         ],
     )

@@ -143,9 +143,15 @@ class GatewayClient:
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
+        return self.open_stream("/v1/events/stream", params, headers)
+
+    def open_stream(
+        self, path: str, params: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """An open streaming response (no read timeout: a stream may be quiet); the caller closes it."""
         clean = {k: v for k, v in params.items() if v not in (None, "")}
         request = self._http.build_request(
-            "GET", "/v1/events/stream", params=clean, headers=headers, timeout=httpx.Timeout(10.0, read=None)
+            "GET", path, params=clean, headers=headers, timeout=httpx.Timeout(10.0, read=None)
         )
         try:
             resp = self._http.send(request, stream=True)
@@ -156,3 +162,26 @@ class GatewayClient:
             resp.close()
             raise error_from_response(resp.status_code, resp.content, str(resp.url))
         return resp
+
+    # ---- tasks ----
+
+    def group_tasks(self, name: str, state: str = "", include_ended: bool = False) -> JSON:
+        params = {"state": state, "all": "true" if include_ended else None}
+        return self.request("GET", f"/v1/groups/{_q(name)}/tasks", params=params)
+
+    def group_status(self, name: str) -> JSON:
+        return self.request("GET", f"/v1/groups/{_q(name)}/status")
+
+    def status_stream(self, name: str) -> httpx.Response:
+        """The group's status as server-sent events (``event: status``), open; the caller closes it."""
+        return self.open_stream(f"/v1/groups/{_q(name)}/status/stream", {}, {"Accept": "text/event-stream"})
+
+    def get_task(self, task_id: str) -> JSON:
+        return self.request("GET", f"/v1/tasks/{_q(task_id)}")
+
+    def task_logs(self, task_id: str, *, stream: str, tail: int, follow: bool) -> httpx.Response:
+        params = {"stream": stream, "tail": tail, "follow": "true" if follow else None}
+        return self.open_stream(f"/v1/tasks/{_q(task_id)}/logs", params)
+
+    def kill_task(self, task_id: str) -> JSON:
+        return self.request("POST", f"/v1/tasks/{_q(task_id)}/kill", mutation=True)

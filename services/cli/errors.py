@@ -2,7 +2,8 @@
 
 Exit codes (also in ``bay --help``): 0 ok; 1 usage or validation (any other 4xx, bad input files);
 2 not found (404); 3 conflict (409, 412); 4 authentication or permission (401, 403, no token);
-5 unavailable (502, 503, 504, connection refused or timed out).
+5 unavailable (502, 503, 504, connection refused or timed out); 6 not ready in time (``--wait``
+ran out of ``--timeout``: the change was made, the tasks are not all ready yet).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ class ExitCode(IntEnum):
     CONFLICT = 3
     AUTH = 4
     UNAVAILABLE = 5
+    NOT_READY = 6
 
 
 EPILOG = (
     "Exit codes: 0 ok; 1 usage or validation error (bad input, HTTP 4xx); 2 not found (404); "
     "3 conflict (409); 4 authentication or permission (401/403); "
-    "5 unavailable (503, or the gateway is not reachable)."
+    "5 unavailable (503, or the gateway is not reachable); "
+    "6 not ready in time (--wait ran out of --timeout; the change itself was made)."
 )
 
 

@@ -8,13 +8,13 @@ code the app returns (see ``EPILOG``). This module only wires them into one app.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from services.cli.app import BayApp
-from services.cli.commands import events, groups, tokens
-from services.cli.errors import EPILOG
+from services.cli.commands import events, groups, tasks, tokens
+from services.cli.errors import EPILOG, CliError
 from services.cli.settings import CliSettings
 
 app = BayApp(
@@ -44,11 +44,37 @@ def up(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Where data lives (BAY_DATA_DIR).")
     ] = None,
+    sim_cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--sim-cluster",
+            metavar="NAME",
+            help="Demo/test: also run a simulated Mesos cluster NAME (a master simulator and its "
+            "scheduler; needs a source checkout: the simulator lives in tests/).",
+        ),
+    ] = None,
+    sim_agents: Annotated[
+        int | None, typer.Option("--sim-agents", min=1, help="The simulated cluster's agents (3).")
+    ] = None,
 ) -> None:
-    """Run the whole platform in the foreground (nats-server, registry, gateway, audit); Ctrl-C stops it."""
-    from services.cli.stack import StackSettings, run_stack  # grpc and friends: only for `up`
+    """Run the whole platform in the foreground (nats-server, registry, the scheduler of the cluster
+    `local`, gateway, audit); Ctrl-C stops it (tasks keep running: the next `bay up` adopts them)."""
+    from pydantic import ValidationError
 
-    settings = StackSettings(data_dir=data_dir) if data_dir else StackSettings()
+    from services.cli.stack import StackSettings, run_stack  # grpc and friends: only for `up`
+    from services.cli.stack.table import SIM_MODULE, SOURCE_ROOT
+
+    given: dict[str, Any] = {"data_dir": data_dir, "sim_cluster": sim_cluster, "sim_agents": sim_agents}
+    try:
+        settings = StackSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise CliError(f"bad setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    sim_main = SOURCE_ROOT.joinpath(*SIM_MODULE.split("."), "__main__.py")
+    if settings.sim_cluster and not sim_main.exists():
+        raise CliError(
+            f"--sim-cluster needs the Mesos master simulator, {sim_main}, which is not there",
+            hint="run `bay` from a source checkout of Bay (the simulator is part of its tests)",
+        )
     raise typer.Exit(run_stack(settings))
 
 
@@ -58,6 +84,10 @@ get_app.command("groups")(groups.get_groups)
 get_app.command("group")(groups.get_group)
 app.add_typer(get_app, name="get")
 app.command()(groups.scale)
+app.command()(tasks.tasks)
+app.command()(tasks.task)
+app.command()(tasks.logs)
+app.command()(tasks.kill)
 app.command()(groups.history)
 app.command()(groups.rollback)
 app.command()(groups.delete)

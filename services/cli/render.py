@@ -106,6 +106,93 @@ def event_line(event: JSON) -> str:
     )
 
 
+def _epoch(value: Any) -> float | None:
+    """An ISO time (as the REST API sends) as unix seconds; None when absent or unreadable."""
+    if value in (None, ""):
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def age(seconds: float) -> str:
+    """``42s``, ``5m10s``, ``3h20m``, ``2d4h``: two units at most, as ``kubectl`` and ``docker ps`` do."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60}s" if s < 600 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def task_readiness(task: JSON) -> str:
+    """``yes`` / ``no``, with the health check's verdict when there is one."""
+    ready = "yes" if task.get("ready") else "no"
+    healthy = task.get("healthy")
+    if healthy is True:
+        return f"{ready}/healthy"
+    if healthy is False:
+        failures = task.get("health_failures") or 0
+        return f"{ready}/unhealthy" + (f"({failures})" if failures else "")
+    return ready
+
+
+def _ports(task: JSON) -> str:
+    ports = task.get("ports") or {}
+    return ",".join(f"{name}={port}" for name, port in ports.items()) or "-"
+
+
+def _task_message(task: JSON) -> str:
+    parts = [str(task["message"])] if task.get("message") else []
+    if task.get("kill_reason"):
+        parts.append(f"kill: {task['kill_reason']}")
+    if task.get("exit_code") is not None:
+        parts.append(f"exit {task['exit_code']}")
+    text = "; ".join(parts)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def tasks_table(tasks: list[JSON], now: float) -> Table:
+    """One row per task; ``age`` counts from the launch."""
+    table = Table("id", "state", "ready", "host", "ports", "age", "message", box=None, pad_edge=False)
+    for task in tasks:
+        launched = _epoch(task.get("launched_at"))
+        table.add_row(
+            str(task.get("id", "")),
+            str(task.get("state", "")),
+            task_readiness(task),
+            str(task.get("hostname", "")),
+            _ports(task),
+            age(now - launched) if launched is not None else "",
+            _task_message(task),
+        )
+    return table
+
+
+def status_line(status: JSON) -> str:
+    """The counts of a group's status in one line."""
+    line = (
+        f"{status.get('ready', 0)}/{status.get('desired', 0)} ready"
+        f" (running {status.get('running', 0)}, staged {status.get('staged', 0)}"
+        f", killing {status.get('killing', 0)}"
+    )
+    if status.get("has_health_check"):
+        line += f", unhealthy {status.get('unhealthy', 0)}"
+    return line + ")"
+
+
+def pending_line(status: JSON) -> str:
+    """Why tasks wait (placement, backoff), or empty when none is pending."""
+    pending = status.get("pending") or {}
+    if not pending.get("count"):
+        return ""
+    return f"pending: {pending.get('summary') or str(pending['count']) + ' task(s) waiting to be launched'}"
+
+
 def as_yaml(doc: Any) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
 

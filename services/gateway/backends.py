@@ -13,6 +13,7 @@ from libs.eventlog.jetstream import event_log_for
 from libs.natsconn import NatsConnection, connect
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.registry_client import RegistryClient
+from services.gateway.scheduler_client import SchedulerPool
 from services.gateway.settings import GatewaySettings
 
 
@@ -23,12 +24,14 @@ class Backends:
     nats: NatsConnection
     events: EventLog
     engine: Engine
+    schedulers: SchedulerPool
     #: set when the gateway stops: open event streams end, so their connections can close
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:
         self.closing.set()
         await self.registry.close()
+        await self.schedulers.close()
         await self.nats.close()
         self.engine.dispose()
 
@@ -49,4 +52,5 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         nats=conn,
         events=events,
         engine=engine,
+        schedulers=SchedulerPool(settings.schedulers, timeout=settings.scheduler_timeout_seconds),
     )

@@ -16,6 +16,7 @@ from libs.errors import FieldViolation, ValidationFailed
 from services.gateway.backends import Backends
 from services.gateway.body import read_document
 from services.gateway.registry_client import BoundRegistry, Caller
+from services.gateway.scheduler_client import BoundSchedulers
 from services.gateway.settings import GatewaySettings
 
 
@@ -45,13 +46,22 @@ Viewer = Annotated[Principal, Depends(viewer)]
 Operator = Annotated[Principal, Depends(operator)]
 
 
+def _caller(request: Request) -> Caller:
+    return Caller(request.headers.get("authorization"), request.state.correlation_id)
+
+
 def registry(request: Request, backends: BackendsDep) -> BoundRegistry:
     """The registry, called with this request's token and correlation id."""
-    caller = Caller(request.headers.get("authorization"), request.state.correlation_id)
-    return backends.registry.bound(caller)
+    return backends.registry.bound(_caller(request))
+
+
+def schedulers(request: Request, backends: BackendsDep) -> BoundSchedulers:
+    """The clusters' schedulers, called with this request's token and correlation id."""
+    return backends.schedulers.bound(_caller(request))
 
 
 Registry = Annotated[BoundRegistry, Depends(registry)]
+Schedulers = Annotated[BoundSchedulers, Depends(schedulers)]
 
 
 def parse_if_match(value: str) -> int:

@@ -113,10 +113,78 @@ class BuildList(BaseModel):
     builds: list[Build]
 
 
+class Task(BaseModel):
+    """One running copy of a group on one host, as its cluster's scheduler knows it."""
+
+    id: str = Field(description="<group>.<uuid>")
+    group: str
+    group_version: int = Field(description="the group's spec version the task runs")
+    cluster: str
+    host_id: str = Field(description="Mesos agent id, or `local`")
+    hostname: str
+    host_address: str = Field(description="where the task's ports are reached")
+    ports: dict[str, int] = Field(description="port name -> host port")
+    state: str = Field(description="STAGING, STARTING, RUNNING, KILLING, FINISHED, FAILED, KILLED, LOST...")
+    ready: bool = Field(description="healthy, or running where the group has no health check")
+    healthy: bool | None = Field(description="null: not checked (yet)")
+    health_failures: int = Field(description="consecutive failed health checks")
+    launched_at: datetime
+    started_at: datetime | None = Field(description="first RUNNING; null before")
+    updated_at: datetime
+    message: str
+    exit_code: int | None
+    kill_reason: str = Field(description="surplus, unhealthy, orphan or operator once asked to go")
+    cpus: float
+    mem: float
+    disk: float
+    host_labels: dict[str, str]
+
+
+class Pending(BaseModel):
+    """Why some of a group's tasks are not launched."""
+
+    count: int = Field(description="tasks wanted but not launched")
+    reasons: dict[str, int] = Field(description="placement check -> hosts failing it")
+    hosts: int = Field(description="hosts considered at the last placement")
+    next_attempt_at: datetime | None = Field(description="launch backoff: the next try; null: no backoff")
+    backoff_delay: float
+    backoff_failures: int
+    summary: str = Field(description="one line for humans; empty when nothing is pending")
+
+
+class GroupStatus(BaseModel):
+    """A group's task counts in its cluster, as of event-log sequence ``sequence``."""
+
+    group: str
+    cluster: str
+    version: int = Field(description="the spec version the scheduler knows")
+    desired: int
+    staged: int = Field(description="launched, not yet running")
+    running: int
+    healthy: int
+    unhealthy: int
+    ready: int = Field(description="healthy, or running where there is no health check")
+    killing: int
+    has_health_check: bool
+    known: bool = Field(description="false: the scheduler has not (yet) seen the group")
+    pending: Pending
+    sequence: int
+
+
+class GroupTasks(BaseModel):
+    group: str
+    cluster: str
+    status: GroupStatus
+    tasks: list[Task]
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     nats: bool
     registry: bool
+    schedulers: dict[str, bool] = Field(
+        description="each cluster's scheduler answering; informative: `status` does not count it"
+    )
 
 
 class Violation(BaseModel):

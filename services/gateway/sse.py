@@ -1,4 +1,4 @@
-"""Server-sent events from the event log.
+"""Server-sent events from the event log (and a group's status, from its scheduler).
 
 Each event is ``id: <stream sequence>``, ``event: <type>``, ``data: <libs.eventjson rendering>``, so a
 browser's EventSource (or ``bay events --follow``) that reconnects sends ``Last-Event-ID`` and
@@ -15,6 +15,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+from pydantic import BaseModel
+
+from libs.errors import BayError
 from libs.eventjson import record_dict
 from libs.eventlog import EventLog, Record
 
@@ -62,6 +65,8 @@ async def with_heartbeat(
             if stopping in done:
                 return
             if pumping in done:
+                while not queue.empty():  # a finite source ended: what it put before is still due
+                    yield queue.get_nowait()
                 pumping.result()  # the source's error, if it failed
                 return
             yield None
@@ -85,3 +90,18 @@ async def event_stream(
             yield KEEP_ALIVE if rec is None else message(rec)
     except Exception:  # headers are gone: all that can be done is end the stream; the client resumes
         log.exception("event stream from sequence %d failed", start)
+
+
+async def model_stream(
+    items: AsyncIterator[BaseModel], event: str, *, heartbeat: float, stop: asyncio.Event
+) -> AsyncIterator[bytes]:
+    """``event: <event>`` / ``data: <item as JSON>`` for each item, keep-alives between, until the
+    source ends (its error ends the stream too: a client reconnects, and reads the state anew)."""
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    try:
+        async for item in with_heartbeat(items, heartbeat, stop):
+            yield (
+                KEEP_ALIVE if item is None else f"event: {event}\ndata: {item.model_dump_json()}\n\n".encode()
+            )
+    except BayError as exc:
+        log.warning("%s stream ended: %s", event, exc.message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ from libs.natsserver import free_port
 
 BIN = Path(sys.executable).parent
 BAY = str(BIN / "bay")
-READY = r"^bay: ready — gateway (http://\S+), registry (\S+), nats (\S+), data (.+)$"
+READY = r"^bay: ready — gateway (http://\S+), registry (\S+), nats (\S+), data (.+); schedulers (.+)$"
 
 
 def clean_environment() -> dict[str, str]:
@@ -152,6 +153,17 @@ class BayUp:
         for pid in self.all_pids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        kill_tasks(self.data_dir)
+
+
+def kill_tasks(data_dir: Path) -> None:
+    """SIGKILL every task the local scheduler started (detached from it by design: they outlive
+    ``bay up``), by the pids in their sandboxes."""
+    for doc in data_dir.glob("local/*/sandboxes/*/task.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = int(json.loads(doc.read_text())["pid"])
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def pid_gone(pid: int) -> bool:
@@ -191,21 +203,31 @@ def group_gone(pgid: int) -> bool:
     return False
 
 
-async def start_bay(cwd: Path, *, nats_url: str | None = None, timeout: float = 30.0) -> BayUp:
-    """``bay up`` in ``cwd`` on free ports, returned once it has printed its ready line."""
+async def start_bay(
+    cwd: Path,
+    *,
+    nats_url: str | None = None,
+    timeout: float = 30.0,
+    args: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+) -> BayUp:
+    """``bay up [args]`` in ``cwd`` on free ports, returned once it has printed its ready line."""
     env = {
         **clean_environment(),
         "BAY_DATA_DIR": str(cwd / ".bay"),
         "BAY_GATEWAY_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_REGISTRY_LISTEN": f"127.0.0.1:{free_port()}",
+        "BAY_SCHEDULER_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_NATS_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
     if nats_url:
         env["BAY_NATS_URL"] = nats_url
+    env.update(env_extra or {})
     proc = await asyncio.create_subprocess_exec(
         BAY,
         "up",
+        *args,
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -223,8 +245,14 @@ async def start_bay(cwd: Path, *, nats_url: str | None = None, timeout: float = 
 
 
 @contextlib.asynccontextmanager
-async def running_bay(cwd: Path, *, nats_url: str | None = None) -> AsyncIterator[BayUp]:
-    bay = await start_bay(cwd, nats_url=nats_url)
+async def running_bay(
+    cwd: Path,
+    *,
+    nats_url: str | None = None,
+    args: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+) -> AsyncIterator[BayUp]:
+    bay = await start_bay(cwd, nats_url=nats_url, args=args, env_extra=env_extra)
     try:
         yield bay
     finally:

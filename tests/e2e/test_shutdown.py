@@ -13,7 +13,7 @@ from tests.e2e.harness import group_gone, pid_gone, running_bay, start_bay, wait
 async def test_sigterm_stops_everything(tmp_path: Path) -> None:
     async with running_bay(tmp_path) as bay:
         pids = bay.pids()
-        assert set(pids) == {"nats", "registry", "gateway", "audit"}
+        assert set(pids) == {"nats", "registry", "scheduler", "gateway", "audit"}
         assert all(not pid_gone(pid) for pid in pids.values())
         code = await bay.terminate(timeout=15)
         assert code == 0

@@ -77,3 +77,24 @@ def test_apply_reports_a_broken_file_before_calling_anyone(
     bad.write_text(json.dumps({"cmd": "sleep 1"}))
     assert app(args=["apply", "-f", str(bad)]) == ExitCode.USAGE
     assert "has no `name`" in capsys.readouterr().err
+
+
+def test_up_refuses_a_simulated_cluster_named_local(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert app(args=["up", "--sim-cluster", "local"]) == ExitCode.USAGE
+    assert "sim_cluster" in capsys.readouterr().err
+    assert not env.exists(), "nothing was started"
+
+
+def test_scale_wait_timeout_must_be_positive(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert app(args=["scale", "web", "3", "--wait", "--timeout", "0"]) == ExitCode.USAGE
+    assert "--timeout" in capsys.readouterr().err
+
+
+def test_task_commands_are_listed(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert app(args=["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("tasks", "task", "logs", "kill"):
+        assert f"│ {name} " in out, name
+    assert app(args=["logs", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--follow" in help_text and "--stderr" in help_text and "--tail" in help_text

@@ -123,3 +123,61 @@ def test_stream_subject() -> None:
     assert render.stream_subject("group", "") == "group.>"
     assert render.stream_subject("task", "local/t1") == "task.local.t1"
     assert render.stream_subject("", "") == ""
+
+
+def _task(tid: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "id": tid,
+        "state": "RUNNING",
+        "ready": True,
+        "healthy": None,
+        "health_failures": 0,
+        "hostname": "host-1",
+        "ports": {"http": 31000},
+        "launched_at": "2024-05-01T10:00:00+00:00",
+        "message": "",
+        "kill_reason": "",
+        "exit_code": None,
+        **kw,
+    }
+
+
+def test_tasks_table_columns_and_rows() -> None:
+    now = render._epoch("2024-05-01T10:05:30+00:00")
+    assert now is not None
+    tasks = [
+        _task("web.a", healthy=True),
+        _task("web.b", ready=False, healthy=False, health_failures=2, ports={}),
+        _task("web.c", state="KILLED", ready=False, kill_reason="operator (ops)", exit_code=143),
+    ]
+    rows = [line.split() for line in _text(render.tasks_table(tasks, now)).strip().splitlines()]
+    assert rows[0] == ["id", "state", "ready", "host", "ports", "age", "message"]
+    assert rows[1] == ["web.a", "RUNNING", "yes/healthy", "host-1", "http=31000", "5m30s"]
+    assert rows[2] == ["web.b", "RUNNING", "no/unhealthy(2)", "host-1", "-", "5m30s"]
+    assert rows[3][:6] == ["web.c", "KILLED", "no", "host-1", "http=31000", "5m30s"]
+    assert " ".join(rows[3][6:]) == "kill: operator (ops); exit 143"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-1, "0s"),
+        (42, "42s"),
+        (310, "5m10s"),
+        (900, "15m"),
+        (3 * 3600 + 20 * 60, "3h20m"),
+        (2 * 86400 + 4 * 3600, "2d4h"),
+    ],
+)
+def test_age(seconds: float, shown: str) -> None:
+    assert render.age(seconds) == shown
+
+
+def test_status_and_pending_lines() -> None:
+    st = {"desired": 5, "ready": 3, "running": 4, "staged": 1, "killing": 0, "pending": {"count": 0}}
+    assert render.status_line(st) == "3/5 ready (running 4, staged 1, killing 0)"
+    assert render.status_line({**st, "has_health_check": True, "unhealthy": 1}).endswith(", unhealthy 1)")
+    assert render.pending_line(st) == ""
+    why = {"count": 2, "summary": "2 task(s) found no host: constraint zone==eu on 1 of 1 hosts failed"}
+    assert render.pending_line({**st, "pending": why}) == f"pending: {why['summary']}"
+    assert render.pending_line({**st, "pending": {"count": 1}}) == "pending: 1 task(s) waiting to be launched"

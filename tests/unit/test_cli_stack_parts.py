@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from services.cli.stack.backoff import RestartBackoff
 from services.cli.stack.output import Output, describe_exit
+from services.cli.stack.readiness import clusters_of
 from services.cli.stack.settings import StackSettings, connect_address
-from services.cli.stack.table import SERVICES
+from services.cli.stack.table import SERVICES, SOURCE_ROOT, services_for
 
 
 def test_backoff_doubles_to_the_cap_and_resets_after_a_good_run() -> None:
@@ -79,9 +82,65 @@ def test_service_table_names_are_unique_and_modules_importable() -> None:
 
     names = [s.name for s in SERVICES]
     assert len(set(names)) == len(names)
-    assert {"registry", "gateway", "audit"} <= set(names)
+    assert {"registry", "scheduler", "gateway", "audit"} <= set(names)
     for s in SERVICES:  # `python -m` runs a module, or a package's __main__
         spec = importlib.util.find_spec(s.module)
         assert spec is not None, s.module
         if spec.submodule_search_locations is not None:
             assert importlib.util.find_spec(f"{s.module}.__main__") is not None, s.module
+
+
+def test_the_scheduler_of_local_runs_and_the_gateway_is_told_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("BAY_NATS_URL", "BAY_SCHEDULER_LISTEN", "BAY_SIM_CLUSTER", "BAY_SIM_SCHEDULER_LISTEN"):
+        monkeypatch.delenv(var, raising=False)
+    s = StackSettings(data_dir=tmp_path, scheduler_listen="0.0.0.0:9100")
+    env = s.child_environment({"BAY_CLUSTER": "elsewhere", "BAY_BACKEND": "mesos"})
+    assert json.loads(env["BAY_SCHEDULERS"]) == {"local": "127.0.0.1:9100"}
+    assert (env["BAY_CLUSTER"], env["BAY_SCHEDULER_LISTEN"], env["BAY_BACKEND"]) == (
+        "local",
+        "0.0.0.0:9100",
+        "",
+    )
+    (sched,) = [svc for svc in services_for(s) if svc.module == "services.scheduler"]
+    assert sched.cluster == "local" and sched.listen is not None
+    assert sched.listen(s) == ("BAY_SCHEDULER_LISTEN", "0.0.0.0:9100")
+
+
+def test_a_simulated_cluster_adds_the_simulator_and_its_scheduler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BAY_NATS_URL", raising=False)
+    s = StackSettings(
+        data_dir=tmp_path,
+        sim_cluster="sim",
+        sim_agents=5,
+        sim_port=9200,
+        sim_scheduler_listen="127.0.0.1:9201",
+    )
+    assert s.schedulers == {"local": "127.0.0.1:50061", "sim": "127.0.0.1:9201"}
+    assert json.loads(s.child_environment({})["BAY_SCHEDULERS"])["sim"] == "127.0.0.1:9201"
+    extra = {svc.name for svc in services_for(s)} - {svc.name for svc in SERVICES}
+    assert extra == {"mesos-sim", "scheduler-sim"}
+    by_name = {svc.name: svc for svc in services_for(s)}
+    sim, sched = by_name["mesos-sim"], by_name["scheduler-sim"]
+    assert sim.module == "tests.mesos_sim" and sim.args is not None
+    assert sim.args(s) == ["--port", "9200", "--agents", "5"]
+    assert sim.env is not None and sim.env(s)["PYTHONPATH"] == str(SOURCE_ROOT)
+    assert (SOURCE_ROOT / "tests" / "mesos_sim" / "__init__.py").exists()
+    assert sched.env is not None and sched.env(s) == {
+        "BAY_CLUSTER": "sim",
+        "BAY_SCHEDULER_LISTEN": "127.0.0.1:9201",
+    }
+    assert sched.cluster == "sim"
+    assert [(c.name, c.backend, c.address) for c in clusters_of(s)] == [
+        ("local", "local", ""),
+        ("sim", "mesos", "127.0.0.1:9200"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["local", "Bad_Name", "-x"])
+def test_a_simulated_cluster_needs_a_name_of_its_own(name: str) -> None:
+    with pytest.raises(ValidationError):
+        StackSettings(sim_cluster=name)

@@ -1,4 +1,4 @@
-"""Group commands: apply, get, scale, history, rollback, delete."""
+"""Group commands: apply, get, scale (and wait), history, rollback, delete."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli import render
-from services.cli.app import DocOutput, Output, client_of, print_doc, stdout_console
+from services.cli.app import DocOutput, Output, client_of, print_doc, stderr, stdout_console
 from services.cli.client import GatewayClient
 from services.cli.errors import CliError, ExitCode
 from services.cli.specfile import read_specs
+from services.cli.wait import Target, wait_settled
 
 
 def _current(gw: GatewayClient, name: str) -> dict[str, Any] | None:
@@ -87,11 +90,60 @@ def scale(
     name: str,
     instances: Annotated[int, typer.Argument(min=0, help="The new number of instances.")],
     reason: Annotated[str, typer.Option(help="Why; kept in the event.")] = "",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Then wait until every task is ready (a progress bar shows it).")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="With --wait: give up after this many seconds (exit code 6).")
+    ] = 120.0,
 ) -> None:
-    """Set a group's number of instances."""
+    """Set a group's number of instances; with --wait, until they are all ready."""
     with client_of(ctx) as gw:
         reply = gw.scale(name, instances, reason)
-    typer.echo(f"group {name} scaled to {reply['group']['spec'].get('instances', 0)}")
+        typer.echo(f"group {name} scaled to {reply['group']['spec'].get('instances', 0)}")
+        if wait:
+            target = Target(int(reply["group"]["spec"].get("instances", 0)), int(reply.get("sequence", 0)))
+            wait_ready(gw, name, target, timeout)
+
+
+def wait_ready(gw: GatewayClient, name: str, target: Target, timeout: float) -> None:
+    """A progress bar of ready/desired until the group settles; exit code 6 with the reason if it
+    does not within ``timeout``."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} ready"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=stderr,
+    )
+    bar = progress.add_task(name, total=max(target.instances, 1), completed=0, detail="")
+
+    def show(status: dict[str, Any]) -> None:
+        detail = ", ".join(
+            f"{status.get(k, 0)} {k}" for k in ("staged", "killing", "unhealthy") if status.get(k)
+        )
+        progress.update(
+            bar,
+            total=max(int(status.get("desired", 0)), 1),
+            completed=int(status.get("ready", 0)),
+            detail=detail,
+        )
+
+    with progress:
+        ok, last = wait_settled(gw, name, target, timeout, show)
+    if ok and last is not None:
+        typer.echo(f"group {name}: {render.status_line(last)}")
+        return
+    status = gw.group_status(name)  # the freshest reason, however long ago the last change was
+    why = render.pending_line(status) or f"not settled: {render.status_line(status)}"
+    stderr.print(escape(why))
+    raise CliError(
+        f"group {name} not ready in time: {status.get('ready', 0)}/{status.get('desired', 0)} ready "
+        f"after {timeout:g}s",
+        ExitCode.NOT_READY,
+        f"the scale itself is done; see `bay tasks {name}` for what the tasks are doing",
+    )
 
 
 def history(

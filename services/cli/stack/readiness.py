@@ -21,9 +21,9 @@ POLL_SECONDS = 0.1
 LOCAL_CLUSTER = group_pb2.Cluster(name="local", backend="local")
 
 
-async def registry_serving(settings: StackSettings) -> None:
-    """The registry's standard gRPC health check says SERVING."""
-    async with grpc.aio.insecure_channel(settings.registry_address) as ch:
+async def grpc_serving(address: str) -> None:
+    """The standard gRPC health check at ``address`` says SERVING."""
+    async with grpc.aio.insecure_channel(address) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while True:
             try:
@@ -31,6 +31,29 @@ async def registry_serving(settings: StackSettings) -> None:
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(POLL_SECONDS)
+
+
+async def registry_serving(settings: StackSettings) -> None:
+    """The registry's standard gRPC health check says SERVING."""
+    await grpc_serving(settings.registry_address)
+
+
+async def scheduler_serving(settings: StackSettings, address: str = "") -> None:
+    """A scheduler's gRPC health check says SERVING: it serves only once its cluster is registered
+    and its backend is up, so this also says the cluster can run tasks."""
+    await grpc_serving(address or settings.scheduler_address)
+
+
+async def sim_master_answering(settings: StackSettings) -> None:
+    """The simulated Mesos master answers ``GET /version`` (what pymesos asks first)."""
+    async with httpx.AsyncClient(base_url=f"http://{settings.sim_master_address}", timeout=1.0) as http:
+        while True:
+            try:
+                if (await http.get("/version")).status_code == 200:
+                    return
+            except httpx.HTTPError:
                 pass
             await asyncio.sleep(POLL_SECONDS)
 
@@ -47,13 +70,23 @@ async def gateway_healthy(settings: StackSettings) -> None:
             await asyncio.sleep(POLL_SECONDS)
 
 
-async def register_local_cluster(settings: StackSettings, token: str) -> None:
-    """Register the cluster ``local`` (backend ``local``); the registry makes a repeat a no-op.
+def clusters_of(settings: StackSettings) -> list[group_pb2.Cluster]:
+    """The clusters ``bay up`` registers: ``local``, and the simulated one if asked for."""
+    out = [LOCAL_CLUSTER]
+    if settings.sim_cluster:
+        out.append(
+            group_pb2.Cluster(name=settings.sim_cluster, backend="mesos", address=settings.sim_master_address)
+        )
+    return out
 
-    Retries while the registry is unavailable; any other refusal (a ``local`` cluster registered
-    with another backend) is raised as its BayError for the supervisor to report.
+
+async def register_cluster(settings: StackSettings, token: str, cluster: group_pb2.Cluster) -> None:
+    """Register a cluster; the registry makes a repeat a no-op.
+
+    Retries while the registry is unavailable; any other refusal (a cluster of that name registered
+    with another backend or address) is raised as its BayError for the supervisor to report.
     """
-    request = registry_pb2.RegisterClusterRequest(cluster=LOCAL_CLUSTER)
+    request = registry_pb2.RegisterClusterRequest(cluster=cluster)
     metadata = (("authorization", f"Bearer {token}"),)
     async with grpc.aio.insecure_channel(settings.registry_address) as ch:
         stub = registry_pb2_grpc.RegistryStub(ch)

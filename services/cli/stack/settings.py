@@ -6,9 +6,10 @@ NATS, start none" (the supervisor checks whether it was *set*, not only its valu
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from libs.settings import CommonSettings
 
@@ -29,9 +30,28 @@ def split_address(addr: str) -> tuple[str, int]:
 class StackSettings(CommonSettings):
     gateway_listen: str = Field("127.0.0.1:8080", description="where the gateway's HTTP listens")
     registry_listen: str = Field("127.0.0.1:50051", description="where the registry's gRPC listens")
+    scheduler_listen: str = Field(
+        "127.0.0.1:50061", description="where the scheduler of the cluster `local` listens (gRPC)"
+    )
+    sim_cluster: str = Field(
+        "", pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$",
+        description="demo/test: also run a Mesos master simulator as this cluster (backend mesos)",
+    )  # fmt: skip
+    sim_agents: int = Field(3, ge=1, le=10_000, description="the simulator's agents")
+    sim_port: int = Field(5050, gt=0, lt=65536, description="the simulated Mesos master's port")
+    sim_scheduler_listen: str = Field(
+        "127.0.0.1:50062", description="where the simulated cluster's scheduler listens (gRPC)"
+    )
     nats_port: int = Field(4250, gt=0, lt=65536, description="the embedded nats-server's port")
     stop_timeout_seconds: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL, per service")
     slow_start_warning_seconds: float = Field(30.0, gt=0, description="say what is not ready yet")
+
+    @field_validator("sim_cluster")
+    @classmethod
+    def _not_local(cls, value: str) -> str:
+        if value == "local":
+            raise ValueError("`local` is the local cluster: name the simulated one otherwise, e.g. sim")
+        return value
 
     @property
     def external_nats(self) -> bool:
@@ -48,6 +68,22 @@ class StackSettings(CommonSettings):
     @property
     def gateway_url(self) -> str:
         return f"http://{connect_address(self.gateway_listen)}"
+
+    @property
+    def scheduler_address(self) -> str:
+        return connect_address(self.scheduler_listen)
+
+    @property
+    def sim_master_address(self) -> str:
+        return f"127.0.0.1:{self.sim_port}"
+
+    @property
+    def schedulers(self) -> dict[str, str]:
+        """Each cluster's scheduler, as the gateway is told (``BAY_SCHEDULERS``)."""
+        out = {"local": self.scheduler_address}
+        if self.sim_cluster:
+            out[self.sim_cluster] = connect_address(self.sim_scheduler_listen)
+        return out
 
     @property
     def data_path(self) -> Path:
@@ -73,6 +109,12 @@ class StackSettings(CommonSettings):
             "BAY_REGISTRY_LISTEN": self.registry_listen,
             "BAY_REGISTRY_ADDR": self.registry_address,
             "BAY_GATEWAY_LISTEN": self.gateway_listen,
+            "BAY_SCHEDULERS": json.dumps(self.schedulers),
+            # the scheduler of `local`; a simulated cluster's scheduler gets its own (see table.py)
+            "BAY_CLUSTER": "local",
+            "BAY_SCHEDULER_LISTEN": self.scheduler_listen,
+            "BAY_BACKEND": "",  # from the cluster's registration, which `bay up` makes
+            "BAY_MESOS_MASTER": "",
             "BAY_LOG_LEVEL": self.log_level,
             "PYTHONUNBUFFERED": "1",
         }

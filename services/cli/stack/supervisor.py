@@ -1,10 +1,12 @@
 """``bay up``: the whole platform on this machine, in the foreground.
 
 Start order: embedded nats-server (unless ``BAY_NATS_URL`` names one), admin token, every service
-of :data:`~services.cli.stack.table.SERVICES`; then, once every probe answers and the cluster
-``local`` is registered, one ``bay: ready ...`` line. A process that dies is restarted with
-:class:`RestartBackoff`. SIGINT/SIGTERM (and any crash of the supervisor itself) stop the services
-(SIGTERM, then SIGKILL of their process group), then nats-server.
+of :data:`~services.cli.stack.table.SERVICES` (plus the Mesos simulator and its cluster's scheduler
+with ``--sim-cluster``). The clusters are registered as soon as the registry answers (a scheduler
+serves only once its cluster is registered); once every probe answers, one ``bay: ready ...``
+line. A process that dies is restarted with :class:`RestartBackoff`. SIGINT/SIGTERM (and any crash
+of the supervisor itself) stop the services (SIGTERM, then SIGKILL of their process group), then
+nats-server.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from libs.errors import BayError
 from services.cli.stack.backoff import RestartBackoff
 from services.cli.stack.output import Output, describe_exit
 from services.cli.stack.processes import Managed, NatsChild, ServiceChild
-from services.cli.stack.readiness import register_local_cluster
+from services.cli.stack.readiness import clusters_of, register_cluster
 from services.cli.stack.settings import StackSettings, split_address
-from services.cli.stack.table import SERVICES, ServiceProcess
+from services.cli.stack.table import SERVICES, ServiceProcess, services_for
 
 T = TypeVar("T")
 
@@ -63,7 +65,13 @@ class Supervisor:
         )
         env = settings.child_environment(dict(os.environ))
         self.children = [
-            ServiceChild(s.name, [sys.executable, "-m", s.module], env, self.out) for s in services
+            ServiceChild(
+                s.name,
+                [sys.executable, "-m", s.module, *(s.args(settings) if s.args else [])],
+                {**env, **(s.env(settings) if s.env else {})},
+                self.out,
+            )
+            for s in services
         ]
         self._stop = asyncio.Event()
         self._lock: IO[str] | None = None
@@ -81,6 +89,7 @@ class Supervisor:
                 f"another `bay up` is using {s.data_dir}; stop it or set BAY_DATA_DIR"
             ) from exc
         wanted = [("BAY_GATEWAY_LISTEN", s.gateway_listen), ("BAY_REGISTRY_LISTEN", s.registry_listen)]
+        wanted += [svc.listen(s) for svc in self.services if svc.listen is not None]
         if self.nats is not None:
             s.data_path.joinpath("nats").mkdir(exist_ok=True)
             if (leftover := self.nats.stop_leftover()) is not None:
@@ -153,18 +162,27 @@ class Supervisor:
                 if pending:
                     self.out.say(f"still waiting for {', '.join(sorted(pending))} to answer")
 
+        async def register() -> None:
+            for cluster in clusters_of(s):
+                try:
+                    await register_cluster(s, token, cluster)
+                except BayError as exc:
+                    self.out.say(
+                        f"could not register the cluster `{cluster.name}`: {exc.message} ({exc.hint})"
+                    )
+
         nagger = asyncio.create_task(nag())
         try:
-            await asyncio.gather(*(probe(svc) for svc in self.services if svc.probe))
+            await asyncio.gather(register(), *(probe(svc) for svc in self.services if svc.probe))
         finally:
             nagger.cancel()
-        try:
-            await register_local_cluster(s, token)
-        except BayError as exc:
-            self.out.say(f"could not register the cluster `local`: {exc.message} ({exc.hint})")
+        schedulers = ", ".join(
+            f"{svc.cluster} {s.schedulers[svc.cluster]}" for svc in self.services if svc.cluster
+        )
         self.out.say(
             f"ready — gateway {s.gateway_url}, registry {s.registry_address}, "
             f"nats {s.effective_nats_url}, data {s.data_dir}"
+            + (f"; schedulers {schedulers}" if schedulers else "")
         )
 
     def _report_failure(self, task: asyncio.Task[None]) -> None:
@@ -222,4 +240,4 @@ def run_stack(settings: StackSettings) -> int:
     """Run the stack until SIGINT/SIGTERM; the process exit code."""
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(encoding="utf-8", line_buffering=True)  # type: ignore[union-attr]
-    return asyncio.run(Supervisor(settings).run())
+    return asyncio.run(Supervisor(settings, services_for(settings)).run())

@@ -6,12 +6,19 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.gateway.models import Error
-from services.gateway.routes import builds, clusters, events, groups, health
+from services.gateway.routes import builds, clusters, events, group_tasks, groups, health, tasks
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)
 }
 
-api_routers: list[APIRouter] = [groups.router, clusters.router, builds.router, events.router]
+api_routers: list[APIRouter] = [
+    groups.router,
+    group_tasks.router,
+    tasks.router,
+    clusters.router,
+    builds.router,
+    events.router,
+]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 
 from services.gateway.deps import BackendsDep, SettingsDep
@@ -14,10 +16,19 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz")
 async def healthz(backends: BackendsDep, settings: SettingsDep) -> Health:
     """Whether the gateway's dependencies answer. The status code stays 200 when they do not
-    (``status: degraded``): restarting the gateway would not bring the registry back."""
-    registry_ok = await backends.registry.serving(min(1.0, settings.registry_timeout_seconds))
+    (``status: degraded``): restarting the gateway would not bring the registry back. Schedulers
+    are reported but do not make the gateway degraded: one cluster down leaves the others usable."""
+    registry_ok, schedulers = await asyncio.gather(
+        backends.registry.serving(min(1.0, settings.registry_timeout_seconds)),
+        backends.schedulers.serving(min(1.0, settings.scheduler_timeout_seconds)),
+    )
     nats_ok = backends.nats.connected
-    return Health(status="ok" if registry_ok and nats_ok else "degraded", nats=nats_ok, registry=registry_ok)
+    return Health(
+        status="ok" if registry_ok and nats_ok else "degraded",
+        nats=nats_ok,
+        registry=registry_ok,
+        schedulers=schedulers,
+    )
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -1,0 +1,91 @@
+"""``/v1/groups/{name}/tasks`` and ``/status``: a group's tasks and counts, from its cluster's scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from bay.v1 import scheduler_pb2
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from services.gateway.adapters import status_from_pb, task_from_pb
+from services.gateway.deps import BackendsDep, Registry, Schedulers, SettingsDep, Viewer
+from services.gateway.models import GroupStatus, GroupTasks
+from services.gateway.owners import group_scheduler
+from services.gateway.sse import model_stream
+
+router = APIRouter(prefix="/v1/groups", tags=["tasks"])
+
+
+@router.get("/{name}/tasks")
+async def group_tasks(
+    name: str,
+    _: Viewer,
+    registry: Registry,
+    schedulers: Schedulers,
+    state: Annotated[str, Query(description="only tasks in this state, e.g. RUNNING")] = "",
+    all_: Annotated[bool, Query(alias="all", description="also the last few tasks that ended")] = False,
+) -> GroupTasks:
+    """The group's tasks (oldest first) and its status: counts, and why tasks are pending."""
+    sched = await group_scheduler(registry, schedulers, name)
+    listed: scheduler_pb2.ListTasksReply
+    status: scheduler_pb2.GroupStatusReply
+    listed, status = await asyncio.gather(
+        sched.call(
+            sched.stub.ListTasks,
+            scheduler_pb2.ListTasksRequest(group=name, state=state, include_terminal=all_),
+        ),
+        sched.call(sched.stub.GroupStatus, scheduler_pb2.GroupStatusRequest(group=name)),
+    )
+    return GroupTasks(
+        group=name,
+        cluster=sched.cluster,
+        status=status_from_pb(status),
+        tasks=[task_from_pb(t) for t in listed.tasks],
+    )
+
+
+@router.get("/{name}/status")
+async def group_status(name: str, _: Viewer, registry: Registry, schedulers: Schedulers) -> GroupStatus:
+    """Desired, staged, running, ready... and the pending summary (placement failures, backoff)."""
+    sched = await group_scheduler(registry, schedulers, name)
+    reply: scheduler_pb2.GroupStatusReply = await sched.call(
+        sched.stub.GroupStatus, scheduler_pb2.GroupStatusRequest(group=name)
+    )
+    return status_from_pb(reply)
+
+
+async def _statuses(replies: AsyncIterator[scheduler_pb2.GroupStatusReply]) -> AsyncIterator[GroupStatus]:
+    async for reply in replies:
+        yield status_from_pb(reply)
+
+
+@router.get(
+    "/{name}/status/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+async def stream_group_status(
+    name: str,
+    _: Viewer,
+    registry: Registry,
+    schedulers: Schedulers,
+    backends: BackendsDep,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    """The status now, then again at every change (``event: status``, ``data``: the GroupStatus);
+    keep-alive comments when quiet. ``bay scale --wait`` follows it."""
+    sched = await group_scheduler(registry, schedulers, name)
+    replies: AsyncIterator[scheduler_pb2.GroupStatusReply] = await sched.open_stream(
+        sched.stub.WatchGroup,
+        scheduler_pb2.GroupStatusRequest(group=name),
+        first_within=settings.scheduler_timeout_seconds,
+        first_required=True,  # the scheduler answers a watch with the status at once
+    )
+    body = model_stream(
+        _statuses(replies), "status", heartbeat=settings.sse_heartbeat_seconds, stop=backends.closing
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
