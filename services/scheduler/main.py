@@ -13,13 +13,13 @@ from bay.v1 import scheduler_pb2, scheduler_pb2_grpc, task_pb2
 from libs.auth import TokenStore
 from libs.envelope import make_envelope
 from libs.errors import FieldViolation, ValidationFailed
-from libs.eventlog import Projection
+from libs.eventlog import FileSnapshotStore, Projection
 from libs.eventlog.jetstream import ensure_stream_when_ready, event_log_for
 from libs.grpcutil import make_server
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
-from services.scheduler import codec
+from services.scheduler import codec, snapshot
 from services.scheduler.appender import Appender
 from services.scheduler.backends.local import LocalBackend, LocalBackendConfig
 from services.scheduler.grpc_api import SchedulerServicer
@@ -132,6 +132,10 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         log=event_log,
         initial=lambda: SchedulerState(settings.cluster),
         apply=SchedulerState.fold,
+        snapshots=FileSnapshotStore(settings.data_dir / "snapshots"),
+        encode=snapshot.encode,
+        decode=lambda data: snapshot.decode(data, settings.cluster),
+        snapshot_every=settings.snapshot_every,
     )
     await projection.start()
     found = await cluster_backend(settings, projection, stop)
@@ -192,7 +196,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     await usage.stop()
     await server.stop(grace=2)
     await scheduler.stop()
-    await projection.stop(snapshot=False)
+    await projection.stop(snapshot=True)
     await conn.close()
 
 

@@ -206,7 +206,9 @@ async def test_a_restarted_scheduler_readopts_its_tasks(
     )
     await sched.until("keep", lambda s: s.ready == 4)
     before = live_task_pids(sched.data_dir)
-    await sched.restart()
+    await sched.stop()
+    assert (sched.data_dir / "snapshots" / "scheduler-local.snap").stat().st_size > 0  # written at stop
+    await sched.start()
     await sched.until("keep", lambda s: s.ready == 4)
     assert live_task_pids(sched.data_dir) == before
     assert {t.id for t in await sched.tasks("keep")} == set(before)

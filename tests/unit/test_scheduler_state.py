@@ -128,3 +128,56 @@ def test_a_running_task_without_a_check_is_ready_but_with_one_only_once_healthy(
         log.task("local", t.TaskStatusChanged(f"{name}.1", TaskState.RUNNING, 101.0))
     state = log.fold()
     assert state.is_ready(state.tasks["plain.1"]) and not state.is_ready(state.tasks["checked.1"])
+
+
+def test_a_snapshot_restores_the_same_state() -> None:
+    from services.scheduler import snapshot
+
+    log = Log()
+    log.group("GroupCreated", "web", instances=2, ports=[{"name": "http"}], health_check={"protocol": "tcp"})
+    log.add(
+        "bay.ev.cluster.local",
+        group_pb2.ClusterRegistered(cluster=group_pb2.Cluster(name="local", backend="local")),
+        "cluster",
+        "local",
+    )
+    log.add(
+        "bay.ev.build.b1",
+        group_pb2.BuildRegistered(build=group_pb2.Build(id="b1", image="img:1")),
+        "build",
+        "b1",
+    )
+    for i in range(KEEP_ENDED + 2):
+        log.task("local", launched(f"web.{i}", at=100.0 + i))
+        log.task("local", t.TaskStatusChanged(f"web.{i}", TaskState.FAILED, 101.0 + i, "r", "m", 3))
+    log.task("local", launched("web.live"))
+    log.task("local", t.TaskStatusChanged("web.live", TaskState.RUNNING, 200.0))
+    log.task("local", t.TaskHealthChanged("web.live", False, 2, 201.0, "refused"))
+    log.task("local", t.TaskKillRequested("web.live", "unhealthy", 202.0))
+    log.task("local", t.PlacementFailed("web", 1, {"cpus": 1}, 1, 203.0))
+    log.task("local", t.GroupBackoffChanged("web", 1, 2, 1.15, 205.0))
+    state = log.fold()
+    back = snapshot.decode(snapshot.encode(state, 42), "local")
+    assert back.tasks == state.tasks and back.addresses == state.addresses
+    assert back.by_group == state.by_group and list(map(list, back.ended.values())) == list(
+        map(list, state.ended.values())
+    )
+    assert back.backoff == state.backoff and back.pending == state.pending
+    assert back.clusters == state.clusters and back.builds == state.builds
+    assert {n: (g.spec, g.version, g.instances) for n, g in back.groups.items()} == {
+        n: (g.spec, g.version, g.instances) for n, g in state.groups.items()
+    }
+    # folding on from the snapshot behaves like folding on from the log
+    log.task("local", t.TaskStatusChanged("web.live", TaskState.KILLED, 210.0))
+    for rec in log.records[-1:]:
+        back = back.fold(rec)
+    assert back.tasks == log.fold().tasks
+
+
+def test_a_snapshot_of_another_cluster_is_refused() -> None:
+    import pytest
+
+    from services.scheduler import snapshot
+
+    with pytest.raises(ValueError, match="cluster"):
+        snapshot.decode(snapshot.encode(SchedulerState("other"), 1), "local")
