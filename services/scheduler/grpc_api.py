@@ -18,7 +18,7 @@ from services.scheduler.service import Scheduler
 
 STATES = {s.value for s in TaskState}
 MAX_TAIL = 100_000
-WATCH_COALESCE_SECONDS = 0.02
+WATCH_COALESCE_SECONDS = 0.05
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:

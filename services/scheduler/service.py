@@ -375,27 +375,34 @@ class Scheduler:
         return self.state.tasks[task_id]
 
     def counts(self, group: str) -> Counts:
+        """The group's tasks by state (one pass; called for every status watcher update)."""
         state = self.state
         g = state.groups.get(group)
+        has_check = g is not None and g.spec.health_check is not None
         c = Counts(desired=g.instances if g else 0)
-        for task in state.group_tasks(group):
-            if task.terminal:
+        tasks = state.tasks
+        running_state, staged_states = TaskState.RUNNING, (TaskState.STAGING, TaskState.STARTING)
+        for task_id in state.by_group.get(group, ()):
+            task = tasks[task_id]
+            st = task.state
+            if st.terminal:
                 continue
-            if task.active:
-                c.active += 1
-            if task.kill_reason or task.state == TaskState.KILLING:
+            healthy = task.healthy
+            if task.kill_reason or st == TaskState.KILLING:
                 c.killing += 1
                 continue
-            if task.state in (TaskState.STAGING, TaskState.STARTING):
+            if healthy is not False:
+                c.active += 1
+            if st in staged_states:
                 c.staged += 1
-            elif task.state == TaskState.RUNNING:
+            elif st == running_state:
                 c.running += 1
-            if task.healthy is True:
+                if healthy is True or (not has_check and healthy is None):
+                    c.ready += 1
+            if healthy is True:
                 c.healthy += 1
-            elif task.healthy is False:
+            elif healthy is False:
                 c.unhealthy += 1
-            if state.is_ready(task):
-                c.ready += 1
         return c
 
     def watch_group(self, group: str) -> asyncio.Event:
