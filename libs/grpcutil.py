@@ -135,6 +135,14 @@ async def make_server(
     return server, port
 
 
+def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    """One value of the call's metadata (e.g. ``authorization``), or None."""
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return None
+
+
 def channel(target: str, *, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
     """A client channel with OpenTelemetry, so a trace continues into the called service.
 

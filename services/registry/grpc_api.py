@@ -11,7 +11,7 @@ from bay.v1 import envelope_pb2, group_pb2, registry_pb2, registry_pb2_grpc
 from libs.auth import Principal, TokenStore
 from libs.envelope import EventMeta
 from libs.errors import BayError, FieldViolation, ValidationFailed
-from libs.grpcutil import abort_with, translate_errors
+from libs.grpcutil import abort_with, metadata_value, translate_errors
 from libs.spec_pb import spec_from_pb
 from services.registry.adapters.codec import (
     GroupPbCache,
@@ -24,13 +24,6 @@ from services.registry.domain import group as g
 from services.registry.handlers import Registry
 
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
-    for k, v in context.invocation_metadata() or ():
-        if k == key:
-            return v if isinstance(v, str) else v.decode()
-    return None
-
-
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def __init__(self, registry: Registry, tokens: TokenStore) -> None:
         self.registry = registry
@@ -38,11 +31,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         self.wire = GroupPbCache()
 
     def _principal(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
-        return self.tokens.authenticate(_metadata(context, "authorization"), needed=role)
+        return self.tokens.authenticate(metadata_value(context, "authorization"), needed=role)
 
     def _meta(self, context: grpc.aio.ServicerContext, opts: registry_pb2.CommandOptions) -> EventMeta:
         who = self._principal(context, "operator")
-        correlation = _metadata(context, "x-correlation-id") or str(uuid.uuid4())
+        correlation = metadata_value(context, "x-correlation-id") or str(uuid.uuid4())
         return EventMeta(actor=who.name, correlation_id=correlation, idempotency_key=opts.idempotency_key)
 
     async def _group(self, cmd: g.GroupCommand, meta: EventMeta) -> registry_pb2.GroupReply:

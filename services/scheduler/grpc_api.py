@@ -10,7 +10,7 @@ from bay.v1 import scheduler_pb2, scheduler_pb2_grpc, task_pb2
 
 from libs.auth import Principal, TokenStore
 from libs.errors import BayError, FieldViolation, NotFound, ValidationFailed
-from libs.grpcutil import abort_with, translate_errors
+from libs.grpcutil import abort_with, metadata_value, translate_errors
 from services.scheduler import codec
 from services.scheduler.domain.tasks import Task
 from services.scheduler.ports import TaskState
@@ -19,13 +19,6 @@ from services.scheduler.service import Scheduler
 STATES = {s.value for s in TaskState}
 MAX_TAIL = 100_000
 WATCH_COALESCE_SECONDS = 0.05
-
-
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
-    for k, v in context.invocation_metadata() or ():
-        if k == key:
-            return v if isinstance(v, str) else v.decode()
-    return None
 
 
 def pending_of(scheduler: Scheduler, group: str) -> scheduler_pb2.Pending:
@@ -88,7 +81,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         self.tokens = tokens
 
     def _principal(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
-        return self.tokens.authenticate(_metadata(context, "authorization"), needed=role)
+        return self.tokens.authenticate(metadata_value(context, "authorization"), needed=role)
 
     def _pb(self, task: Task) -> task_pb2.Task:
         state = self.scheduler.state
