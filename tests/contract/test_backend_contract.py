@@ -1,7 +1,9 @@
 """One contract for every ClusterBackend: what the scheduler core may rely on, whatever the cluster.
 
-Parametrized by backend kind; today "local" (real processes on this machine). The Mesos backend
-against the master simulator joins by adding its kind to BACKENDS and a branch in ``make_backend``.
+Parametrized by backend kind: "local" (real processes on this machine) and "mesos" (the Mesos backend
+through pymesos against the master simulator of ``tests/mesos_sim``, whose command executor plays the
+few shell commands used here: echo, sleep, exit). Tasks are launched where ``capacity()`` says there is
+room, as the scheduler core does: the local backend offers itself, Mesos offers its agents.
 The helpers here (StatusRecorder, launch_spec, kill_leftovers) are shared with the integration tests.
 """
 
@@ -13,16 +15,19 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from libs.errors import NotFound
 from services.scheduler.backends.local import LocalBackend, LocalBackendConfig
-from services.scheduler.ports import ClusterBackend, LaunchSpec, TaskState, TaskStatus
+from services.scheduler.backends.mesos import MesosBackend, MesosBackendConfig
+from services.scheduler.ports import ClusterBackend, Host, LaunchSpec, TaskState, TaskStatus
+from tests.mesos_sim import MesosMasterSim, SimConfig
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "mesos"]
 DEADLINE = 10.0
 
 
@@ -110,33 +115,65 @@ def local_config(work_dir: Path, **overrides: object) -> LocalBackendConfig:
     return LocalBackendConfig(**settings)  # type: ignore[arg-type]
 
 
+async def hosts_with(backend: ClusterBackend, cpus: float = 0.0, timeout: float = DEADLINE) -> list[Host]:
+    """The backend's capacity once some host has ``cpus`` free (Mesos: once offers have come)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        hosts = [h for h in await backend.capacity() if h.cpus >= cpus]
+        if hosts:
+            return hosts
+        assert asyncio.get_running_loop().time() < deadline, f"no host with {cpus} cpus offered"
+        await asyncio.sleep(0.01)
+
+
+async def place(backend: ClusterBackend, *specs: LaunchSpec) -> list[LaunchSpec]:
+    """The specs on one host (and offer) the backend has room on, as the scheduler core would."""
+    host = (await hosts_with(backend, sum(s.cpus for s in specs)))[0]
+    return [replace(s, host_id=host.host_id, offer_id=host.offer_id) for s in specs]
+
+
 @dataclass
 class Running:
     backend: ClusterBackend
     sink: StatusRecorder
+    sim: MesosMasterSim | None = None
+
+    async def launch(self, *specs: LaunchSpec) -> None:
+        await self.backend.launch(await place(self.backend, *specs))
 
 
 @pytest_asyncio.fixture(params=BACKENDS)
 async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
     sink = StatusRecorder()
-    backend = LocalBackend(local_config(tmp_path))
-    await backend.start(sink)
+    if request.param == "local":
+        local = LocalBackend(local_config(tmp_path))
+        await local.start(sink)
+        try:
+            yield Running(local, sink)
+        finally:
+            await local.stop()
+            kill_leftovers(tmp_path)
+        return
+    sim = MesosMasterSim(agents=3, config=SimConfig(run_commands=True))
+    await sim.start()
+    mesos = MesosBackend(MesosBackendConfig(master=sim.address, cluster="contract"))
     try:
-        yield Running(backend, sink)
+        await mesos.start(sink)
+        yield Running(mesos, sink, sim)
     finally:
-        await backend.stop()
-        kill_leftovers(tmp_path)
+        await mesos.stop()
+        await sim.stop()
 
 
 async def test_a_task_that_exits_0_goes_starting_running_finished(cluster: Running) -> None:
-    await cluster.backend.launch([launch_spec("web.ok", "exit 0")])
+    await cluster.launch(launch_spec("web.ok", "exit 0"))
     done = await cluster.sink.wait_for("web.ok", TaskState.FINISHED, TaskState.FAILED)
     assert done.state is TaskState.FINISHED
     assert cluster.sink.states("web.ok") == [TaskState.STARTING, TaskState.RUNNING, TaskState.FINISHED]
 
 
 async def test_a_failing_task_says_its_exit_code_and_last_error_line(cluster: Running) -> None:
-    await cluster.backend.launch([launch_spec("web.bad", "echo 'db is down' >&2; exit 3")])
+    await cluster.launch(launch_spec("web.bad", "echo 'db is down' >&2; exit 3"))
     failed = await cluster.sink.wait_for("web.bad", TaskState.FAILED, TaskState.FINISHED)
     assert failed.state is TaskState.FAILED
     assert failed.exit_code == 3
@@ -144,7 +181,7 @@ async def test_a_failing_task_says_its_exit_code_and_last_error_line(cluster: Ru
 
 
 async def test_kill_ends_a_running_task_with_killed(cluster: Running) -> None:
-    await cluster.backend.launch([launch_spec("web.long", "sleep 60")])
+    await cluster.launch(launch_spec("web.long", "sleep 60"))
     await cluster.sink.wait_for("web.long", TaskState.RUNNING)
     await cluster.backend.kill("web.long", grace_seconds=5.0)
     killed = await cluster.sink.wait_for("web.long", TaskState.KILLED, TaskState.FAILED)
@@ -152,7 +189,7 @@ async def test_kill_ends_a_running_task_with_killed(cluster: Running) -> None:
 
 
 async def test_reconcile_answers_known_tasks_and_loses_unknown_ones(cluster: Running) -> None:
-    await cluster.backend.launch([launch_spec("web.rec", "sleep 60")])
+    await cluster.launch(launch_spec("web.rec", "sleep 60"))
     await cluster.sink.wait_for("web.rec", TaskState.RUNNING)
     mark = len(cluster.sink.statuses)
     await cluster.backend.reconcile(["web.rec", "web.ghost"])
@@ -163,5 +200,42 @@ async def test_reconcile_answers_known_tasks_and_loses_unknown_ones(cluster: Run
 
 
 async def test_capacity_offers_resources_and_ports(cluster: Running) -> None:
-    hosts = await cluster.backend.capacity()
+    hosts = await hosts_with(cluster.backend)
     assert hosts and all(h.cpus > 0 and h.mem > 0 and h.ports for h in hosts)
+
+
+async def test_kill_of_an_unknown_task_says_it_is_lost(cluster: Running) -> None:
+    await cluster.backend.kill("web.nobody", grace_seconds=1.0)
+    lost = await cluster.sink.wait_for("web.nobody", *list(TaskState))
+    assert lost.state is TaskState.LOST
+
+
+async def test_logs_show_what_the_task_printed(cluster: Running) -> None:
+    await cluster.launch(launch_spec("web.say", "echo hello from bay; echo careful >&2; sleep 60"))
+    await cluster.sink.wait_for("web.say", TaskState.RUNNING)
+
+    async def read(stream: str, needle: bytes) -> bytes:
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        while True:  # the task may not have printed yet when RUNNING is reported
+            seen = b"".join([c async for c in cluster.backend.logs("web.say", stream, tail=-1)])
+            if needle in seen:
+                return seen
+            assert asyncio.get_running_loop().time() < deadline, f"{needle!r} not in {stream}: {seen!r}"
+            await asyncio.sleep(0.01)
+
+    await read("stdout", b"hello from bay\n")
+    await read("stderr", b"careful\n")
+    last = b"".join([c async for c in cluster.backend.logs("web.say", "stdout", tail=1)])
+    assert last.count(b"\n") == 1
+    with pytest.raises(NotFound):
+        [c async for c in cluster.backend.logs("web.never-launched")]
+
+
+async def test_usage_covers_running_tasks(cluster: Running) -> None:
+    await cluster.launch(launch_spec("web.use", "sleep 60", mem=64.0))
+    await cluster.sink.wait_for("web.use", TaskState.RUNNING)
+    deadline = asyncio.get_running_loop().time() + DEADLINE
+    while not (found := [u for u in await cluster.backend.usage() if u.task_id == "web.use"]):
+        assert asyncio.get_running_loop().time() < deadline, "no usage for a running task"
+        await asyncio.sleep(0.01)
+    assert found[0].mem_bytes > 0 and found[0].timestamp > 0

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Request:
     port: int  # the local port the request came in on (the simulator has two masters)
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    query: dict[str, str] = field(default_factory=dict)  # the last value of each parameter
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
@@ -60,7 +61,9 @@ def head(status: int, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, dict[str, str], bytes, dict[str, str]] | None:
     try:
         raw = await reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -74,7 +77,9 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
             headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0") or 0)
     body = await reader.readexactly(length) if length else b""
-    return method, urlsplit(target).path, headers, body
+    url = urlsplit(target)
+    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+    return method, url.path, headers, body, query
 
 
 async def _serve_connection(
@@ -86,8 +91,8 @@ async def _serve_connection(
             parsed = await _read_request(reader)
             if parsed is None:
                 break
-            method, path, headers, body = parsed
-            result = await handler(Request(method, path, headers, body, port, reader, writer))
+            method, path, headers, body, query = parsed
+            result = await handler(Request(method, path, headers, body, port, reader, writer, query))
             if isinstance(result, Streaming):
                 return  # the handler owns the connection now
             close = headers.get("connection", "").lower() == "close"

@@ -4,7 +4,9 @@ Why: no Mesos is installable any more, and the Mesos backend must be tested agai
 answers like the real master does (status codes, RecordIO, nested OFFERS, good-once offers, updates
 re-sent until acknowledged, failover timeouts) so that what passes here would pass on a cluster.
 Everything runs on the caller's asyncio loop; delays are loop timers (``call_later``), never sleeps.
-Each agent also listens on its own port and serves ``/monitor/statistics`` like a real agent.
+Each agent also listens on its own port and serves ``/monitor/statistics`` and ``/files/read`` (over a
+synthetic sandbox: a line per state change, plus what :meth:`MesosMasterSim.write_output` or the
+optional command executor of ``sandbox.py`` writes) like a real agent.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tests.mesos_sim.model import (
     ranges_of,
     resources_json,
 )
+from tests.mesos_sim.sandbox import Sandbox, Step, files_read, script
 
 VERSION = "1.11.0"
 MIB = 1024 * 1024
@@ -56,6 +59,7 @@ class SimConfig:
     default_refuse_seconds: float = 5.0
     min_offer_cpus: float = 0.01
     min_offer_mem: float = 32.0
+    run_commands: bool = False  # RUNNING shell tasks do what sandbox.script() makes of their command
 
 
 def make_agents(n: int, *, cpus: float = 8.0, mem: float = 16384.0, zones: int = 3) -> list[AgentSpec]:
@@ -81,11 +85,12 @@ class _Stream:
         self.writer = req.writer
         self.buffer: list[bytes] = []
         self.closed = False
+        self.silent = False  # a half-open connection: nothing gets through, nothing says so
         self.heartbeat: asyncio.TimerHandle | None = None
         self.watcher: asyncio.Task[None] | None = None
 
     def send(self, event: Json) -> None:
-        if self.closed:
+        if self.closed or self.silent:
             return
         data = json.dumps(event, separators=(",", ":")).encode()
         if not self.buffer:
@@ -130,6 +135,8 @@ class MesosMasterSim:
         self.offers: dict[str, Offer] = {}
         self.calls: Counter[str] = Counter()
         self.unhealthy: set[str] = set()  # task ids whose health checks fail
+        self.sandboxes: dict[str, dict[tuple[str, str], Sandbox]] = {}  # agent id -> (fid, eid) -> files
+        self.subscribe_error: tuple[int, str] | None = None  # answer SUBSCRIBE with this, if set
         self._streams: dict[str, _Stream] = {}
         self._agent_ports: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []
@@ -270,6 +277,8 @@ class MesosMasterSim:
             return Response.text(400, "Failed to parse body into Call")
         self.calls[kind] += 1
         if kind == "SUBSCRIBE":
+            if self.subscribe_error is not None:
+                return Response.text(*self.subscribe_error)
             return self._subscribe(req, call)
         stream_id = req.headers.get("mesos-stream-id")
         if not stream_id:
@@ -354,8 +363,12 @@ class MesosMasterSim:
                 fw.failover_handle.cancel()
                 fw.failover_handle = None
             old = self._streams.pop(fw.framework_id, None)
-            if old:
+            if old:  # another scheduler took over: the old one is told so
+                old.send({"type": "ERROR", "error": {"message": "Framework failed over"}})
                 old.close()
+            self._recover_offers(fw, rescind=False)  # offers made to the old subscription are void
+        # The subscription says which roles stay suppressed (none: offers flow again), as in Mesos 1.9+.
+        fw.suppressed = bool((call.get("subscribe") or {}).get("suppressed_roles"))
         fw.stream_id = stream_id
         stream = _Stream(stream_id, fw.framework_id, req)
         self._streams[fw.framework_id] = stream
@@ -592,6 +605,11 @@ class MesosMasterSim:
             fw.tasks[task_id] = task
             agent.tasks.add((fw.framework_id, task_id))
             launched.append(task_id)
+            sandbox = Sandbox()
+            self.sandboxes.setdefault(agent.agent_id, {})[(fw.framework_id, task_id)] = sandbox
+            sandbox.write(
+                "stdout", f"Received SUBSCRIBED event\nReceived LAUNCH event\nStarting task {task_id}\n"
+            )
         self._refuse(fw, agent.agent_id, body.get("filters"))
         if launched:
             cfg = self.config
@@ -626,11 +644,18 @@ class MesosMasterSim:
             task = fw.tasks.get(task_id)
             if task is None or task.terminal or task.state == "TASK_RUNNING":
                 continue
+            if state == "TASK_RUNNING" and task.state == "TASK_STAGING" and self.config.send_starting:
+                # timers of different delays may fire in one batch (uvloop): an agent still says
+                # STARTING first
+                self._transition(fw, task, "TASK_STARTING")
             if state == "TASK_RUNNING":
                 task.running_at = time.time()
                 if task.info.get("health_check"):
                     healthy_later.append(task_id)
             self._transition(fw, task, state)
+            command = task.info.get("command") or {}
+            if state == "TASK_RUNNING" and self.config.run_commands and command.get("shell", True):
+                self._run_script(fw.framework_id, task_id, script(str(command.get("value", ""))))
         if healthy_later:
             self._later(self.config.health_delay, self._health_checked, framework_id, healthy_later)
 
@@ -655,16 +680,55 @@ class MesosMasterSim:
         task.state = state
         if healthy is not None:
             task.healthy = healthy
+        self._executor_says(task, state, message, healthy)
         status = self._status(task, "SOURCE_EXECUTOR", reason, message)
         status["uuid"] = new_uuid_b64()
         task.last_status = status
         if task.terminal:
+            for handle in task.timers:
+                handle.cancel()
             self._release(task)
             self._allocate_soon()
         queue = fw.pending.setdefault(task.task_id, deque())
         queue.append(status)
         if len(queue) == 1:
             self._send_head(fw, task.task_id)
+
+    def _executor_says(self, task: Task, state: str, message: str, healthy: bool | None) -> None:
+        """The command executor's line for a state change, in the sandbox's stdout."""
+        sandbox = self.sandboxes.get(task.agent_id, {}).get((task.framework_id, task.task_id))
+        if sandbox is None:
+            return
+        if healthy is not None:
+            line = f"Received task health update, healthy: {str(healthy).lower()}"
+        elif state == "TASK_RUNNING":
+            line = f"Forked command at {10000 + hash(task.task_id) % 50000}"
+        else:
+            line = message or state
+        sandbox.write("stdout", line + "\n")
+
+    def _run_script(self, framework_id: str, task_id: str, steps: list[Step]) -> None:
+        """Play the command's steps: output now, sleeps as timers, the exit as FINISHED or FAILED."""
+        fw = self.frameworks.get(framework_id)
+        task = fw.tasks.get(task_id) if fw else None
+        if fw is None or task is None or task.terminal:
+            return
+        for index, step in enumerate(steps):
+            if step.kind == "out":
+                self.write_output(task_id, step.text, step.stream, framework_id=framework_id)
+            elif step.kind == "sleep":
+                rest = steps[index + 1 :]
+                task.timers.append(self._later(step.seconds, self._run_script, framework_id, task_id, rest))
+                return
+            elif step.kind == "exit":
+                if step.code == 0:
+                    self._transition(fw, task, "TASK_FINISHED", message="Command exited with status 0")
+                else:
+                    message = f"Command exited with status {step.code}"
+                    self._transition(fw, task, "TASK_FAILED", "REASON_COMMAND_EXECUTOR_FAILED", message)
+                return
+            else:
+                return  # runs until killed
 
     def _status(self, task: Task, source: str, reason: str = "", message: str = "") -> Json:
         status: Json = {
@@ -793,6 +857,8 @@ class MesosMasterSim:
         agent_id = next((a for a, p in self._agent_ports.items() if p == req.port), None)
         if agent_id is None or self.agents[agent_id].lost:
             return Response.text(503, "Agent is gone")
+        if req.method == "GET" and req.path in ("/files/read", "/files/read.json"):
+            return files_read(self.sandboxes.get(agent_id, {}), req.query)
         if req.method != "GET" or req.path not in ("/monitor/statistics", "/monitor/statistics.json"):
             return Response.text(404, "Not found")
         now = time.time()
@@ -876,12 +942,41 @@ class MesosMasterSim:
             self._send(fw, {"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}})
         self._notify()
 
+    def write_output(
+        self, task_id: str, text: str, stream: str = "stdout", framework_id: str | None = None
+    ) -> None:
+        """Append to a task's sandbox stdout or stderr, as if the task printed it."""
+        fw, task = self._find(task_id, framework_id)
+        self.sandboxes[task.agent_id][(fw.framework_id, task_id)].write(stream, text)
+
+    def refuse_subscriptions(self, status: int = 401, message: str = "Unauthorized") -> None:
+        """Answer every SUBSCRIBE with ``status`` (e.g. authentication turned on) until accepted again."""
+        self.subscribe_error = (status, message)
+
+    def accept_subscriptions(self) -> None:
+        self.subscribe_error = None
+
+    def remove_framework(self, framework_id: str | None = None) -> None:
+        """As when the failover timeout runs out: tasks killed, the framework id can never come back."""
+        for fw in list(self.frameworks.values()):
+            if framework_id in (None, fw.framework_id):
+                self._remove_framework(fw)
+        self._notify()
+
     def rescind_offer(self, offer_id: str) -> None:
         offer = self.offers[offer_id]
         fw = self.frameworks[offer.framework_id]
         self._take_offer(offer_id, fw)
         self._send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": offer_id}}})
         self._allocate_soon()
+        self._notify()
+
+    def silence_subscription(self, framework_id: str | None = None) -> None:
+        """The stream stays open but nothing reaches the scheduler any more (no heartbeats either),
+        as with a network partition that no RST ends."""
+        for fid, stream in self._streams.items():
+            if framework_id in (None, fid):
+                stream.silent = True
         self._notify()
 
     def drop_subscription(self, framework_id: str | None = None) -> None:

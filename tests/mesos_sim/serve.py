@@ -1,0 +1,43 @@
+"""Run the master simulator as a process of its own, as a real master would be: for benchmarks.
+
+``python -m tests.mesos_sim.serve [--agents N]`` prints ``<host:port>`` on its first line once it
+listens, then serves until stdin closes or it gets SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from tests.mesos_sim import MesosMasterSim, SimConfig
+
+
+async def serve(agents: int) -> None:
+    sim = MesosMasterSim(agents=agents, config=SimConfig())
+    await sim.start()
+    print(sim.address, flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def stdin_readable() -> None:
+        if not sys.stdin.read(1):  # closed: the parent is gone
+            stop.set()
+
+    loop.add_reader(sys.stdin.fileno(), stdin_readable)
+    await stop.wait()
+    await sim.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m tests.mesos_sim.serve", description=__doc__)
+    p.add_argument("--agents", type=int, default=250)
+    args = p.parse_args()
+    asyncio.run(serve(args.agents))
+
+
+if __name__ == "__main__":
+    main()
