@@ -8,12 +8,8 @@ import re
 import time
 from pathlib import Path
 
-import pytest
-
 from libs.natsserver import free_port
 from tests.e2e.harness import READY, BayUp, running_bay
-
-SIM_MAIN = Path(__file__).resolve().parents[1] / "mesos_sim" / "__main__.py"
 
 HEADER = ["id", "state", "ready", "host", "ports", "age", "message"]
 
@@ -111,9 +107,6 @@ async def test_a_wait_that_runs_out_reports_why_tasks_are_pending(bay: BayUp) ->
         await bay.cli("delete", "sched-mars")
 
 
-@pytest.mark.skipif(
-    not SIM_MAIN.exists(), reason="the simulator's CLI (tests/mesos_sim/__main__.py) is missing"
-)
 async def test_bay_up_with_a_simulated_mesos_cluster(tmp_path: Path) -> None:
     sim_env = {
         "BAY_SIM_PORT": str(free_port()),

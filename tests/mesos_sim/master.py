@@ -150,10 +150,11 @@ class MesosMasterSim:
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Listen (the leading master on ``port``, 0: a free one; the standby on a free port)."""
         self._loop = asyncio.get_running_loop()
-        for _ in range(2):  # two masters: the leader and the one a failover elects
-            server = await httpserver.start(self._handle)
+        for i in range(2):  # two masters: the leader and the one a failover elects
+            server = await httpserver.start(self._handle, port=port if i == 0 else 0)
             self._servers.append(server)
             self._ports.append(server.sockets[0].getsockname()[1])
         self._leader = self._ports[0]

@@ -1,6 +1,6 @@
 """Run the master simulator as a process of its own, as a real master would be: for benchmarks.
 
-``python -m tests.mesos_sim.serve [--agents N]`` prints ``<host:port>`` on its first line once it
+``python -m tests.mesos_sim[.serve] [--agents N] [--port P]`` prints ``<host:port>`` on its first line once it
 listens, then serves until stdin closes or it gets SIGTERM/SIGINT.
 """
 
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import stat
 import sys
 
 from tests.mesos_sim import MesosMasterSim, SimConfig
 
 
-async def serve(agents: int) -> None:
+async def serve(agents: int, port: int = 0) -> None:
     sim = MesosMasterSim(agents=agents, config=SimConfig())
-    await sim.start()
+    await sim.start(port)
     print(sim.address, flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -27,7 +29,8 @@ async def serve(agents: int) -> None:
         if not sys.stdin.read(1):  # closed: the parent is gone
             stop.set()
 
-    loop.add_reader(sys.stdin.fileno(), stdin_readable)
+    if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):  # a parent holds our stdin: watch it
+        loop.add_reader(sys.stdin.fileno(), stdin_readable)
     await stop.wait()
     await sim.stop()
 
@@ -35,8 +38,9 @@ async def serve(agents: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m tests.mesos_sim.serve", description=__doc__)
     p.add_argument("--agents", type=int, default=250)
+    p.add_argument("--port", type=int, default=0, help="the leading master's port (0: a free one)")
     args = p.parse_args()
-    asyncio.run(serve(args.agents))
+    asyncio.run(serve(args.agents, args.port))
 
 
 if __name__ == "__main__":
