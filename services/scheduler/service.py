@@ -31,6 +31,7 @@ from services.scheduler.appender import Appender
 from services.scheduler.domain import health, reconcile
 from services.scheduler.domain import tasks as t
 from services.scheduler.healthcheck import CheckTarget, HealthChecker
+from services.scheduler.portenv import port_env
 from services.scheduler.ports import ClusterBackend, Host, TaskState, TaskStatus
 from services.scheduler.state import SchedulerState
 
@@ -419,10 +420,5 @@ class Scheduler:
 
 
 def _check_env(task: t.Task, address: str) -> dict[str, str]:
-    env = {"HOST": address or task.hostname}
-    for i, (name, port) in enumerate(task.ports.items()):
-        env[f"PORT{i}"] = str(port)
-        env[f"PORT_{name.upper().replace('-', '_')}"] = str(port)
-    if task.ports:
-        env["PORT"] = str(next(iter(task.ports.values())))
-    return env
+    """What a command health check sees: the task's ports and host, as the task itself does."""
+    return {"HOST": address or task.hostname, **port_env(task.ports)}

@@ -16,6 +16,7 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 
+from services.scheduler.portenv import port_env
 from services.scheduler.ports import LaunchSpec
 
 WRAPPER = """\
@@ -38,13 +39,7 @@ def task_env(spec: LaunchSpec, ports: Mapping[str, int], hostname: str, sandbox:
     """The group's env plus Marathon's port variables and Bay's own (host, task id, sandbox)."""
     env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8"}
     env.update(spec.env)
-    for index, (name, port) in enumerate(ports.items()):
-        env[f"PORT{index}"] = str(port)
-        if name:
-            env[f"PORT_{name.upper().replace('-', '_')}"] = str(port)
-    if ports:
-        env["PORT"] = str(next(iter(ports.values())))
-        env["PORTS"] = ",".join(str(p) for p in ports.values())
+    env.update(port_env(ports))
     env.update(
         HOST=hostname,
         BAY_TASK_ID=spec.task_id,

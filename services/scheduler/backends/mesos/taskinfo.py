@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.scheduler.portenv import port_env
 from services.scheduler.ports import HealthCheckSpec, LaunchSpec
 
 from .convert import merge_ranges
@@ -84,13 +85,7 @@ def task_env(spec: LaunchSpec, hostname: str) -> dict[str, str]:
     scheduler's own machine (its PATH, a local sandbox path): Mesos sets PATH and MESOS_SANDBOX itself.
     """
     env = dict(spec.env)
-    for index, (name, port) in enumerate(spec.ports.items()):
-        env[f"PORT{index}"] = str(port)
-        if name:
-            env[f"PORT_{name.upper().replace('-', '_')}"] = str(port)
-    if spec.ports:
-        env["PORT"] = str(next(iter(spec.ports.values())))
-        env["PORTS"] = ",".join(str(p) for p in spec.ports.values())
+    env.update(port_env(spec.ports))
     env.update(HOST=hostname, BAY_TASK_ID=spec.task_id, BAY_GROUP=spec.group)
     return env
 
