@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
 from bay.v1 import envelope_pb2
+
+from libs.errors import BayError
 
 EVENT_SUBJECT_ROOT = "bay.ev"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
@@ -63,6 +65,20 @@ class EventLog(abc.ABC):
         expected_last_seq: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AppendResult: ...
+
+    async def append_batch(
+        self, items: Sequence[tuple[str, envelope_pb2.Envelope]]
+    ) -> list[AppendResult | BayError]:
+        """Append many events without concurrency checks, in order; each one's result or error (an
+        error means that event may or may not be stored: retry it with the same event id). For a
+        single writer of its subjects (a cluster's scheduler) that needs throughput."""
+        out: list[AppendResult | BayError] = []
+        for subject, envelope in items:
+            try:
+                out.append(await self.append(subject, envelope))
+            except BayError as exc:
+                out.append(exc)
+        return out
 
     @abc.abstractmethod
     def read_batches(

@@ -1,10 +1,15 @@
-"""Appending the scheduler's events: many in flight at once, in order per subject.
+"""Appending the scheduler's events: thousands a second, each caller told when its event is stored.
 
 One scheduler owns its cluster's task subjects, so appends carry no expected-sequence check; what
-matters is throughput (thousands of launches and status changes a second) and per-task order
-(RUNNING is never stored before STARTING). Each append waits for the previous one on the same subject,
-at most ``max_in_flight`` are outstanding, and an append that found the log unreachable is retried
-with the same event id (JetStream drops a copy that did get stored) until ``retry_seconds`` pass.
+matters is throughput (a scale-up stores a launch and two status changes per task). Appends that
+arrive while a batch is in flight are gathered into the next batch, which the event log publishes in
+one go (``EventLog.append_batch``: in order on one connection, acknowledgements awaited together).
+
+Per-subject order: JetStream stores a connection's messages in the order they were published, and
+every caller awaits its event before it appends the next event of the same task (a status is stored
+before the backend is acknowledged, which is what lets the next one come). An event the log could
+not store is retried with the same event id (a copy that did get stored is dropped by JetStream)
+until ``retry_seconds`` pass; its caller waits meanwhile, so nothing later of that task overtakes it.
 """
 
 from __future__ import annotations
@@ -15,51 +20,73 @@ from collections.abc import Sequence
 
 from bay.v1 import envelope_pb2
 
-from libs.errors import Unavailable
-from libs.eventlog.port import EventLog
+from libs.errors import BayError, Unavailable
+from libs.eventlog.port import AppendResult, EventLog
 
 log = logging.getLogger("bay.scheduler.appender")
 
+_Item = tuple[str, envelope_pb2.Envelope, "asyncio.Future[int]"]
+
 
 class Appender:
-    def __init__(self, event_log: EventLog, *, max_in_flight: int = 512, retry_seconds: float = 10.0) -> None:
+    def __init__(self, event_log: EventLog, *, max_batch: int = 2000, retry_seconds: float = 10.0) -> None:
         self.log = event_log
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._tails: dict[str, asyncio.Future[None]] = {}
+        self.max_batch = max_batch
         self.retry_seconds = retry_seconds
+        self._queue: list[_Item] = []
+        self._running: asyncio.Task[None] | None = None
+        self._retries: set[asyncio.Task[None]] = set()
+        self.batches = 0
 
     async def append(self, subject: str, envelope: envelope_pb2.Envelope) -> int:
-        """Store one event after the subject's previous ones; its stream sequence."""
-        loop = asyncio.get_running_loop()
-        prev = self._tails.get(subject)
-        mine: asyncio.Future[None] = loop.create_future()
-        self._tails[subject] = mine
-        try:
-            if prev is not None:
-                await asyncio.wait({prev})  # order only: the previous one's failure is its caller's
-            async with self._slots:
-                return await self._store(subject, envelope)
-        finally:
-            mine.set_result(None)
-            if self._tails.get(subject) is mine:
-                del self._tails[subject]
+        """Store one event; its stream sequence."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((subject, envelope, fut))
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._drain(), name="scheduler-appender")
+        return await fut
 
     async def append_all(self, items: Sequence[tuple[str, envelope_pb2.Envelope]]) -> list[int]:
-        """Store several (in order per subject, concurrently otherwise); their sequences in order."""
+        """Store several (in this order); their sequences in order."""
         if not items:
             return []
         return list(await asyncio.gather(*(self.append(s, e) for s, e in items)))
 
-    async def _store(self, subject: str, envelope: envelope_pb2.Envelope) -> int:
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            live = [item for item in batch if not item[2].done()]  # a cancelled caller: nothing to do
+            if not live:
+                continue
+            self.batches += 1
+            try:
+                results = await self.log.append_batch([(s, e) for s, e, _ in live])
+            except Exception as exc:  # a broken batch fails its events one by one, below
+                results = [Unavailable(f"batch append failed: {exc}")] * len(live)
+            for (subject, envelope, fut), result in zip(live, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(result, AppendResult):
+                    fut.set_result(result.sequence)
+                else:
+                    retry = asyncio.create_task(self._retry(subject, envelope, fut, result))
+                    self._retries.add(retry)
+                    retry.add_done_callback(self._retries.discard)
+
+    async def _retry(
+        self, subject: str, envelope: envelope_pb2.Envelope, fut: asyncio.Future[int], error: BayError
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_seconds
         delay = 0.05
-        while True:
+        while not fut.done():
+            if loop.time() + delay > deadline:
+                fut.set_exception(error)
+                return
+            log.warning("append to %s failed (%s); retrying", subject, error.message)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
             try:
-                return (await self.log.append(subject, envelope)).sequence
-            except Unavailable as exc:
-                if loop.time() + delay > deadline:
-                    raise
-                log.warning("append to %s failed (%s); retrying", subject, exc.message)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                fut.set_result((await self.log.append(subject, envelope)).sequence)
+            except BayError as exc:
+                error = exc

@@ -14,16 +14,16 @@ from libs.grpcutil import abort_with, metadata_value, translate_errors
 from services.scheduler import codec
 from services.scheduler.domain.tasks import Task
 from services.scheduler.ports import TaskState
-from services.scheduler.service import Scheduler
+from services.scheduler.service import Counts, Scheduler
 
 STATES = {s.value for s in TaskState}
 MAX_TAIL = 100_000
-WATCH_COALESCE_SECONDS = 0.05
+WATCH_COALESCE_SECONDS = 0.1
 
 
-def pending_of(scheduler: Scheduler, group: str) -> scheduler_pb2.Pending:
+def pending_of(scheduler: Scheduler, group: str, c: Counts | None = None) -> scheduler_pb2.Pending:
     state = scheduler.state
-    c = scheduler.counts(group)
+    c = c or scheduler.counts(group)
     count = max(0, c.desired - c.active)
     out = scheduler_pb2.Pending(count=count)
     failed = state.pending.get(group)
@@ -70,7 +70,7 @@ def status_of(scheduler: Scheduler, group: str) -> scheduler_pb2.GroupStatusRepl
         killing=c.killing,
         has_health_check=bool(g and g.spec.health_check),
         known=g is not None,
-        pending=pending_of(scheduler, group),
+        pending=pending_of(scheduler, group, c),
         sequence=scheduler.projection.sequence,
     )
 

@@ -14,6 +14,7 @@ from libs.errors import Conflict
 from libs.eventlog import EventLog, StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
 from libs.eventlog.memory import MemoryEventLog
+from libs.eventlog.port import AppendResult
 from libs.natsconn import connect
 from tests.conftest import reset_stream
 
@@ -109,3 +110,37 @@ async def test_follow_delivers_new_events_in_order(log: EventLog) -> None:
 
 async def test_read_of_an_empty_log_ends(log: EventLog) -> None:
     assert [r async for r in log.read(1)] == []
+
+
+async def test_a_batch_is_stored_in_order_and_a_repeated_event_id_once(log: EventLog) -> None:
+    first = [(f"bay.ev.group.g{i % 7}", env(i, agg=f"g{i % 7}")) for i in range(1, 501)]
+    results = await log.append_batch(first)
+    assert all(isinstance(r, AppendResult) and not r.duplicate for r in results)
+    seqs = [r.sequence for r in results if isinstance(r, AppendResult)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 500
+    stored = [rec async for rec in log.read(1)]
+    assert [(r.subject, r.envelope.event_id) for r in stored] == [(s, e.event_id) for s, e in first]
+    again = await log.append_batch(first[:3])  # a retried batch: the same event ids
+    assert [r.sequence for r in again if isinstance(r, AppendResult)] == seqs[:3]
+    assert all(isinstance(r, AppendResult) and r.duplicate for r in again)
+    assert await log.last_sequence() == seqs[-1]
+
+
+async def test_follow_sees_a_large_burst_complete_and_in_order(log: EventLog) -> None:
+    received: list[int] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        async for batch in log.read_batches(1, follow=True):
+            received.extend(rec.sequence for rec in batch)
+            if len(received) >= 2000:
+                done.set()
+                return
+
+    task = asyncio.create_task(follow())
+    results = await log.append_batch(
+        [(f"bay.ev.group.b{i % 50}", env(i, agg=f"b{i % 50}")) for i in range(1, 2001)]
+    )
+    await asyncio.wait_for(done.wait(), 10)
+    await task
+    assert received == [r.sequence for r in results if isinstance(r, AppendResult)]
