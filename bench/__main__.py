@@ -19,9 +19,9 @@ from bench.gateway import run_gateway
 from bench.replay import HistorySession, run_replay, run_restart
 from bench.report import Result
 from bench.scale import run_scale
-from bench.scheduler import run_local_scale, run_mesos_scale, run_placement_table
+from bench.scheduler import run_local_scale, run_mesos_cpu_table, run_mesos_scale, run_placement_table
 
-NAMES = ("replay", "restart", "scale", "gateway", "local-scale", "mesos-scale", "placement")
+NAMES = ("replay", "restart", "scale", "gateway", "local-scale", "mesos-scale", "placement", "mesos-cpu")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -56,6 +56,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "local-scale": lambda: run_local_scale(),
         "mesos-scale": lambda: run_mesos_scale(),
         "placement": lambda: run_placement_table(),
+        "mesos-cpu": lambda: run_mesos_cpu_table(),
     }
     results = []
     try:

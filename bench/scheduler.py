@@ -240,20 +240,30 @@ async def run_placement_table(
 MESOS_TARGET_S = 5.0
 
 
-async def run_mesos_scale(agents: int = 250, tasks: int = 5_000) -> Result:
+async def run_mesos_scale(agents: int = 250, tasks: int = 5_000, agent_cpus: float = 8.0) -> Result:
     """The real registry and scheduler processes, and the Mesos master simulator (tests/mesos_sim) as
     a process of its own, as a real master is; the scheduler speaks to it through pymesos over HTTP."""
     res = Result(
         "mesos-scale", f"simulated Mesos, {agents} agents: a group from 0 to {tasks:,} tasks RUNNING"
     )
     res.params = {
-        "agents": f"{agents} x (8 cpus, 16 GiB, ports 31000-32000), 3 zones",
+        "agents": f"{agents} x ({agent_cpus:g} cpus, {agent_cpus * 2:g} GiB, ports 31000-32000), 3 zones",
         "task": "0.1 cpus, 32 MiB, 1 port, command task",
         "simulator": "python -m tests.mesos_sim (STARTING at once, RUNNING 10 ms after STARTING is acked)",
         "scheduler": "python -m services.scheduler, mesos backend (pymesos subscription)",
     }
     sim = subprocess.Popen(  # noqa: ASYNC220 (a plain spawn; it is read from a thread below)
-        [sys.executable, "-m", "tests.mesos_sim", "--agents", str(agents)],
+        [
+            sys.executable,
+            "-m",
+            "tests.mesos_sim",
+            "--agents",
+            str(agents),
+            "--cpus",
+            str(agent_cpus),
+            "--mem",
+            str(agent_cpus * 2048),
+        ],
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -329,3 +339,30 @@ async def run_mesos_scale(agents: int = 250, tasks: int = 5_000) -> Result:
         nats.close()
         sim.terminate()
         sim.wait(10)
+
+
+async def run_mesos_cpu_table(
+    pendings: tuple[int, ...] = (1_000, 10_000), agents: tuple[int, ...] = (50, 1_000)
+) -> Result:
+    """The whole scheduler process's CPU per task (placement, launch, two status updates stored and
+    acknowledged) against the simulated master, for a few cluster and burst sizes."""
+    res = Result("mesos-cpu", "scheduler process CPU per task, end to end on simulated Mesos")
+    res.params = {
+        "agents": "64 cpus, 128 GiB each (so that 10,000 tasks fit on 50)",
+        "task": "0.1 cpus, 32 MiB",
+    }
+    header = "pending \\ agents " + "".join(f"{a:>14,}" for a in agents)
+    rows = [header]
+    for p in pendings:
+        cells = []
+        for a in agents:
+            run = await run_mesos_scale(a, p, agent_cpus=64.0)
+            figures = {f.name: f.value for f in run.figures}
+            per = next(v for k, v in figures.items() if k.startswith("scheduler CPU per task"))
+            took = next(v for k, v in figures.items() if k.startswith("0 ->"))
+            res.add(f"pending {p:,} agents {a:,}: CPU per task", per, "us/task")
+            res.add(f"pending {p:,} agents {a:,}: all RUNNING", took, "s")
+            cells.append(f"{per:>8.0f} us/task")
+        rows.append(f"{p:>16,} " + "".join(f"{c:>14}" for c in cells))
+    res.notes.append("table (scheduler CPU microseconds per task):\n" + "\n".join(rows))
+    return res

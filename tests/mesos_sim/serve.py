@@ -14,10 +14,11 @@ import stat
 import sys
 
 from tests.mesos_sim import MesosMasterSim, SimConfig
+from tests.mesos_sim.master import make_agents
 
 
-async def serve(agents: int, port: int = 0) -> None:
-    sim = MesosMasterSim(agents=agents, config=SimConfig())
+async def serve(agents: int, port: int = 0, cpus: float = 8.0, mem: float = 16384.0) -> None:
+    sim = MesosMasterSim(agents=make_agents(agents, cpus=cpus, mem=mem), config=SimConfig())
     await sim.start(port)
     print(sim.address, flush=True)
     loop = asyncio.get_running_loop()
@@ -39,8 +40,10 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m tests.mesos_sim.serve", description=__doc__)
     p.add_argument("--agents", type=int, default=250)
     p.add_argument("--port", type=int, default=0, help="the leading master's port (0: a free one)")
+    p.add_argument("--cpus", type=float, default=8.0, help="cpus of each agent")
+    p.add_argument("--mem", type=float, default=16384.0, help="MiB of each agent")
     args = p.parse_args()
-    asyncio.run(serve(args.agents, args.port))
+    asyncio.run(serve(args.agents, args.port, args.cpus, args.mem))
 
 
 if __name__ == "__main__":
