@@ -14,6 +14,7 @@ import typer
 
 from services.cli.app import BayApp
 from services.cli.commands import events, groups, tasks, tokens
+from services.cli.commands.clusters import cluster_app
 from services.cli.errors import EPILOG, CliError
 from services.cli.settings import CliSettings
 
@@ -98,3 +99,4 @@ token_app = typer.Typer(
 token_app.command("create")(tokens.create)
 token_app.command("list")(tokens.list_)
 app.add_typer(token_app, name="token")
+app.add_typer(cluster_app, name="cluster")

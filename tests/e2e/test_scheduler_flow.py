@@ -139,3 +139,27 @@ async def test_bay_up_with_a_simulated_mesos_cluster(tmp_path: Path) -> None:
         assert clusters["sim"]["backend"] == "mesos"
         assert clusters["sim"]["address"] == f"127.0.0.1:{sim_env['BAY_SIM_PORT']}"
         assert health["schedulers"] == {"local": True, "sim": True}
+
+
+async def test_cluster_register_and_list(bay: BayUp) -> None:
+    await bay.wait_for(READY)
+    code, out, err = await bay.cli(
+        "cluster",
+        "register",
+        "edge",
+        "--backend",
+        "mesos",
+        "--address",
+        "10.0.0.5:5050",
+        "--label",
+        "region=eu",
+    )
+    assert code == 0, err
+    assert out.strip() == "cluster edge registered (mesos, 10.0.0.5:5050)"
+    code, out, err = await bay.cli("cluster", "list")
+    assert code == 0, err
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert rows["edge"] == ["mesos", "10.0.0.5:5050", "region=eu"]
+    assert rows["local"][0] == "local"
+    code, out, err = await bay.cli("cluster", "register", "bad", "--backend", "kubernetes")
+    assert code == 1 and "backend" in err
