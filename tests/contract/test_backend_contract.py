@@ -24,8 +24,9 @@ import pytest_asyncio
 from libs.errors import NotFound
 from services.scheduler.backends.local import LocalBackend, LocalBackendConfig
 from services.scheduler.backends.mesos import MesosBackend, MesosBackendConfig
-from services.scheduler.ports import ClusterBackend, Host, LaunchSpec, TaskState, TaskStatus
+from services.scheduler.ports import ClusterBackend, Host, LaunchSpec, TaskState, TaskStatus, TaskUsage
 from tests.mesos_sim import MesosMasterSim, SimConfig
+from tests.poll import poll_until
 
 BACKENDS = ["local", "mesos"]
 DEADLINE = 10.0
@@ -117,13 +118,11 @@ def local_config(work_dir: Path, **overrides: object) -> LocalBackendConfig:
 
 async def hosts_with(backend: ClusterBackend, cpus: float = 0.0, timeout: float = DEADLINE) -> list[Host]:
     """The backend's capacity once some host has ``cpus`` free (Mesos: once offers have come)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        hosts = [h for h in await backend.capacity() if h.cpus >= cpus]
-        if hosts:
-            return hosts
-        assert asyncio.get_running_loop().time() < deadline, f"no host with {cpus} cpus offered"
-        await asyncio.sleep(0.01)
+
+    async def offered() -> list[Host]:
+        return [h for h in await backend.capacity() if h.cpus >= cpus]
+
+    return await poll_until(offered, f"a host with {cpus} cpus offered", timeout)
 
 
 async def place(backend: ClusterBackend, *specs: LaunchSpec) -> list[LaunchSpec]:
@@ -215,13 +214,11 @@ async def test_logs_show_what_the_task_printed(cluster: Running) -> None:
     await cluster.sink.wait_for("web.say", TaskState.RUNNING)
 
     async def read(stream: str, needle: bytes) -> bytes:
-        deadline = asyncio.get_running_loop().time() + DEADLINE
-        while True:  # the task may not have printed yet when RUNNING is reported
-            seen = b"".join([c async for c in cluster.backend.logs("web.say", stream, tail=-1)])
-            if needle in seen:
-                return seen
-            assert asyncio.get_running_loop().time() < deadline, f"{needle!r} not in {stream}: {seen!r}"
-            await asyncio.sleep(0.01)
+        async def seen() -> bytes:  # the task may not have printed yet when RUNNING is reported
+            out = b"".join([c async for c in cluster.backend.logs("web.say", stream, tail=-1)])
+            return out if needle in out else b""
+
+        return await poll_until(seen, f"{needle!r} in {stream}", DEADLINE)
 
     await read("stdout", b"hello from bay\n")
     await read("stderr", b"careful\n")
@@ -234,8 +231,9 @@ async def test_logs_show_what_the_task_printed(cluster: Running) -> None:
 async def test_usage_covers_running_tasks(cluster: Running) -> None:
     await cluster.launch(launch_spec("web.use", "sleep 60", mem=64.0))
     await cluster.sink.wait_for("web.use", TaskState.RUNNING)
-    deadline = asyncio.get_running_loop().time() + DEADLINE
-    while not (found := [u for u in await cluster.backend.usage() if u.task_id == "web.use"]):
-        assert asyncio.get_running_loop().time() < deadline, "no usage for a running task"
-        await asyncio.sleep(0.01)
+
+    async def sampled() -> list[TaskUsage]:
+        return [u for u in await cluster.backend.usage() if u.task_id == "web.use"]
+
+    found = await poll_until(sampled, "usage for a running task", DEADLINE)
     assert found[0].mem_bytes > 0 and found[0].timestamp > 0

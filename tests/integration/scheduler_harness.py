@@ -82,23 +82,21 @@ class SchedulerProcess:
         await self._until_serving()
 
     async def _until_serving(self) -> None:
-        assert self.stub is not None and self.proc is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEADLINE
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"scheduler exited ({self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                await self.stub.GroupStatus(
-                    scheduler_pb2.GroupStatusRequest(group="-"), metadata=self.md(), timeout=0.5
-                )
-                return
-            except grpc.aio.AioRpcError:
-                if loop.time() > deadline:
-                    raise AssertionError(
-                        f"scheduler not serving in {DEADLINE}s:\n{self.log_tail()}"
-                    ) from None
-                await asyncio.sleep(0.05)
+        """The scheduler listens only once it is ready: wait for its port (or its exit)."""
+        assert self.chan is not None and self.proc is not None
+        proc = self.proc
+        ready = asyncio.ensure_future(self.chan.channel_ready())
+        exited = asyncio.ensure_future(asyncio.to_thread(proc.wait))
+        try:
+            done, _ = await asyncio.wait(
+                {ready, exited}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+        if exited in done:
+            raise AssertionError(f"scheduler exited ({proc.returncode}):\n{self.log_tail()}")
+        if ready not in done:
+            raise AssertionError(f"scheduler not serving in {DEADLINE}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         with contextlib.suppress(OSError):

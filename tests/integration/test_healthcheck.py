@@ -17,6 +17,7 @@ import pytest_asyncio
 
 from services.scheduler.healthcheck import CheckTarget, HealthChecker
 from services.scheduler.ports import HealthCheckSpec
+from tests.poll import poll_until
 
 DEADLINE = 10.0
 HOST = "127.0.0.1"
@@ -122,11 +123,7 @@ def target(
 
 
 async def eventually(cond: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not cond():
-        assert loop.time() < end, f"not within {deadline}s: {what}"
-        await asyncio.sleep(0.01)
+    await poll_until(cond, what, deadline)
 
 
 def gone(pid: int) -> bool:

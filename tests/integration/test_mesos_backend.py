@@ -16,6 +16,7 @@ from services.scheduler.backends.mesos import MesosBackend, MesosBackendConfig
 from services.scheduler.ports import HealthCheckSpec, Host, LaunchSpec, StatusSink, TaskState, TaskStatus
 from tests.contract.test_backend_contract import DEADLINE, StatusRecorder, hosts_with, launch_spec
 from tests.mesos_sim import MesosMasterSim, SimConfig
+from tests.poll import poll_until
 
 Json = dict[str, Any]
 
@@ -82,18 +83,16 @@ async def mesos(sim: MesosMasterSim) -> AsyncIterator[Framework]:
 
 async def all_hosts(fw: Framework, n: int = 3) -> list[Host]:
     """Capacity once every one of ``n`` agents has an offer out."""
-    deadline = asyncio.get_running_loop().time() + DEADLINE
-    while len(hosts := await fw.backend.capacity()) < n:
-        assert asyncio.get_running_loop().time() < deadline, f"only {len(hosts)} offers"
-        await asyncio.sleep(0.01)
-    return sorted(hosts, key=lambda h: h.hostname)
+
+    async def offered() -> list[Host]:
+        hosts = await fw.backend.capacity()
+        return hosts if len(hosts) >= n else []
+
+    return sorted(await poll_until(offered, f"offers from {n} agents", DEADLINE), key=lambda h: h.hostname)
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + DEADLINE
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.01)
+    await poll_until(condition, what, DEADLINE)
 
 
 async def test_offers_are_hosts_and_one_accept_launches_a_batch(

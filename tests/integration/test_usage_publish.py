@@ -13,9 +13,11 @@ from bay.v1.scheduler_pb2 import UsageBatch
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from libs.natsconn import connect
 from services.scheduler.ports import TaskUsage
 from services.scheduler.usage import UsagePublisher, UsageSampler, publish_usage, usage_subject
 from tests.conftest import NatsProcess
+from tests.poll import poll_until
 
 DEADLINE = 10.0
 LOGGER = "bay.scheduler.usage"
@@ -138,11 +140,8 @@ async def test_closed_connection_warns_once_and_the_loop_goes_on(
     publisher = UsagePublisher(gone, backend.usage, group_of, "pub4", interval=0.01)
     publisher.start()
     try:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + DEADLINE
-        while backend.calls < 5:  # the loop keeps sampling while NATS is down
-            assert loop.time() < end, "the publisher stopped sampling while NATS was down"
-            await asyncio.sleep(0.01)
+        # the loop keeps sampling while NATS is down
+        await poll_until(lambda: backend.calls >= 5, "sampling while NATS is down", DEADLINE)
     finally:
         await publisher.stop()
     warnings = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
@@ -161,14 +160,11 @@ async def test_nats_restart_warns_once_then_batches_flow_again(
     publisher.start()
     try:
         nats_server.stop()
-        loop = asyncio.get_running_loop()
-        end = loop.time() + DEADLINE
-        calls = backend.calls
-        while backend.calls < calls + 5:  # several rounds while NATS is away
-            assert loop.time() < end, "the publisher stopped sampling while NATS was down"
-            await asyncio.sleep(0.01)
+        calls = backend.calls  # several rounds while NATS is away
+        await poll_until(lambda: backend.calls >= calls + 5, "sampling while NATS is down", DEADLINE)
         nats_server.start()
-        sub = await nats.connect(nats_server.url)
+        # the restarted server may refuse for a moment while it recovers JetStream: retry to connect
+        sub = (await connect(nats_server.url, name="usage-test", wait_seconds=10)).client
         try:
             received = await subscribe(sub, "pub5")
             _, batch = await next_batch(received, "web")
