@@ -183,3 +183,17 @@ async def test_a_label_no_agent_has_leaves_tasks_pending_with_the_reason(
     status = await sched.until("gpu", lambda s: s.pending.count == 2 and bool(s.pending.reasons))
     assert dict(status.pending.reasons) == {"constraint gpu==a100": status.pending.hosts}
     assert status.pending.hosts > 0 and not running_in_sim(sim)
+
+
+async def test_offers_are_suppressed_when_nothing_waits_and_revived_when_something_does(
+    registry: RunningRegistry, sim: MesosMasterSim, sched: SchedulerProcess
+) -> None:
+    await create_group(registry, name="quiet", cluster="sim", cmd="serve", instances=3, resources=SMALL)
+    await sched.until("quiet", lambda s: s.ready == 3)
+    await sim.wait_until(lambda: sim.framework().suppressed, timeout=10)
+    revives = sim.calls["REVIVE"]
+    await scale(registry, "quiet", 6)
+    await sim.wait_until(lambda: sim.calls["REVIVE"] > revives, timeout=10)
+    await sched.until("quiet", lambda s: s.ready == 6)
+    await sim.wait_until(lambda: sim.framework().suppressed, timeout=10)
+    assert sim.calls["DECLINE"] > 0  # offers it did not use went back with a filter
