@@ -12,10 +12,11 @@ from bay.v1 import scheduler_pb2, scheduler_pb2_grpc, task_pb2
 
 from libs.auth import TokenStore
 from libs.envelope import make_envelope
-from libs.errors import FieldViolation, ValidationFailed
+from libs.errors import FieldViolation, Unavailable, ValidationFailed
 from libs.eventlog import FileSnapshotStore, Projection
 from libs.eventlog.jetstream import ensure_stream_when_ready, event_log_for
 from libs.grpcutil import make_server
+from libs.lease import Lease
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
@@ -127,6 +128,18 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     conn = await connect(settings.nats_url, name=f"bay-scheduler-{settings.cluster}")
     event_log = event_log_for(conn, settings)
     await ensure_stream_when_ready(event_log)
+    lost: list[str] = []
+
+    def lease_lost(why: str) -> None:
+        log.error("%s: stopping (tasks keep running; the new holder re-adopts them)", why)
+        lost.append(why)
+        stop.set()
+
+    # one scheduler per cluster: a second one waits here until the first is gone
+    lease = Lease(conn, f"scheduler.{settings.cluster}", ttl=settings.lease_seconds, on_lost=lease_lost)
+    if not await lease.acquire(stop):
+        await conn.close()
+        return
     projection = Projection(
         name=f"scheduler-{settings.cluster}",
         log=event_log,
@@ -141,6 +154,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     found = await cluster_backend(settings, projection, stop)
     if found is None:
         await projection.stop(snapshot=False)
+        await lease.release()
         await conn.close()
         return
     kind, address = found
@@ -197,7 +211,11 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     await server.stop(grace=2)
     await scheduler.stop()
     await projection.stop(snapshot=True)
+    if not lost:
+        await lease.release()
     await conn.close()
+    if lost:
+        raise Unavailable(lost[0], hint="another scheduler of this cluster holds its lease")
 
 
 def main() -> None:

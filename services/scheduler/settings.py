@@ -14,6 +14,11 @@ class SchedulerSettings(CommonSettings):
     backend: str = Field("", description="local or mesos; empty: the backend the cluster was registered with")
     mesos_master: str = Field("", description="Mesos master host:port; empty: the cluster's address")
     scheduler_listen: str = Field("127.0.0.1:50061", description="where this scheduler's gRPC listens")
+    lease_seconds: float = Field(
+        10.0,
+        ge=1,
+        description="a cluster's scheduler lease: a dead holder on another host frees it this late",
+    )
     snapshot_every: int = Field(50_000, gt=0, description="events between two scheduler snapshots")
     anonymous_read: bool = Field(False, description="allow reads without a token")
     kill_grace_seconds: float = Field(5.0, ge=0, description="SIGTERM, then SIGKILL after this long")

@@ -42,13 +42,20 @@ class SchedulerProcess:
     cluster: str = "local"
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    log_name: str = ""  # a second process of one cluster writes its own log
     proc: subprocess.Popen[bytes] | None = None
     chan: grpc.aio.Channel | None = None
     stub: scheduler_pb2_grpc.SchedulerStub | None = None
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir / f"scheduler-{self.cluster}.log"
+        return self.data_dir / f"scheduler-{self.cluster}{'-' + self.log_name if self.log_name else ''}.log"
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAY_")}
@@ -70,7 +77,7 @@ class SchedulerProcess:
         )
         return env
 
-    async def start(self) -> None:
+    async def start(self, *, wait: bool = True) -> None:
         out = self.log_path.open("ab")
         # a plain Popen (spawning does not block): tests SIGKILL it and reap it synchronously
         self.proc = subprocess.Popen(  # noqa: ASYNC220
@@ -79,9 +86,10 @@ class SchedulerProcess:
         out.close()
         self.chan = channel(f"127.0.0.1:{self.port}")
         self.stub = scheduler_pb2_grpc.SchedulerStub(self.chan)
-        await self._until_serving()
+        if wait:
+            await self.until_serving()
 
-    async def _until_serving(self) -> None:
+    async def until_serving(self) -> None:
         """The scheduler listens only once it is ready: wait for its port (or its exit)."""
         assert self.chan is not None and self.proc is not None
         proc = self.proc

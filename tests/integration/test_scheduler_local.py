@@ -23,6 +23,7 @@ from tests.integration.scheduler_harness import (
     register_cluster,
     scale,
 )
+from tests.poll import poll_until
 
 TINYHTTP = f"{sys.executable} -S {Path(__file__).parents[1] / 'tasks' / 'tinyhttp.py'}"
 _ranges = itertools.count()
@@ -280,3 +281,27 @@ async def test_task_usage_is_published_on_nats_for_the_autoscaler(
         assert sample.cpu_seconds > 0 and sample.mem_bytes > 0 and sample.cpus_limit == 0.1
     finally:
         await sub.unsubscribe()
+
+
+async def test_a_second_scheduler_of_the_cluster_waits_until_the_first_is_gone(
+    registry: RunningRegistry, sched: SchedulerProcess, fresh_stream: str, tmp_path: Path
+) -> None:
+    await create_group(
+        registry, name="solo", cmd="sleep 300", instances=3, resources={"cpus": 0.1, "mem": 16}
+    )
+    await sched.until("solo", lambda s: s.ready == 3)
+    before = live_task_pids(sched.data_dir)
+    second = SchedulerProcess(registry, fresh_stream, tmp_path, extra_env=sched.extra_env, log_name="second")
+    await second.start(wait=False)
+    try:
+        await poll_until(
+            lambda: "is held by" in second.log_text(), "the second one waiting for the lease", 15
+        )
+        assert second.proc is not None and second.proc.poll() is None
+        await sched.stop()  # releases the lease
+        await second.until_serving()
+        await second.until("solo", lambda s: s.ready == 3)
+        assert live_task_pids(sched.data_dir) == before  # adopted, neither killed nor doubled
+        assert {t.id for t in await second.tasks("solo")} == set(before)
+    finally:
+        await second.stop()

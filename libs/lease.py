@@ -1,0 +1,183 @@
+"""A lease in a NATS key-value bucket: one holder at a time for a name (e.g. a cluster's scheduler).
+
+Two schedulers of one cluster would both launch for the same empty slots; the lease makes the second
+one wait. The holder renews the key every ``ttl / 3`` seconds with a compare-and-set on its last
+revision; the bucket's TTL removes a key nobody renews, so a holder that died (on any host) frees the
+lease after ``ttl`` seconds. A holder on this host whose process is gone is taken over at once (the
+usual case: a scheduler killed and restarted by its supervisor). A holder that cannot renew (another
+took over, or NATS stayed away longer than the TTL) is told through ``on_lost`` and must stop acting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from libs.natsconn import NatsConnection
+
+log = logging.getLogger("bay.lease")
+
+BUCKET = "bay_leases"  # + the TTL in ms: a bucket's TTL is fixed when it is made, one bucket per TTL
+
+
+@dataclass(frozen=True)
+class Holder:
+    host: str
+    pid: int
+    instance: str
+    since: float
+
+    def alive_here(self) -> bool:
+        """False only when the holder is on this host and its process is gone."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class Lease:
+    def __init__(
+        self,
+        conn: NatsConnection,
+        name: str,
+        *,
+        ttl: float = 10.0,
+        on_lost: Callable[[str], None] = lambda why: None,
+    ) -> None:
+        self.conn = conn
+        self.name = name
+        self.ttl = ttl
+        self.on_lost = on_lost
+        self.me = Holder(socket.gethostname(), os.getpid(), uuid.uuid4().hex, time.time())
+        self._kv: KeyValue | None = None
+        self._revision = 0
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            js = self.conn.client.jetstream()
+            bucket = f"{BUCKET}_{round(self.ttl * 1000)}"
+            try:
+                self._kv = await js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                config = KeyValueConfig(bucket=bucket, ttl=self.ttl, history=1, storage=StorageType.FILE)
+                self._kv = await js.create_key_value(config)
+        return self._kv
+
+    def _value(self) -> bytes:
+        return json.dumps(self.me.__dict__).encode()
+
+    async def holder(self) -> Holder | None:
+        kv = await self._bucket()
+        try:
+            entry = await kv.get(self.name)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        if entry.value is None:
+            return None
+        return Holder(**json.loads(entry.value))
+
+    async def acquire(self, stop: asyncio.Event | None = None, *, say_every: float = 10.0) -> bool:
+        """Wait until this process holds the lease (False if ``stop`` was set first), then keep it."""
+        said = 0.0
+        while stop is None or not stop.is_set():
+            try:
+                if await self._try():
+                    self._renewer = asyncio.create_task(self._renew(), name=f"lease-{self.name}")
+                    log.info("lease %s held (instance %s)", self.name, self.me.instance[:8])
+                    return True
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+                log.warning("lease %s: NATS did not answer (%s); retrying", self.name, exc)
+            if time.monotonic() - said > say_every:
+                said = time.monotonic()
+                other = await self._holder_quietly()
+                where = f"{other.host} pid {other.pid} since {time.ctime(other.since)}" if other else "?"
+                log.warning("lease %s is held by %s; waiting (up to %.0fs after it stops renewing)",
+                            self.name, where, self.ttl)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stop.wait() if stop else asyncio.Event().wait(), min(1.0, self.ttl / 3)
+                )
+        return False
+
+    async def _holder_quietly(self) -> Holder | None:
+        with contextlib.suppress(Exception):
+            return await self.holder()
+        return None
+
+    async def _try(self) -> bool:
+        kv = await self._bucket()
+        try:
+            self._revision = await kv.create(self.name, self._value())
+            return True
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await kv.get(self.name)
+        except nats.js.errors.KeyNotFoundError:
+            return False  # expired between the two calls: the next try creates it
+        other = Holder(**json.loads(entry.value)) if entry.value else None
+        if other is not None and other.instance == self.me.instance:
+            self._revision = entry.revision or 0
+            return True
+        if other is None or not other.alive_here():
+            try:
+                self._revision = await kv.update(self.name, self._value(), last=entry.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return False
+            log.info(
+                "lease %s taken over from %s pid %d (gone)",
+                self.name,
+                other and other.host,
+                other and other.pid,
+            )
+            return True
+        return False
+
+    async def _renew(self) -> None:
+        kv = await self._bucket()
+        last_ok = time.monotonic()
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                self._revision = await kv.update(self.name, self._value(), last=self._revision)
+                last_ok = time.monotonic()
+            except nats.js.errors.KeyWrongLastSequenceError:
+                self.on_lost(f"lease {self.name} was taken over by another instance")
+                return
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+                if time.monotonic() - last_ok > self.ttl:
+                    self.on_lost(f"lease {self.name} could not be renewed for {self.ttl:.0f}s ({exc})")
+                    return
+
+    async def release(self) -> None:
+        """Stop renewing and delete the key (if still ours), so a successor need not wait."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
+        if self._kv is None or not self._revision:
+            return
+        with contextlib.suppress(Exception):
+            current = await self.holder()
+            if current is not None and current.instance == self.me.instance:
+                await self._kv.delete(self.name, last=self._revision)
+        self._revision = 0
