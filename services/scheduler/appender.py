@@ -36,7 +36,6 @@ class Appender:
         self._queue: list[_Item] = []
         self._running: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
-        self.batches = 0
 
     async def append(self, subject: str, envelope: envelope_pb2.Envelope) -> int:
         """Store one event; its stream sequence."""
@@ -58,7 +57,6 @@ class Appender:
             live = [item for item in batch if not item[2].done()]  # a cancelled caller: nothing to do
             if not live:
                 continue
-            self.batches += 1
             try:
                 results = await self.log.append_batch([(s, e) for s, e, _ in live])
             except Exception as exc:  # a broken batch fails its events one by one, below

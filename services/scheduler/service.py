@@ -287,6 +287,8 @@ class Scheduler:
         )
 
     def _address(self, hostname: str) -> str:
+        """Where clients reach a task: the configured address locally; on Mesos the agent's hostname
+        (offers carry no address; resolving it is left to the client)."""
         if self.backend.kind == "local":
             return self.config.local_address
         return hostname
