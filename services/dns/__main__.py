@@ -1,0 +1,3 @@
+from services.dns.main import main
+
+main()
