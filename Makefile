@@ -6,9 +6,13 @@ STAMP   := $(VENV)/.installed
 PROTOS  := $(wildcard protos/bay/v1/*.proto)
 GEN_OK  := gen/bay/v1/.generated
 
-.PHONY: run test lint protos bench clean setup
+.PHONY: run test lint protos bench clean setup tools
 
-setup: $(STAMP) $(GEN_OK)
+setup: $(STAMP) $(GEN_OK) tools
+
+# dig, dnsperf, dnsmasq from Debian's packages when missing (DNS tests and benchmark)
+tools:
+	@bash install/tools.sh
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }

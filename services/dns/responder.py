@@ -29,16 +29,16 @@ from services.dns.zone import Zone
 log = logging.getLogger("bay.dns")
 
 TCP_LIMIT = 65_535
+_ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 
 
 @dataclass
 class Counters:
-    queries: int = 0
-    cache_hits: int = 0
     forwarded: int = 0
     refused: int = 0
     formerr: int = 0
     dropped: int = 0
+    slow: int = 0  # queries dnspython parsed
 
 
 class Responder:
@@ -49,30 +49,57 @@ class Responder:
         self.opt = wire.opt_record(udp_payload)
         self.origin = dns.name.from_text(zone.origin)
         self.counters = Counters()
+        self.queries = 0  # answered by ``fast`` (kept outside Counters: one attribute less a query)
+        self.misses = 0  # of those, built rather than found ready
         self._turn = 0
 
     def fast(self, data: bytes, tcp: bool = False) -> bytes | None:
-        """The reply to a plain in-zone query; None: ask ``slow``."""
-        q = wire.parse_query(data)
-        if q is None:
+        """The reply to a plain in-zone query; None: ask ``slow``.
+
+        ``wire.parse_query`` inlined: this runs once a query, and a call and an object per query
+        cost a third of the throughput."""
+        n = len(data)
+        if n < 17 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION or data[10] or data[11] > 1:
             return None
-        self.counters.queries += 1
-        answer = self.zone.cache.get(q.key)
+        i = 12
+        try:
+            length = data[12]
+            while length:
+                if length > 63:
+                    return None
+                i += length + 1
+                length = data[i]
+            end = i + 5
+            payload, edns = 512, 0
+            if data[11]:
+                if data[end] or data[end + 1] or data[end + 2] != 41 or data[end + 6]:
+                    return None
+                if end + 11 + (data[end + 9] << 8 | data[end + 10]) != n:
+                    return None
+                payload, edns = data[end + 3] << 8 | data[end + 4], 2
+            elif end != n:
+                return None
+        except IndexError:
+            return None
+        self.queries += 1
+        key = data[12 : i + 1].lower() + data[i + 1 : end]
+        answer = self.zone.cache.get(key)
         if answer is None:
-            if q.key[-2:] != b"\x00\x01":
+            if key[-2:] != b"\x00\x01":
                 return None  # not class IN
-            answer = self.zone.answer(q.key)
+            answer = self.zone.answer(key)
             if answer is None:
                 return None  # outside the zone
-        else:
-            self.counters.cache_hits += 1
+            self.misses += 1
         self._turn = turn = self._turn + 1
         bodies = answer.bodies
-        opt = self.opt if q.edns else b""
-        out = q.qid + answer.heads[q.rd >> 8 | q.edns << 1] + q.question + bodies[turn % len(bodies)] + opt
-        limit = TCP_LIMIT if tcp else min(q.payload, self.udp_payload)
+        rd = data[2] & 1
+        opt = self.opt if edns else b""
+        question = data[12:end]
+        out = data[:2] + answer.heads[rd | edns] + question + bodies[turn % len(bodies)] + opt
+        limit = TCP_LIMIT if tcp else min(max(payload, 512), self.udp_payload)
         if len(out) > limit:
-            out = answer.truncated(turn, q.rd, q.question, q.qid, limit, opt)
+            out = answer.truncated(turn, rd << 8, question, data[:2], limit, opt)
         return out
 
     async def slow(self, data: bytes, client: str, tcp: bool = False) -> bytes | None:
@@ -87,7 +114,7 @@ class Responder:
         if query.flags & dns.flags.QR:
             self.counters.dropped += 1
             return None
-        self.counters.queries += 1
+        self.counters.slow += 1
         reply = dns.message.make_response(query)
         if query.opcode() != dns.opcode.QUERY:
             return self._reply(reply, dns.rcode.NOTIMP, query, tcp)
@@ -103,7 +130,6 @@ class Responder:
             plain = _plain_query(query)
             out = self.fast(plain, tcp)
             if out is not None:
-                self.counters.queries -= 1
                 return out
             return self._reply(reply, dns.rcode.SERVFAIL, query, tcp)
         forwarder = self.forwarder

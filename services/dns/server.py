@@ -18,7 +18,7 @@ from services.dns.responder import Responder
 log = logging.getLogger("bay.dns")
 
 UDP_BATCH = 256  # answered per wake-up at most, so TCP and the event log get their turn
-UDP_MAX = 65_535
+UDP_MAX = 4096  # queries are small; a bigger one arrives cut and gets FORMERR (recvfrom allocates this much)
 
 
 def split_address(text: str) -> tuple[str, int]:

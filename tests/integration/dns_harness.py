@@ -128,6 +128,7 @@ class DnsProcess:
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
     grpc_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -144,7 +145,7 @@ class DnsProcess:
             **os.environ,
             "BAY_NATS_URL": self.nats_url,
             "BAY_DATA_DIR": str(self.data_dir),
-            "BAY_DNS_LISTEN": f"127.0.0.1:{self.port}",
+            "BAY_DNS_LISTEN": f"{self.host}:{self.port}",
             "BAY_DNS_GRPC_LISTEN": f"127.0.0.1:{self.grpc_port}",
             "BAY_ANONYMOUS_READ": "true",
             "OTEL_TRACES_EXPORTER": "none",
@@ -172,15 +173,16 @@ class DnsProcess:
                 return
             except (TimeoutError, dns.exception.Timeout):
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"dns not answering after {timeout}s:\n{self.log_text()[-3000:]}")
+                    why = f"dns not answering after {timeout}s:\n{self.log_text()[-3000:]}"
+                    raise AssertionError(why) from None
 
     async def query(
         self, name: str, rdtype: str = "A", *, tcp: bool = False, timeout: float = 2.0
     ) -> dns.message.Message:
         q = dns.message.make_query(name, rdtype)
         if tcp:
-            return await dns.asyncquery.tcp(q, "127.0.0.1", port=self.port, timeout=timeout)
-        return await dns.asyncquery.udp(q, "127.0.0.1", port=self.port, timeout=timeout)
+            return await dns.asyncquery.tcp(q, self.host, port=self.port, timeout=timeout)
+        return await dns.asyncquery.udp(q, self.host, port=self.port, timeout=timeout)
 
     async def addresses(self, name: str) -> set[str]:
         reply = await self.query(name, "A")
@@ -211,7 +213,7 @@ async def until_answer(
     last: T | None = None
     while True:
         last = await ask()
-        if (want(last) if callable(want) else last == want):
+        if want(last) if callable(want) else last == want:
             return last
         if time.monotonic() > deadline:
             raise AssertionError(f"answer still {last!r} after {timeout}s (wanted {want!r})")

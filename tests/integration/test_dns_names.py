@@ -4,7 +4,15 @@ Real nats-server, real DNS process, real packets (dnspython)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -96,7 +104,9 @@ async def test_srv_records_weights_and_targets(events: EventWriter, dns_server: 
     # udp port under _udp, not _tcp
     udp = await dns_server.query("_stats._udp.api.local.bay.internal.", "SRV")
     assert sorted(r.port for r in rrs(udp, dns.rdatatype.SRV)) == [31100, 31101, 31102, 31109]
-    assert (await dns_server.query("_stats._tcp.api.local.bay.internal.", "SRV")).rcode() == dns.rcode.NXDOMAIN
+    assert (
+        await dns_server.query("_stats._tcp.api.local.bay.internal.", "SRV")
+    ).rcode() == dns.rcode.NXDOMAIN
     # across clusters, and for one group
     whole = await dns_server.query("_grpc._tcp.api.bay.internal.", "SRV")
     assert len(rrs(whole, dns.rdatatype.SRV)) == 4
@@ -223,7 +233,9 @@ async def test_tcp_edns_and_truncation(events: EventWriter, dns_server: DnsProce
     assert 512 < len(raw) <= 1232
     assert dns.message.from_wire(raw).edns == 0
     # dnspython's resolver logic: UDP, TC -> TCP, all 200
-    reply, used_tcp = await dns.asyncquery.udp_with_fallback(plain, "127.0.0.1", port=dns_server.port, timeout=2)
+    reply, used_tcp = await dns.asyncquery.udp_with_fallback(
+        plain, "127.0.0.1", port=dns_server.port, timeout=2
+    )
     assert used_tcp and len(rrs(reply, dns.rdatatype.A)) == 200
     # several queries on one TCP connection
     with socket.create_connection(("127.0.0.1", dns_server.port), timeout=2) as s:
@@ -267,11 +279,122 @@ async def test_restart_answers_from_the_log_before_listening(
 
 
 async def _udp_raw(port: int, data: bytes) -> bytes:
-    import asyncio
-
     loop = asyncio.get_running_loop()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setblocking(False)
         await loop.sock_connect(s, ("127.0.0.1", port))
         await loop.sock_sendall(s, data)
         return await asyncio.wait_for(loop.sock_recv(s, 65535), 2)
+
+
+GETADDRINFO = """
+import json, socket, sys
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = sorted({ai[4][0] for ai in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)})
+    except socket.gaierror as exc:
+        out[name] = exc.errno
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="pointing glibc at the server needs root (port 53 and a private /etc/resolv.conf)",
+)
+async def test_glibc_getaddrinfo_through_port_53(
+    events: EventWriter, fresh_stream: str, tmp_path: Path
+) -> None:
+    """glibc's resolver only speaks to port 53 of the addresses in /etc/resolv.conf: the server
+    listens on port 53 of its own loopback address, and a child process in a private mount namespace
+    gets a resolv.conf that names it."""
+    await events.group("glibc", instances=2)
+    await events.launch("glibc", "10.7.0.1", {"http": 31000})
+    await events.launch("glibc", "10.7.0.2", {"http": 31001})
+    await events.group("glibc6")
+    await events.launch("glibc6", "fd00::7", {"http": 31000})
+    address = f"127.{secrets.randbelow(200) + 20}.{secrets.randbelow(250)}.53"
+    server = DnsProcess(fresh_stream, tmp_path / "dns", host=address, port=53)
+    await server.start()
+    try:
+        resolv = tmp_path / "resolv.conf"
+        resolv.write_text(f"nameserver {address}\noptions timeout:2 attempts:1\n")
+        names = ["glibc.local.bay.internal", "glibc6.local.bay.internal", "nothing.local.bay.internal"]
+        lookup = f"exec {sys.executable} -c '{GETADDRINFO}' {' '.join(names)}"
+        script = f"mount --bind {resolv} /etc/resolv.conf && {lookup}"
+        run = await asyncio.to_thread(
+            subprocess.run, ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=30
+        )
+        if run.returncode != 0 and "mount" in run.stderr:
+            pytest.skip(f"no private mount namespace here: {run.stderr.strip()}")
+        assert run.returncode == 0, run.stderr
+        found = json.loads(run.stdout)
+        assert found["glibc.local.bay.internal"] == ["10.7.0.1", "10.7.0.2"]
+        assert found["glibc6.local.bay.internal"] == ["fd00::7"]
+        assert found["nothing.local.bay.internal"] == socket.EAI_NONAME
+    finally:
+        server.stop()
+
+
+MALFORMED = [
+    b"",  # nothing
+    b"\x12",  # shorter than a header
+    b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00",  # a question promised, none there
+    b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x3f" + b"a" * 10,  # a label running off the end
+    b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01",  # a pointer to itself
+    b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x00\x00\x01\x00\x01\xff",  # a bad OPT
+    b"\x12\x34\x01\x00\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01",  # 65535 questions
+    b"\x12\x34\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01",  # a response: never answered
+]
+
+
+async def test_malformed_packets_get_formerr_or_nothing_and_harm_nothing(
+    events: EventWriter, dns_server: DnsProcess
+) -> None:
+    await events.group("sturdy")
+    await events.launch("sturdy", "10.8.0.1", {"http": 31000})
+    await dns_server.until_addresses("sturdy.local.bay.internal.", {"10.8.0.1"})
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setblocking(False)
+        await loop.sock_connect(s, ("127.0.0.1", dns_server.port))
+        for packet in MALFORMED:
+            await loop.sock_sendall(s, packet)
+        # random junk too, a lot of it, fast
+        rng = random.Random(7)
+        for _ in range(2000):
+            junk = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 80)))
+            if junk[:2] != b"\x10\x92":  # the real query's id, below
+                await loop.sock_sendall(s, junk)
+        # a real query after the junk: answered; every reply to junk is a FORMERR-style error, never a crash
+        await loop.sock_sendall(
+            s, dns.message.make_query("sturdy.local.bay.internal.", "A", id=4242).to_wire()
+        )
+        replies = []
+        while True:
+            data = await asyncio.wait_for(loop.sock_recv(s, 65535), 5)
+            if data[:2] == b"\x10\x92":  # id 4242: the real query's answer comes after every junk reply
+                break
+            replies.append(data)
+    answer = dns.message.from_wire(data)
+    assert [r.address for r in rrs(answer, dns.rdatatype.A)] == ["10.8.0.1"], answer.to_text()
+    rcodes = {dns.message.from_wire(r, question_only=True).rcode() for r in replies}
+    assert rcodes <= {
+        dns.rcode.FORMERR,
+        dns.rcode.NOTIMP,
+        dns.rcode.REFUSED,
+        dns.rcode.NXDOMAIN,
+        dns.rcode.NOERROR,
+    }
+    assert dns.rcode.FORMERR in rcodes
+    # over TCP: junk closes that connection only
+    reader, writer = await asyncio.open_connection("127.0.0.1", dns_server.port)
+    writer.write(b"\x00\x05hello")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(2), 5)
+    writer.close()
+    assert head == b"" or len(head) == 2
+    reply = await dns_server.query("sturdy.local.bay.internal.", tcp=True)
+    assert [r.address for r in rrs(reply, dns.rdatatype.A)] == ["10.8.0.1"]
+    assert dns_server.proc is not None and dns_server.proc.poll() is None
