@@ -149,8 +149,8 @@ def test_weights_follow_group_shares() -> None:
 
 def test_a_zero_weight_label_keeps_a_group_out_of_the_traffic_share() -> None:
     w = World()
-    w.group("main", service="svc", **{"bay.dns/weight": "1"})
-    w.group("dark", service="svc", **{"bay.dns/weight": "0"})
+    w.group("main", service="svc", labels={"bay.dns/weight": "1"})
+    w.group("dark", service="svc", labels={"bay.dns/weight": "0"})
     w.task("main", "10.0.0.1", 31000, service="svc")
     w.task("dark", "10.0.0.2", 31001, service="svc")
     reply = w.ask(dns.message.make_query("_http._tcp.svc.local.bay.internal.", "SRV"))
