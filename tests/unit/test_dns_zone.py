@@ -45,10 +45,16 @@ class World:
         )
 
     def group(
-        self, name: str, *, service: str = "", health: bool = False, instances: int = 1, **labels: str
+        self,
+        name: str,
+        *,
+        service: str = "",
+        health: bool = False,
+        instances: int = 1,
+        labels: dict[str, str] | None = None,
     ) -> None:
         spec = group_pb2.GroupSpec(
-            name=name, service=service, cluster="local", instances=instances, labels=labels
+            name=name, service=service, cluster="local", instances=instances, labels=labels or {}
         )
         spec.ports.add(name="http", protocol="tcp")
         if health:
