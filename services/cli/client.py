@@ -185,3 +185,8 @@ class GatewayClient:
 
     def kill_task(self, task_id: str) -> JSON:
         return self.request("POST", f"/v1/tasks/{_q(task_id)}/kill", mutation=True)
+
+    # ---- DNS ----
+
+    def dns_lookup(self, service: str, cluster: str = "") -> JSON:
+        return self.request("GET", f"/v1/dns/{_q(service)}", params={"cluster": cluster})

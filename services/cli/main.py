@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.app import BayApp
-from services.cli.commands import events, groups, tasks, tokens
+from services.cli.commands import dns, events, groups, tasks, tokens
 from services.cli.commands.clusters import cluster_app
 from services.cli.errors import EPILOG, CliError
 from services.cli.settings import CliSettings
@@ -59,7 +59,8 @@ def up(
     ] = None,
 ) -> None:
     """Run the whole platform in the foreground (nats-server, registry, the scheduler of the cluster
-    `local`, gateway, audit); Ctrl-C stops it (tasks keep running: the next `bay up` adopts them)."""
+    `local`, DNS, gateway, audit); Ctrl-C stops it (tasks keep running: the next `bay up` adopts
+    them)."""
     from pydantic import ValidationError
 
     from services.cli.stack import StackSettings, run_stack  # grpc and friends: only for `up`
@@ -93,6 +94,7 @@ app.command()(groups.history)
 app.command()(groups.rollback)
 app.command()(groups.delete)
 app.command()(events.events)
+app.command()(dns.dns)
 token_app = typer.Typer(
     help="Manage API tokens (local: writes the data directory's tokens file).", no_args_is_help=True
 )

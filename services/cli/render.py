@@ -193,6 +193,50 @@ def pending_line(status: JSON) -> str:
     return f"pending: {pending.get('summary') or str(pending['count']) + ' task(s) waiting to be launched'}"
 
 
+def dns_records_table(records: list[JSON]) -> Table:
+    """What the DNS service answers: one row per record (SRV data: priority weight port target)."""
+    table = Table("name", "type", "data", "task", box=None, pad_edge=False)
+    for rec in records:
+        table.add_row(
+            str(rec.get("name", "")),
+            str(rec.get("type", "")),
+            str(rec.get("data", "")),
+            str(rec.get("task_id") or "-"),
+        )
+    return table
+
+
+def dns_tasks_table(tasks: list[JSON]) -> Table:
+    """The service's tasks: answered or not, and why not."""
+    table = Table("task", "group", "cluster", "state", "answered", "reason", box=None, pad_edge=False)
+    for task in tasks:
+        table.add_row(
+            str(task.get("id", "")),
+            str(task.get("group", "")),
+            str(task.get("cluster", "")),
+            str(task.get("state", "")),
+            "yes" if task.get("answered") else "no",
+            str(task.get("reason") or "-"),
+        )
+    return table
+
+
+def dns_summary(lookup: JSON) -> str:
+    """One line: the service, its groups (with their traffic shares) and how many tasks answer."""
+    tasks = lookup.get("tasks") or []
+    answered = sum(1 for t in tasks if t.get("answered"))
+    shares = [float(g.get("share") or 0) for g in lookup.get("groups") or []]
+    total = sum(shares) or 1.0  # a share is a weight: shown as the part of the service's traffic
+    groups = ", ".join(
+        f"{g.get('name', '')} on {g.get('cluster', '')} ({share / total:.0%})"
+        for g, share in zip(lookup.get("groups") or [], shares, strict=True)
+    )
+    return (
+        f"service {lookup.get('service', '')} in {lookup.get('zone', '')}: "
+        f"{answered}/{len(tasks)} task(s) answered; groups: {groups or '-'}"
+    )
+
+
 def as_yaml(doc: Any) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
 

@@ -1,11 +1,12 @@
-"""Conversion between the REST shapes (``models``) and the registry's and schedulers' wire types
-(``bay.v1``). Unix-seconds times become datetimes (UTC), as every time in the REST API."""
+"""Conversion between the REST shapes (``models``) and the wire types of the registry, the schedulers
+and the DNS service (``bay.v1``). Unix-seconds times become datetimes (UTC), as every time in the
+REST API."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bay.v1 import group_pb2, registry_pb2, scheduler_pb2, task_pb2
+from bay.v1 import dns_pb2, group_pb2, registry_pb2, scheduler_pb2, task_pb2
 from google.protobuf import timestamp_pb2
 
 from libs.spec_pb import trusted_spec_from_pb
@@ -120,4 +121,54 @@ def status_from_pb(msg: scheduler_pb2.GroupStatusReply) -> models.GroupStatus:
         known=msg.known,
         pending=pending_from_pb(msg.pending),
         sequence=msg.sequence,
+    )
+
+
+def dns_lookup_from_pb(msg: dns_pb2.DnsLookupReply, service: str, cluster: str) -> models.DnsLookup:
+    return models.DnsLookup(
+        service=service,
+        cluster=cluster,
+        zone=msg.zone,
+        exists=msg.exists,
+        names=list(msg.names),
+        records=[
+            models.DnsRecord(name=r.name, type=r.type, ttl=r.ttl, data=r.data, task_id=r.task_id)
+            for r in msg.records
+        ],
+        tasks=[
+            models.DnsTask(
+                id=t.id,
+                group=t.group,
+                cluster=t.cluster,
+                state=t.state,
+                answered=t.answered,
+                reason=t.reason,
+                addresses=list(t.addresses),
+                ports=dict(t.ports),
+            )
+            for t in msg.tasks
+        ],
+        groups=[
+            models.DnsGroup(name=g.name, cluster=g.cluster, share=g.share, health_checked=g.health_checked)
+            for g in msg.groups
+        ],
+    )
+
+
+def dns_stats_from_pb(msg: dns_pb2.DnsStatsReply) -> models.DnsStats:
+    return models.DnsStats(
+        zone=msg.zone,
+        ttl=msg.ttl,
+        services=msg.services,
+        groups=msg.groups,
+        tasks=msg.tasks,
+        ready_tasks=msg.ready_tasks,
+        sequence=msg.sequence,
+        queries=msg.queries,
+        cache_hits=msg.cache_hits,
+        cached_answers=msg.cached_answers,
+        forwarded=msg.forwarded,
+        refused=msg.refused,
+        formerr=msg.formerr,
+        upstreams=list(msg.upstreams),
     )

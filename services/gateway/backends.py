@@ -12,6 +12,7 @@ from libs.eventlog import EventLog
 from libs.eventlog.jetstream import event_log_for
 from libs.natsconn import NatsConnection, connect
 from services.gateway.audit.db import init_db, make_engine
+from services.gateway.dns_client import DnsClient
 from services.gateway.registry_client import RegistryClient
 from services.gateway.scheduler_client import SchedulerPool
 from services.gateway.settings import GatewaySettings
@@ -25,6 +26,7 @@ class Backends:
     events: EventLog
     engine: Engine
     schedulers: SchedulerPool
+    dns: DnsClient
     #: set when the gateway stops: open event streams end, so their connections can close
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -32,6 +34,7 @@ class Backends:
         self.closing.set()
         await self.registry.close()
         await self.schedulers.close()
+        await self.dns.close()
         await self.nats.close()
         self.engine.dispose()
 
@@ -53,4 +56,5 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         events=events,
         engine=engine,
         schedulers=SchedulerPool(settings.schedulers, timeout=settings.scheduler_timeout_seconds),
+        dns=DnsClient(settings.dns_addr, timeout=settings.dns_timeout_seconds),
     )

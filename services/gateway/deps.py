@@ -15,6 +15,7 @@ from libs.auth import Principal
 from libs.errors import FieldViolation, ValidationFailed
 from services.gateway.backends import Backends
 from services.gateway.body import read_document
+from services.gateway.dns_client import BoundDns
 from services.gateway.registry_client import BoundRegistry, Caller
 from services.gateway.scheduler_client import BoundSchedulers
 from services.gateway.settings import GatewaySettings
@@ -60,8 +61,14 @@ def schedulers(request: Request, backends: BackendsDep) -> BoundSchedulers:
     return backends.schedulers.bound(_caller(request))
 
 
+def dns(request: Request, backends: BackendsDep) -> BoundDns:
+    """The DNS service, called with this request's token and correlation id."""
+    return backends.dns.bound(_caller(request))
+
+
 Registry = Annotated[BoundRegistry, Depends(registry)]
 Schedulers = Annotated[BoundSchedulers, Depends(schedulers)]
+Dns = Annotated[BoundDns, Depends(dns)]
 
 
 def parse_if_match(value: str) -> int:

@@ -23,11 +23,12 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event) -> None:
     try:
         app = create_app(settings, backends)
         log.info(
-            "gateway listening on http://%s:%d (registry %s, schedulers %s)",
+            "gateway listening on http://%s:%d (registry %s, schedulers %s, dns %s)",
             host,
             sock.getsockname()[1],
             settings.registry_addr,
             ", ".join(f"{c} {a}" for c, a in settings.schedulers.items()) or "none",
+            settings.dns_addr,
         )
         await serve_http(app, sock, stop, on_stop=backends.closing.set)
     finally:

@@ -178,6 +178,69 @@ class GroupTasks(BaseModel):
     tasks: list[Task]
 
 
+class DnsRecord(BaseModel):
+    name: str = Field(description='absolute, e.g. "web.local.bay.internal."')
+    type: str = Field(description="A, AAAA or SRV")
+    ttl: int
+    data: str = Field(description='presentation form: "10.0.0.1", "0 50 31001 <target>."')
+    task_id: str = Field(description="the task behind the record; empty for host records")
+
+
+class DnsTask(BaseModel):
+    """One of the service's tasks, and whether the DNS service answers with it."""
+
+    id: str
+    group: str
+    cluster: str
+    state: str
+    answered: bool = Field(description="in the answers now")
+    reason: str = Field(description='why not, e.g. "health not checked yet"; empty when answered')
+    addresses: list[str] = Field(description="its host's addresses, as the DNS service resolved them")
+    ports: dict[str, int]
+
+
+class DnsGroup(BaseModel):
+    name: str
+    cluster: str
+    share: float = Field(
+        description="its weight among the service's groups: its instances, or its `bay.dns/weight` "
+        "label; SRV weights follow it"
+    )
+    health_checked: bool = Field(description="only healthy tasks are answered")
+
+
+class DnsLookup(BaseModel):
+    """What the DNS service would answer for a service now, and why a task is not in it."""
+
+    service: str
+    cluster: str = Field(description="the cluster asked about; empty: every cluster")
+    zone: str = Field(description='e.g. "bay.internal."')
+    exists: bool = Field(description="a group registers the service (an unknown service is a 404)")
+    names: list[str] = Field(description="every name that answers for the service")
+    records: list[DnsRecord]
+    tasks: list[DnsTask]
+    groups: list[DnsGroup]
+
+
+class DnsStats(BaseModel):
+    """The DNS service's zone and counters (counters since its start)."""
+
+    zone: str
+    ttl: int
+    services: int
+    groups: int
+    tasks: int
+    ready_tasks: int = Field(description="tasks in the answers")
+    sequence: int = Field(description="the last event the DNS service has folded")
+    queries: int
+    cache_hits: int
+    cached_answers: int
+    forwarded: int = Field(description="queries for outside names sent to BAY_DNS_UPSTREAMS")
+    refused: int
+    formerr: int
+    upstreams: list[str]
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     nats: bool
@@ -185,6 +248,7 @@ class Health(BaseModel):
     schedulers: dict[str, bool] = Field(
         description="each cluster's scheduler answering; informative: `status` does not count it"
     )
+    dns: bool = Field(description="the DNS service answering (BAY_DNS_ADDR); informative, like schedulers")
 
 
 class Violation(BaseModel):

@@ -31,11 +31,18 @@ class GatewaySettings(CommonSettings):
     scheduler_timeout_seconds: float = Field(
         2.0, gt=0, description="deadline of every scheduler call (a stream: of its first answer)"
     )
+    dns_addr: str = Field("127.0.0.1:50071", description="the DNS service's gRPC host:port (its listing)")
+    dns_timeout_seconds: float = Field(2.0, gt=0, description="deadline of every DNS service call")
 
     @field_validator("gateway_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         return _check_host_port(value, "127.0.0.1:8080")
+
+    @field_validator("dns_addr")
+    @classmethod
+    def _dns_addr(cls, value: str) -> str:
+        return _check_host_port(value, "127.0.0.1:50071")
 
     @field_validator("schedulers")
     @classmethod

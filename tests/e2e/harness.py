@@ -53,6 +53,10 @@ class BayUp:
         return f"http://{self.env['BAY_GATEWAY_LISTEN']}"
 
     @property
+    def dns_port(self) -> int:
+        return int(self.env["BAY_DNS_LISTEN"].rpartition(":")[2])
+
+    @property
     def token(self) -> str:
         return (self.data_dir / "admin.token").read_text().strip()
 
@@ -218,6 +222,8 @@ async def start_bay(
         "BAY_GATEWAY_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_REGISTRY_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_SCHEDULER_LISTEN": f"127.0.0.1:{free_port()}",
+        "BAY_DNS_LISTEN": f"127.0.0.1:{free_port()}",
+        "BAY_DNS_GRPC_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_NATS_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }

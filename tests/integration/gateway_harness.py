@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from libs.natsserver import free_port
 from services.gateway.app import create_app
 from services.gateway.backends import Backends, open_backends
 from services.gateway.server import bind, serve_http
@@ -46,7 +47,7 @@ async def start_gateway(
         data_dir=data_dir,
         registry_addr=f"127.0.0.1:{registry_port}",
         tokens_file=data_dir / "tokens.json",  # the registry harness writes its tokens there
-        **overrides,
+        **{"dns_addr": f"127.0.0.1:{free_port()}", **overrides},  # no DNS service unless a test runs one
     )
     backends = await open_backends(settings, nats_wait_seconds=5)
     app = create_app(settings, backends)

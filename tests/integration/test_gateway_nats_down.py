@@ -32,6 +32,7 @@ async def test_nats_down_is_a_quick_503(fresh_stream: str, nats_server: NatsProc
         health = await stack.client.get("/healthz")
         body = health.json()
         assert body.pop("schedulers").keys() == {"local"}
+        assert body.pop("dns") is False  # reported too; this stack runs no DNS service
         assert body == {"status": "degraded", "nats": False, "registry": True}
     finally:
         nats_server.start()

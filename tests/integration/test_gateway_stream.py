@@ -169,6 +169,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(stack: Stack, tmp_pat
         "BAY_TOKENS_FILE": str(tmp_path / "tokens.json"),
         "BAY_REGISTRY_ADDR": stack.gateway.settings.registry_addr,
         "BAY_GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        "BAY_DNS_ADDR": f"127.0.0.1:{free_port()}",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.gateway", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
@@ -186,6 +187,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(stack: Stack, tmp_pat
             health = await http.get("/healthz")
             body = health.json()
             assert body.pop("schedulers").keys() == {"local"}
+            assert body.pop("dns") is False  # reported too; this stack runs no DNS service
             assert body == {"status": "ok", "nats": True, "registry": True}
             made = await http.post(
                 "/v1/groups", json={"name": "web", "cmd": "sleep 1"}, headers=stack.operator

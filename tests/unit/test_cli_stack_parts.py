@@ -108,6 +108,22 @@ def test_the_scheduler_of_local_runs_and_the_gateway_is_told_where(
     assert sched.listen(s) == ("BAY_SCHEDULER_LISTEN", "0.0.0.0:9100")
 
 
+def test_the_dns_service_runs_and_the_gateway_is_told_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("BAY_DNS_LISTEN", "BAY_DNS_GRPC_LISTEN", "BAY_DNS_ADDR"):
+        monkeypatch.delenv(var, raising=False)
+    defaults = StackSettings(data_dir=tmp_path)
+    assert (defaults.dns_listen, defaults.dns_grpc_address) == ("127.0.0.1:1053", "127.0.0.1:50071")
+    s = StackSettings(data_dir=tmp_path, dns_listen="0.0.0.0:9300", dns_grpc_listen="0.0.0.0:9301")
+    env = s.child_environment({"BAY_DNS_ADDR": "elsewhere:1"})
+    assert (env["BAY_DNS_LISTEN"], env["BAY_DNS_GRPC_LISTEN"]) == ("0.0.0.0:9300", "0.0.0.0:9301")
+    assert env["BAY_DNS_ADDR"] == "127.0.0.1:9301"  # the gateway reaches it on loopback
+    (dns,) = [svc for svc in services_for(s) if svc.module == "services.dns"]
+    assert dns.name == "dns" and dns.probe is not None and dns.listen is not None
+    assert dns.listen(s) == ("BAY_DNS_LISTEN", "0.0.0.0:9300")
+
+
 def test_a_simulated_cluster_adds_the_simulator_and_its_scheduler(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,7 @@ BAY_MODULES = {
     "registry": "services.registry",
     "gateway": "services.gateway",
     "audit": "services.gateway.audit",
+    "dns": "services.dns",
 }
 
 
@@ -59,18 +60,23 @@ def command_of(svc: dict[str, Any]) -> list[str]:
 
 def host_bindings(svc: dict[str, Any]) -> list[tuple[str, str]]:
     """(host ip, host port) of each published port; an ip of "" means every interface."""
+    return [(ip, port) for ip, port, _ in published_ports(svc)]
+
+
+def published_ports(svc: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(host ip, host port, protocol) of each published port (protocol tcp unless it says udp)."""
     out = []
     for port in svc.get("ports", []):
         if isinstance(port, dict):
-            out.append((str(port.get("host_ip", "")), str(port.get("published", ""))))
+            ip, published = str(port.get("host_ip", "")), str(port.get("published", ""))
+            out.append((ip, published, str(port.get("protocol", "tcp"))))
             continue
-        parts = str(port).split("/")[0].rsplit(":", 2)
+        spec, _, proto = str(port).partition("/")
+        parts = spec.rsplit(":", 2)
         if len(parts) == 3:
-            out.append((parts[0].strip("[]"), parts[1]))
-        elif len(parts) == 2:
-            out.append(("", parts[0]))
-        else:
-            out.append(("", parts[0]))  # a bare container port: a random host port on every interface
+            out.append((parts[0].strip("[]"), parts[1], proto or "tcp"))
+        else:  # host:container, or a bare container port (a random host port on every interface)
+            out.append(("", parts[0], proto or "tcp"))
     return out
 
 
@@ -93,16 +99,18 @@ def test_bay_services_run_modules_of_this_repo(compose: dict[str, Any]) -> None:
 
 
 def test_every_host_port_is_on_loopback_and_unique(compose: dict[str, Any]) -> None:
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     published = 0
     for name, svc in services(compose).items():
-        for ip, port in host_bindings(svc):
+        for ip, port, proto in published_ports(svc):
             published += 1
             assert ip == "127.0.0.1", f"{name} publishes port {port} on {ip or 'every interface'}"
             assert port.isdigit(), f"{name}: host port {port!r} must be fixed"
-            assert port not in seen, f"host port {port} published by both {seen[port]} and {name}"
-            seen[port] = name
-    assert {"8080", "50051"} <= set(seen), "the gateway and the registry must be reachable from the host"
+            key = (port, proto)
+            assert key not in seen, f"host port {port}/{proto} published by both {seen[key]} and {name}"
+            seen[key] = name
+    ports = {port for port, _ in seen}
+    assert {"8080", "50051"} <= ports, "the gateway and the registry must be reachable from the host"
     assert published == len(seen)
 
 
@@ -114,6 +122,11 @@ def test_service_listen_settings_match_published_ports(compose: dict[str, Any]) 
     assert ("127.0.0.1", "8080") in host_bindings(svc["gateway"])
     for name, s in bay_services(compose).items():
         assert env_of(s)["BAY_REGISTRY_ADDR"] == "registry:50051", name
+    # DNS answers on both protocols, and the gateway reaches its gRPC listing
+    dns = env_of(svc["dns"])
+    assert dns["BAY_DNS_LISTEN"] == "0.0.0.0:53" and dns["BAY_DNS_GRPC_LISTEN"] == "0.0.0.0:50071"
+    assert sorted(published_ports(svc["dns"])) == [("127.0.0.1", "1053", "tcp"), ("127.0.0.1", "1053", "udp")]
+    assert env_of(svc["gateway"])["BAY_DNS_ADDR"] == "dns:50071"
 
 
 def parse_nats_conf(text: str) -> dict[str, Any]:

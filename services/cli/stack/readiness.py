@@ -46,6 +46,12 @@ async def scheduler_serving(settings: StackSettings, address: str = "") -> None:
     await grpc_serving(address or settings.scheduler_address)
 
 
+async def dns_serving(settings: StackSettings) -> None:
+    """The DNS service's gRPC health check says SERVING: it opens gRPC only after it has folded the
+    event log and bound its DNS port, so this also says names resolve."""
+    await grpc_serving(settings.dns_grpc_address)
+
+
 async def sim_master_answering(settings: StackSettings) -> None:
     """The simulated Mesos master answers ``GET /version`` (what pymesos asks first)."""
     async with httpx.AsyncClient(base_url=f"http://{settings.sim_master_address}", timeout=1.0) as http:

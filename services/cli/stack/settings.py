@@ -33,6 +33,10 @@ class StackSettings(CommonSettings):
     scheduler_listen: str = Field(
         "127.0.0.1:50061", description="where the scheduler of the cluster `local` listens (gRPC)"
     )
+    dns_listen: str = Field("127.0.0.1:1053", description="where the DNS service answers (UDP+TCP)")
+    dns_grpc_listen: str = Field(
+        "127.0.0.1:50071", description="where the DNS service's gRPC (its listing) listens"
+    )
     sim_cluster: str = Field(
         "", pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$",
         description="demo/test: also run a Mesos master simulator as this cluster (backend mesos)",
@@ -72,6 +76,10 @@ class StackSettings(CommonSettings):
     @property
     def scheduler_address(self) -> str:
         return connect_address(self.scheduler_listen)
+
+    @property
+    def dns_grpc_address(self) -> str:
+        return connect_address(self.dns_grpc_listen)
 
     @property
     def sim_master_address(self) -> str:
@@ -115,6 +123,9 @@ class StackSettings(CommonSettings):
             "BAY_SCHEDULER_LISTEN": self.scheduler_listen,
             "BAY_BACKEND": "",  # from the cluster's registration, which `bay up` makes
             "BAY_MESOS_MASTER": "",
+            "BAY_DNS_LISTEN": self.dns_listen,
+            "BAY_DNS_GRPC_LISTEN": self.dns_grpc_listen,
+            "BAY_DNS_ADDR": self.dns_grpc_address,  # the gateway's way to the DNS service's listing
             "BAY_LOG_LEVEL": self.log_level,
             "PYTHONUNBUFFERED": "1",
         }

@@ -46,6 +46,9 @@ SERVICES: tuple[ServiceProcess, ...] = (
         listen=lambda s: ("BAY_SCHEDULER_LISTEN", s.scheduler_listen),
         cluster="local",
     ),
+    ServiceProcess(
+        "dns", "services.dns", readiness.dns_serving, listen=lambda s: ("BAY_DNS_LISTEN", s.dns_listen)
+    ),
     ServiceProcess("gateway", "services.gateway", readiness.gateway_healthy),
     ServiceProcess("audit", "services.gateway.audit"),
 )

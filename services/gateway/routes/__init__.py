@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.gateway.models import Error
-from services.gateway.routes import builds, clusters, events, group_tasks, groups, health, tasks
+from services.gateway.routes import builds, clusters, dns, events, group_tasks, groups, health, tasks
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)
@@ -19,6 +19,7 @@ api_routers: list[APIRouter] = [
     clusters.router,
     builds.router,
     events.router,
+    dns.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]

@@ -17,10 +17,12 @@ router = APIRouter(tags=["operations"])
 async def healthz(backends: BackendsDep, settings: SettingsDep) -> Health:
     """Whether the gateway's dependencies answer. The status code stays 200 when they do not
     (``status: degraded``): restarting the gateway would not bring the registry back. Schedulers
-    are reported but do not make the gateway degraded: one cluster down leaves the others usable."""
-    registry_ok, schedulers = await asyncio.gather(
+    and the DNS service are reported but do not make the gateway degraded: one cluster down leaves
+    the others usable, and names resolve on the DNS port whatever the gateway says."""
+    registry_ok, schedulers, dns_ok = await asyncio.gather(
         backends.registry.serving(min(1.0, settings.registry_timeout_seconds)),
         backends.schedulers.serving(min(1.0, settings.scheduler_timeout_seconds)),
+        backends.dns.serving(min(1.0, settings.dns_timeout_seconds)),
     )
     nats_ok = backends.nats.connected
     return Health(
@@ -28,6 +30,7 @@ async def healthz(backends: BackendsDep, settings: SettingsDep) -> Health:
         nats=nats_ok,
         registry=registry_ok,
         schedulers=schedulers,
+        dns=dns_ok,
     )
 
 
