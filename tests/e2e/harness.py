@@ -25,7 +25,10 @@ from libs.natsserver import free_port
 
 BIN = Path(sys.executable).parent
 BAY = str(BIN / "bay")
-READY = r"^bay: ready — gateway (http://\S+), registry (\S+), nats (\S+), data (.+); schedulers (.+)$"
+READY = (
+    r"^bay: ready — gateway (http://\S+), registry (\S+), nats (\S+), data (.+); schedulers (.+?)"
+    r"(?:; dns (\S+))?$"
+)
 
 
 def clean_environment() -> dict[str, str]:

@@ -39,14 +39,17 @@ class StartupError(Exception):
 
 
 def _port_taken(addr: str) -> bool:
+    """Taken for TCP or for UDP (DNS listens on both)."""
     host, port = split_address(addr)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(family, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                return True
     return False
 
 
@@ -183,6 +186,7 @@ class Supervisor:
             f"ready — gateway {s.gateway_url}, registry {s.registry_address}, "
             f"nats {s.effective_nats_url}, data {s.data_dir}"
             + (f"; schedulers {schedulers}" if schedulers else "")
+            + (f"; dns {s.dns_listen}" if any(svc.name == "dns" for svc in self.services) else "")
         )
 
     def _report_failure(self, task: asyncio.Task[None]) -> None:
