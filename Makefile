@@ -6,9 +6,13 @@ STAMP   := $(VENV)/.installed
 PROTOS  := $(wildcard protos/bay/v1/*.proto)
 GEN_OK  := gen/bay/v1/.generated
 
-.PHONY: run test lint protos bench clean setup tools
+.PHONY: run test lint protos bench clean setup tools native
 
-setup: $(STAMP) $(GEN_OK) tools
+setup: $(STAMP) $(GEN_OK) tools native
+
+# the DNS service's C fast path (optional: without a compiler it uses its Python path)
+native: $(STAMP)
+	@bash install/udpfast.sh $(BIN)/python
 
 # dig, dnsperf, dnsmasq from Debian's packages when missing (DNS tests and benchmark)
 tools:
@@ -48,4 +52,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf gen .venv .bay .mypy_cache .ruff_cache .pytest_cache
+	rm -rf gen .venv .bay .mypy_cache .ruff_cache .pytest_cache services/dns/_udpfast*.so

@@ -18,12 +18,14 @@ import time
 from bay.v1 import dns_pb2, dns_pb2_grpc
 
 from libs.auth import TokenStore
+from libs.errors import Unavailable
 from libs.eventlog import Projection
 from libs.eventlog.jetstream import ensure_stream_when_ready, event_log_for
 from libs.grpcutil import make_server
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
+from services.dns import udpfast
 from services.dns.forward import Forwarder, parse_networks, parse_upstreams
 from services.dns.grpc_api import DnsServicer
 from services.dns.hosts import HostBook, read_hosts_file
@@ -71,6 +73,9 @@ def start_workers(settings: DnsSettings) -> list[subprocess.Popen[bytes]]:
 async def serve(settings: DnsSettings, stop: asyncio.Event) -> None:
     role = "dns-worker" if settings.dns_worker else "dns"
     setup_telemetry(f"bay-{role}")
+    fast_path = udpfast.load() if settings.dns_fast_path != "python" else None
+    if fast_path is None and settings.dns_fast_path == "c":
+        raise Unavailable("the C fast path is not built", hint="run `make setup`, or BAY_DNS_FAST_PATH=auto")
     conn = await connect(settings.nats_url, name=f"bay-{role}")
     event_log = event_log_for(conn, settings)
     await ensure_stream_when_ready(event_log)
@@ -95,6 +100,7 @@ async def serve(settings: DnsSettings, stop: asyncio.Event) -> None:
         tcp,
         tcp_clients=settings.dns_tcp_clients,
         tcp_idle_seconds=settings.dns_tcp_idle_seconds,
+        fast_path=fast_path,
     )
     await server.start()
     grpc_server = None
@@ -114,9 +120,10 @@ async def serve(settings: DnsSettings, stop: asyncio.Event) -> None:
         await grpc_server.start()
         workers = start_workers(settings) if reuse else []
         log.info(
-            "answering for %s on %s (udp+tcp; %d process(es)), %d services, %d tasks, at sequence %d; "
-            "gRPC on %s; upstreams: %s",
-            zone.origin, settings.dns_listen, settings.dns_workers, len(state.service_groups),
+            "answering for %s on %s (udp+tcp; %d process(es); %s UDP fast path), %d services, %d tasks, "
+            "at sequence %d; gRPC on %s; upstreams: %s",
+            zone.origin, settings.dns_listen, settings.dns_workers, "C" if fast_path else "Python",
+            len(state.service_groups),
             len(state.tasks), projection.sequence, settings.dns_grpc_listen,
             settings.dns_upstreams or "none (outside names are refused)",
         )  # fmt: skip

@@ -51,7 +51,7 @@ class Responder:
         self.counters = Counters()
         self.queries = 0  # answered by ``fast`` (kept outside Counters: one attribute less a query)
         self.misses = 0  # of those, built rather than found ready
-        self._turn = 0
+        self.turn = 0  # which prebuilt order the next answer takes (shared with the C fast path)
 
     def fast(self, data: bytes, tcp: bool = False) -> bytes | None:
         """The reply to a plain in-zone query; None: ask ``slow``.
@@ -91,7 +91,7 @@ class Responder:
             if answer is None:
                 return None  # outside the zone
             self.misses += 1
-        self._turn = turn = self._turn + 1
+        self.turn = turn = self.turn + 1
         bodies = answer.bodies
         rd = data[2] & 1
         opt = self.opt if edns else b""

@@ -23,6 +23,9 @@ class DnsSettings(CommonSettings):
     dns_ns_address: str = Field("", description="address of ns.<zone>; default: the listen address")
     dns_workers: int = Field(1, ge=1, le=64, description="processes sharing the port (SO_REUSEPORT)")
     dns_worker: bool = Field(False, description="set by the DNS service on the extra workers it starts")
+    dns_fast_path: str = Field(
+        "auto", pattern="^(auto|c|python)$", description="UDP fast path: auto (C if built), c or python"
+    )
     dns_udp_payload: int = Field(1232, ge=512, le=4096, description="largest UDP reply (EDNS0)")
     dns_tcp_clients: int = Field(256, ge=1, description="TCP connections at once")
     dns_tcp_idle_seconds: float = Field(10.0, gt=0, description="an idle TCP connection is closed after this")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 A, NS, SOA, AAAA, SRV, OPT, ANY = 1, 2, 6, 28, 33, 41, 255
 IN = 1
@@ -70,13 +71,13 @@ def opt_record(payload: int) -> bytes:
     return b"\x00" + struct.pack(">HHIH", OPT, payload, 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """A prebuilt answer for one (name, type): a few rotations of the same records.
 
     ``heads[rd | edns << 1]`` is the header after the id (flags and counts); ``bodies`` the sections
     after the question, one per rotation; ``ends[i]`` where each answer record ends in ``bodies[i]``,
-    so that a truncated reply can keep the records that fit.
+    so that a truncated reply can keep the records that fit. A tuple, so that the C fast path
+    (``_udpfast.c``) reads ``bodies`` and ``heads`` by position: keep their places (2 and 4).
     """
 
     rcode: int

@@ -25,6 +25,7 @@ import dns.rdatatype
 import pytest
 import pytest_asyncio
 
+from services.dns import udpfast
 from tests.integration.dns_harness import DnsProcess, EventWriter, until_answer
 
 pytestmark = pytest.mark.timeout(120)
@@ -39,9 +40,14 @@ async def events(fresh_stream: str) -> AsyncIterator[EventWriter]:
     await writer.close()
 
 
-@pytest_asyncio.fixture
-async def dns_server(fresh_stream: str, tmp_path: Path, events: EventWriter) -> AsyncIterator[DnsProcess]:
-    server = DnsProcess(fresh_stream, tmp_path / "dns")
+@pytest_asyncio.fixture(params=["c", "python"])
+async def dns_server(
+    request: pytest.FixtureRequest, fresh_stream: str, tmp_path: Path, events: EventWriter
+) -> AsyncIterator[DnsProcess]:
+    """Each test twice: with the C fast path for UDP and with the Python one (the same answers)."""
+    if request.param == "c" and udpfast.load() is None:
+        pytest.skip("the C fast path is not built (make setup builds it where there is a compiler)")
+    server = DnsProcess(fresh_stream, tmp_path / "dns", env={"BAY_DNS_FAST_PATH": request.param})
     await server.start()
     yield server
     server.stop()
