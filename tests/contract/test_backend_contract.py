@@ -233,7 +233,9 @@ async def test_usage_covers_running_tasks(cluster: Running) -> None:
     await cluster.sink.wait_for("web.use", TaskState.RUNNING)
 
     async def sampled() -> list[TaskUsage]:
-        return [u for u in await cluster.backend.usage() if u.task_id == "web.use"]
+        # a sample taken while the process is still starting may show no memory yet: wait for one
+        # with memory (a backend that never reports it fails here)
+        return [u for u in await cluster.backend.usage() if u.task_id == "web.use" and u.mem_bytes > 0]
 
-    found = await poll_until(sampled, "usage for a running task", DEADLINE)
+    found = await poll_until(sampled, "usage with memory for a running task", DEADLINE)
     assert found[0].mem_bytes > 0 and found[0].timestamp > 0
