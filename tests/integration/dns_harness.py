@@ -5,7 +5,6 @@ real scheduler can make (hostnames, IPv6, several clusters, many services).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -217,4 +216,3 @@ async def until_answer(
             return last
         if time.monotonic() > deadline:
             raise AssertionError(f"answer still {last!r} after {timeout}s (wanted {want!r})")
-        await asyncio.sleep(0)  # yield between queries; each query itself is the wait
