@@ -142,15 +142,16 @@ class Zone:
         if n == 1:
             if first in st.service_groups:
                 return Node("service", first)
+            # keyed by the label: a service of this name created later must replace the cached answer
             if first == "ns":
-                return Node("ns")
-            return Node("empty") if first in st.clusters else None
+                return Node("ns", first)
+            return Node("empty", first) if first in st.clusters else None
         if n == 2:
             cluster = rel[1]
             if self._in_cluster(first, cluster):
                 return Node("service", first, cluster)
             if first in ("group", "host") and cluster in st.clusters:
-                return Node("empty")
+                return Node("empty", first)
             return None
         if n == 3 and rel[1] == "group":
             g = st.groups.get(first)

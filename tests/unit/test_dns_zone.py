@@ -221,3 +221,11 @@ def test_hostnames_resolve_through_the_host_book_and_host_names_exist() -> None:
     assert w.addresses("m.local.bay.internal.") == ["10.5.0.1"]
     assert w.addresses(f"{host_label('agent-1.dc')}.host.local.bay.internal.") == ["10.5.0.1"]
     assert host_label("10.0.0.7") == "10-0-0-7" and host_label("Agent_1.DC") == "agent-1-dc"
+
+
+def test_a_service_named_like_a_cluster_replaces_the_cached_empty_name() -> None:
+    w = World()
+    assert w.addresses("local.bay.internal.") == []  # the cluster: an empty non-terminal, cached
+    w.group("local-svc", service="local")
+    w.task("local-svc", "10.0.0.9", 31000, service="local")
+    assert w.addresses("local.bay.internal.") == ["10.0.0.9"]  # now the service of that name
