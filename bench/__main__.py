@@ -15,13 +15,26 @@ from pathlib import Path
 
 import uvloop
 
+from bench.dns import run_dns, run_dns_10k, run_dns_freshness
 from bench.gateway import run_gateway
 from bench.replay import HistorySession, run_replay, run_restart
 from bench.report import Result
 from bench.scale import run_scale
 from bench.scheduler import run_local_scale, run_mesos_cpu_table, run_mesos_scale, run_placement_table
 
-NAMES = ("replay", "restart", "scale", "gateway", "local-scale", "mesos-scale", "placement", "mesos-cpu")
+NAMES = (
+    "replay",
+    "restart",
+    "scale",
+    "gateway",
+    "local-scale",
+    "mesos-scale",
+    "placement",
+    "mesos-cpu",
+    "dns",
+    "dns-10k",
+    "dns-freshness",
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,6 +70,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "mesos-scale": lambda: run_mesos_scale(),
         "placement": lambda: run_placement_table(),
         "mesos-cpu": lambda: run_mesos_cpu_table(),
+        "dns": lambda: run_dns(),
+        "dns-10k": lambda: run_dns_10k(),
+        "dns-freshness": lambda: run_dns_freshness(),
     }
     results = []
     try:
