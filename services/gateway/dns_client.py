@@ -10,16 +10,12 @@ DNS port directly, so the gateway only needs this for ``/v1/dns``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import cast
 
-import grpc
 from bay.v1 import dns_pb2, dns_pb2_grpc
-from google.protobuf import message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from libs.errors import BayError, Unavailable
-from libs.grpcutil import channel, error_from_rpc
 from services.gateway.registry_client import Caller
+from services.gateway.service_client import ServiceClient
 
 DNS_SERVICE = dns_pb2.DESCRIPTOR.services_by_name["Dns"].full_name
 DOWN_HINT = (
@@ -27,53 +23,22 @@ DOWN_HINT = (
     "in the gateway's BAY_DNS_ADDR"
 )
 
-Q = TypeVar("Q", bound=message.Message)
-R = TypeVar("R", bound=message.Message)
 
-
-class DnsClient:
+class DnsClient(ServiceClient):
     def __init__(self, addr: str, *, timeout: float) -> None:
-        self.addr = addr
-        self.timeout = timeout
-        # short reconnect backoff: a DNS service that comes back is reachable again within seconds
-        self.channel = channel(addr, options=[("grpc.max_reconnect_backoff_ms", 2000)])
+        super().__init__(addr, timeout=timeout, health_service=DNS_SERVICE)
         # DnsAsyncStub exists only for type checkers (mypy-protobuf): hence the quoted cast
         self.stub = cast("dns_pb2_grpc.DnsAsyncStub", dns_pb2_grpc.DnsStub(self.channel))
-        self._health = health_pb2_grpc.HealthStub(self.channel)
 
-    def translate(self, exc: grpc.aio.AioRpcError) -> BayError:
-        code = exc.code()
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return Unavailable(
-                f"the DNS service ({self.addr}) did not answer within {self.timeout:g} s", hint=DOWN_HINT
-            )
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return Unavailable(
-                f"the DNS service ({self.addr}) is unavailable: {exc.details()}", hint=DOWN_HINT
-            )
-        return error_from_rpc(exc)
+    @property
+    def what(self) -> str:
+        return "the DNS service"
 
-    async def call(self, rpc: grpc.aio.UnaryUnaryMultiCallable[Q, R], request: Q, caller: Caller) -> R:
-        try:
-            return await rpc(request, metadata=caller.metadata(), timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self.translate(exc) from exc
-
-    async def serving(self, timeout: float) -> bool:
-        """The DNS service's gRPC health status, within ``timeout``."""
-        try:
-            reply = await self._health.Check(
-                health_pb2.HealthCheckRequest(service=DNS_SERVICE), timeout=timeout
-            )
-        except grpc.aio.AioRpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    def down_hint(self) -> str:
+        return DOWN_HINT
 
     def bound(self, caller: Caller) -> BoundDns:
         return BoundDns(self, caller)
-
-    async def close(self) -> None:
-        await self.channel.close()
 
 
 @dataclass(frozen=True)

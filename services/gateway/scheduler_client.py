@@ -14,80 +14,39 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import grpc
 from bay.v1 import scheduler_pb2, scheduler_pb2_grpc
-from google.protobuf import message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from libs.errors import BayError, Unavailable
-from libs.grpcutil import channel, error_from_rpc
+from libs.errors import Unavailable
 from services.gateway.registry_client import Caller
+from services.gateway.service_client import Q, R, ServiceClient
 
 SCHEDULER_SERVICE = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name
 
-Q = TypeVar("Q", bound=message.Message)
-R = TypeVar("R", bound=message.Message)
 
-
-class SchedulerClient:
+class SchedulerClient(ServiceClient):
     """The scheduler of one cluster."""
 
     def __init__(self, cluster: str, addr: str, *, timeout: float) -> None:
+        super().__init__(addr, timeout=timeout, health_service=SCHEDULER_SERVICE)
         self.cluster = cluster
-        self.addr = addr
-        self.timeout = timeout
-        # short reconnect backoff: a scheduler that comes back is reachable again within seconds
-        self.channel = channel(addr, options=[("grpc.max_reconnect_backoff_ms", 2000)])
         # SchedulerAsyncStub exists only for type checkers (mypy-protobuf): hence the quoted cast
         self.stub = cast(
             "scheduler_pb2_grpc.SchedulerAsyncStub", scheduler_pb2_grpc.SchedulerStub(self.channel)
         )
-        self._health = health_pb2_grpc.HealthStub(self.channel)
 
-    def _down_hint(self) -> str:
+    @property
+    def what(self) -> str:
+        return f"the scheduler of cluster {self.cluster!r}"
+
+    def down_hint(self) -> str:
         return (
             f"start the scheduler of cluster {self.cluster!r} (`bay up` runs the one of `local`; else "
             f"`BAY_CLUSTER={self.cluster} python -m services.scheduler`), or fix its address in the "
             "gateway's BAY_SCHEDULERS"
         )
-
-    def late(self, seconds: float) -> Unavailable:
-        return Unavailable(
-            f"the scheduler of cluster {self.cluster!r} ({self.addr}) did not answer within {seconds:g} s",
-            hint=self._down_hint(),
-        )
-
-    def translate(self, exc: grpc.aio.AioRpcError) -> BayError:
-        code = exc.code()
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return self.late(self.timeout)
-        if code == grpc.StatusCode.UNAVAILABLE:  # down, or its own dependency (NATS) is
-            return Unavailable(
-                f"the scheduler of cluster {self.cluster!r} ({self.addr}) is unavailable: {exc.details()}",
-                hint=self._down_hint(),
-            )
-        return error_from_rpc(exc)
-
-    async def call(self, rpc: grpc.aio.UnaryUnaryMultiCallable[Q, R], request: Q, caller: Caller) -> R:
-        try:
-            return await rpc(request, metadata=caller.metadata(), timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self.translate(exc) from exc
-
-    async def serving(self, timeout: float) -> bool:
-        """The scheduler's gRPC health status, within ``timeout``."""
-        try:
-            reply = await self._health.Check(
-                health_pb2.HealthCheckRequest(service=SCHEDULER_SERVICE), timeout=timeout
-            )
-        except grpc.aio.AioRpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-    async def close(self) -> None:
-        await self.channel.close()
 
 
 class SchedulerPool:
