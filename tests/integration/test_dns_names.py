@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 
 from services.dns import udpfast
+from tests.conftest import NatsProcess
 from tests.integration.dns_harness import DnsProcess, EventWriter, until_answer
 
 pytestmark = pytest.mark.timeout(120)
@@ -404,3 +405,31 @@ async def test_malformed_packets_get_formerr_or_nothing_and_harm_nothing(
     reply = await dns_server.query("sturdy.local.bay.internal.", tcp=True)
     assert [r.address for r in rrs(reply, dns.rdatatype.A)] == ["10.8.0.1"]
     assert dns_server.proc is not None and dns_server.proc.poll() is None
+
+
+async def test_nats_down_the_answers_stay_and_catch_up_after(
+    fresh_stream: str, nats_server: NatsProcess, tmp_path: Path
+) -> None:
+    """DNS is what every service depends on: it keeps answering from its fold while NATS is down,
+    and follows the log again once NATS is back."""
+    writer = await EventWriter.open(fresh_stream)
+    await writer.cluster("local")
+    await writer.group("steady", instances=2)
+    await writer.launch("steady", "10.6.0.1", {"http": 31000})
+    await writer.close()
+    server = DnsProcess(fresh_stream, tmp_path / "dns")
+    await server.start()
+    try:
+        await server.until_addresses("steady.local.bay.internal.", {"10.6.0.1"})
+        nats_server.stop()
+        for _ in range(20):
+            assert await server.addresses("steady.local.bay.internal.") == {"10.6.0.1"}
+        nats_server.start()
+        writer = await EventWriter.open(fresh_stream)
+        await writer.launch("steady", "10.6.0.2", {"http": 31001})
+        await writer.close()
+        await server.until_addresses("steady.local.bay.internal.", {"10.6.0.1", "10.6.0.2"}, timeout=30)
+    finally:
+        if not nats_server.running:
+            nats_server.start()
+        server.stop()
