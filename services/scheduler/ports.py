@@ -138,6 +138,11 @@ class ClusterBackend(abc.ABC):
 
     kind: str  # "local" | "mesos"
 
+    def host_address(self, host_id: str, hostname: str) -> str:
+        """Where clients reach the tasks of a host (what DNS answers): its IP address where the
+        backend knows one, else its hostname."""
+        return hostname
+
     @abc.abstractmethod
     async def start(self, sink: StatusSink) -> None:
         """Connect (Mesos: subscribe, re-using the framework id), re-adopt or reconcile tasks."""

@@ -274,7 +274,7 @@ class Scheduler:
             g = self.state.groups.get(event.group)
             extra = {
                 "cluster": self.cluster,
-                "host_address": self._address(event.hostname),
+                "host_address": self._address(event.host_id, event.hostname),
                 "service": g.spec.service_name if g else event.group,
             }
         return make_envelope(
@@ -286,12 +286,12 @@ class Scheduler:
             now=codec.time_of(event),
         )
 
-    def _address(self, hostname: str) -> str:
-        """Where clients reach a task: the configured address locally; on Mesos the agent's hostname
-        (offers carry no address; resolving it is left to the client)."""
+    def _address(self, host_id: str, hostname: str) -> str:
+        """Where clients reach a task: the configured address locally; on Mesos the agent's IP from
+        its offers (``Offer.url``), else its hostname (DNS then resolves it)."""
         if self.backend.kind == "local":
             return self.config.local_address
-        return hostname
+        return self.backend.host_address(host_id, hostname)
 
     async def store(self, events: Iterable[t.SchedulerEvent]) -> int:
         """Append events and wait until the fold has them; the last sequence (0: none)."""

@@ -8,8 +8,12 @@ import re
 import time
 from pathlib import Path
 
+import dns.asyncquery
+import dns.message
+
 from libs.natsserver import free_port
 from tests.e2e.harness import READY, BayUp, running_bay
+from tests.integration.dns_harness import until_answer
 
 HEADER = ["id", "state", "ready", "host", "ports", "age", "message"]
 
@@ -133,6 +137,14 @@ async def test_bay_up_with_a_simulated_mesos_cluster(tmp_path: Path) -> None:
         assert len(rows) == 4 and all(r[1] == "RUNNING" and r[2] == "yes" for r in rows), out
         assert {r[3] for r in rows} == {"agent-001.sim"}  # the only agent in zone-1 of 4
         assert "sim-web on sim: 4/4 ready" in out
+        # DNS answers the simulated cluster's tasks at their agent's IP (from the offers' url)
+        query = dns.message.make_query("sim-web.sim.bay.internal.", "A")
+
+        async def addresses() -> set[str]:
+            reply = await dns.asyncquery.udp(query, "127.0.0.1", port=bay.dns_port, timeout=2.0)
+            return {r.address for rrset in reply.answer for r in rrset}
+
+        assert await until_answer(addresses, {"127.0.0.1"}) == {"127.0.0.1"}
         async with bay.http() as http:
             clusters = {c["name"]: c for c in (await http.get("/v1/clusters")).json()["clusters"]}
             health = (await http.get("/healthz")).json()

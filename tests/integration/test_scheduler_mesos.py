@@ -66,6 +66,8 @@ async def test_tasks_run_on_agents_and_the_framework_id_is_stored(
     tasks = await sched.tasks("web")
     assert {t.id for t in tasks} == set(running_in_sim(sim))
     assert all(t.hostname.endswith(".sim") and t.host_labels["zone"].startswith("zone-") for t in tasks)
+    # clients (DNS) reach a task at its agent's IP, from the offers' url (the simulator's: 127.0.0.1)
+    assert {t.host_address for t in tasks} == {"127.0.0.1"}
     assert all(31000 <= t.ports["http"] <= 32000 for t in tasks)
     assert await framework_events(registry) == [sim.framework().framework_id]
 

@@ -24,6 +24,7 @@ Status updates reach the sink in order per task and are acknowledged after the s
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import threading
@@ -78,6 +79,18 @@ class _Offer:
 
 class MesosBackend(ClusterBackend):
     kind = "mesos"
+
+    def host_address(self, host_id: str, hostname: str) -> str:
+        """The agent's IP from its offers' url (``ip:port`` of the agent itself), else its hostname."""
+        ref = self._agents.get(host_id)
+        if ref is not None and ref.address:
+            ip = ref.address.rsplit(":", 1)[0].strip("[]")
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                return hostname  # the url named a host, not an address
+            return ip
+        return hostname
 
     def __init__(
         self,
