@@ -433,3 +433,32 @@ async def test_nats_down_the_answers_stay_and_catch_up_after(
         if not nats_server.running:
             nats_server.start()
         server.stop()
+
+
+async def test_tcp_clients_are_bounded_and_idle_ones_closed(fresh_stream: str, tmp_path: Path) -> None:
+    env = {"BAY_DNS_TCP_CLIENTS": "2", "BAY_DNS_TCP_IDLE_SECONDS": "0.5"}
+    server = DnsProcess(fresh_stream, tmp_path / "dns", env=env)
+    await server.start()
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        for _reader, writer in held:  # both are served
+            query = dns.message.make_query("bay.internal.", "SOA").to_wire()
+            writer.write(len(query).to_bytes(2, "big") + query)
+        for reader, _writer in held:
+            size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 5), "big")
+            assert dns.message.from_wire(await reader.readexactly(size)).answer
+        # a third while two are open: closed at once, without an answer
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await asyncio.wait_for(reader.read(2), 5) == b""
+        writer.close()
+        # the idle two are closed by the server after its idle timeout
+        started = time.monotonic()
+        for reader, writer in held:
+            assert await asyncio.wait_for(reader.read(2), 5) == b""
+            writer.close()
+        assert time.monotonic() - started < 3
+        # and a new client is served again
+        reply = await server.query("bay.internal.", "SOA", tcp=True)
+        assert reply.answer
+    finally:
+        server.stop()
