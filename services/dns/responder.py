@@ -56,8 +56,8 @@ class Responder:
     def fast(self, data: bytes, tcp: bool = False) -> bytes | None:
         """The reply to a plain in-zone query; None: ask ``slow``.
 
-        ``wire.parse_query`` inlined: this runs once a query, and a call and an object per query
-        cost a third of the throughput."""
+        The parse is inline: this runs once a query, and a call and an object per query cost a third
+        of the throughput. ``_udpfast.c`` parses the same way."""
         n = len(data)
         if n < 17 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION or data[10] or data[11] > 1:
             return None
@@ -81,7 +81,6 @@ class Responder:
                 return None
         except IndexError:
             return None
-        self.queries += 1
         key = data[12 : i + 1].lower() + data[i + 1 : end]
         answer = self.zone.cache.get(key)
         if answer is None:
@@ -91,6 +90,7 @@ class Responder:
             if answer is None:
                 return None  # outside the zone
             self.misses += 1
+        self.queries += 1
         self.turn = turn = self.turn + 1
         bodies = answer.bodies
         rd = data[2] & 1

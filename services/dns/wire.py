@@ -2,15 +2,14 @@
 
 Answers are built once and kept as bytes: serving one is a header, the client's own question (so its
 case and any 0x20 randomisation come back as sent) and a prebuilt body. Names in a body point at the
-question (offset 12) or are written whole; SRV targets are never compressed (RFC 2782). Parsing and
-every unusual message are left to dnspython (``responder``).
+question (offset 12) or are written whole; SRV targets are never compressed (RFC 2782). Plain
+queries are parsed in ``Responder.fast`` (and ``_udpfast.c``); every other message goes to dnspython.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple
 
 A, NS, SOA, AAAA, SRV, OPT, ANY = 1, 2, 6, 28, 33, 41, 255
@@ -123,53 +122,3 @@ def _heads(rcode: int, counts: tuple[int, int, int]) -> tuple[bytes, bytes, byte
         struct.pack(">HHHHH", QR_AA | (RD if k & 1 else 0) | rcode, 1, an, ns, ar + (k >> 1))
         for k in range(4)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """What the fast parser found in a query: enough to answer it from a prebuilt ``Answer``."""
-
-    key: bytes  # lowercased name + type + class: the cache key
-    question: bytes  # as the client sent it
-    qid: bytes
-    rd: int  # RD as sent (0 or 0x0100)
-    edns: bool
-    payload: int  # the client's UDP size (512 without EDNS)
-
-
-def parse_query(data: bytes) -> Query | None:
-    """A plain query (one question, no compression, at most an EDNS0 OPT record), else None: the
-    caller hands anything else to dnspython. Never raises."""
-    n = len(data)
-    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or data[10]:
-        return None  # a response, another opcode, not exactly one question, or answer/authority records
-    ar = data[11]
-    if ar > 1:
-        return None
-    try:
-        i = 12
-        length = data[i]
-        while length:
-            if length > 63:
-                return None  # a compression pointer or an extended label
-            i += length + 1
-            length = data[i]
-        end = i + 5
-        if end > n:
-            return None
-        payload, edns = 512, False
-        if ar:
-            # the OPT record: root owner, type 41, class = UDP size, TTL = ext rcode/version/flags
-            if data[end] or data[end + 1 : end + 3] != b"\x00\x29" or data[end + 6]:
-                return None  # not OPT, or an EDNS version we do not speak (dnspython answers BADVERS)
-            if end + 11 + (data[end + 9] << 8 | data[end + 10]) != n:
-                return None
-            payload, edns = max(512, data[end + 3] << 8 | data[end + 4]), True
-        elif end != n:
-            return None
-    except IndexError:
-        return None
-    question = data[12:end]
-    # lower the name only: the type's bytes may be letters (type 65 is "A")
-    key = data[12 : i + 1].lower() + data[i + 1 : end]
-    return Query(key, question, data[:2], data[2] << 8 & RD, edns, payload)
