@@ -23,7 +23,7 @@ import dns.rdatatype
 from bay.v1 import envelope_pb2, group_pb2, task_pb2
 from google.protobuf import message
 
-from bench.infra import ServiceProcess
+from bench.infra import ServiceProcess, stop_process
 from bench.scheduler import cpu_seconds
 from libs.envelope import EventMeta, make_envelope
 from libs.errors import BayError
@@ -307,13 +307,7 @@ class Dnsmasq:
         return cpu_seconds(self.proc.pid)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._out.close()
 
 

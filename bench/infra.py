@@ -21,6 +21,18 @@ from libs.natsserver import free_port, start_nats
 REPO = Path(__file__).resolve().parent.parent
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``timeout``; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class NatsServer:
     """A nats-server with JetStream in a temporary directory; removed on close."""
 
@@ -32,12 +44,7 @@ class NatsServer:
         self.proc = start_nats(self.dir / "nats", self.port, log_file=self.dir / "nats.log")
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self._tmp.cleanup()
 
 
@@ -65,13 +72,7 @@ class ServiceProcess:
             raise RuntimeError(f"{self.module} exited with {self.proc.returncode}:\n{tail}")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=15)
         self._out.close()
 
 

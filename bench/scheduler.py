@@ -18,7 +18,14 @@ from pathlib import Path
 import grpc
 from bay.v1 import group_pb2, registry_pb2, registry_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
-from bench.infra import NatsServer, RegistryProcess, ServiceProcess, register_local_cluster, wait_serving
+from bench.infra import (
+    NatsServer,
+    RegistryProcess,
+    ServiceProcess,
+    register_local_cluster,
+    stop_process,
+    wait_serving,
+)
 from bench.report import Result
 from libs.natsserver import free_port
 
@@ -337,8 +344,7 @@ async def run_mesos_scale(agents: int = 250, tasks: int = 5_000, agent_cpus: flo
             sched.close()
         reg.close()
         nats.close()
-        sim.terminate()
-        sim.wait(10)
+        stop_process(sim)
 
 
 async def run_mesos_cpu_table(
