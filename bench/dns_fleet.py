@@ -25,9 +25,9 @@ from google.protobuf import message
 
 from bench.infra import ServiceProcess, stop_process
 from bench.scheduler import cpu_seconds
-from libs.envelope import EventMeta, make_envelope
 from libs.errors import BayError
 from libs.eventlog.jetstream import JetStreamEventLog, ensure_stream_when_ready, event_log_for
+from libs.events import EventMeta, make_envelope
 from libs.natsconn import NatsConnection, connect
 from libs.natsserver import free_port
 from libs.settings import CommonSettings

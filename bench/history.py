@@ -21,8 +21,8 @@ from bay.v1 import group_pb2
 from google.protobuf import message
 
 from bench.infra import group_spec
-from libs.envelope import EventMeta, make_envelope
-from libs.eventlog.port import subject_for
+from libs.events import EventMeta, make_envelope
+from libs.events.subjects import subject_for
 from libs.spec_pb import spec_from_pb
 from services.registry.adapters.codec import event_to_pb
 from services.registry.domain import group as g

@@ -11,9 +11,9 @@ from pathlib import Path
 from bench.history import fill
 from bench.infra import REPO, NatsServer, RegistryProcess
 from bench.report import Result
-from libs.envelope import EventMeta
 from libs.eventlog import Projection, StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
+from libs.events import EventMeta
 from libs.natsconn import NatsConnection, connect
 from services.registry.adapters.codec import group_to_pb
 from services.registry.domain import group as g

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from datetime import UTC, datetime
 from typing import Any
 
-import bay.v1
 from bay.v1 import envelope_pb2
 from google.protobuf import json_format
 
-from libs.envelope import payload_of
 from libs.eventlog.port import Record
-
-# every generated module, so any event type (today's and those later services add) decodes by name
-for _mod in pkgutil.iter_modules(bay.v1.__path__):
-    if _mod.name.endswith("_pb2"):
-        importlib.import_module(f"bay.v1.{_mod.name}")
+from libs.events import UndecodableEvent, payload_message
 
 
 def envelope_time(env: envelope_pb2.Envelope) -> datetime:
@@ -26,8 +18,8 @@ def envelope_time(env: envelope_pb2.Envelope) -> datetime:
 
 def payload_dict(env: envelope_pb2.Envelope) -> dict[str, Any]:
     try:
-        msg = payload_of(env)
-    except KeyError:  # a type this process does not know: keep what can be said
+        msg = payload_message(env)
+    except UndecodableEvent:  # a type this process does not know: keep what can be said
         return {"@type": env.payload.type_url}
     return json_format.MessageToDict(msg, preserving_proto_field_name=True)
 

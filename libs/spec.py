@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from libs.errors import FieldViolation, ValidationFailed
 
+#: the most instances a group may have
+MAX_INSTANCES = 100_000
+
 DNS_LABEL_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_RE)]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
@@ -112,7 +115,7 @@ class GroupSpec(_Model):
     build: str | None = Field(None, max_length=256, description="a registered build's id")
     args: list[str] = Field(default_factory=list, max_length=1024)
     env: dict[EnvName, str] = Field(default_factory=dict)
-    instances: int = Field(1, ge=0, le=100_000)
+    instances: int = Field(1, ge=0, le=MAX_INSTANCES)
     resources: Resources = Field(default_factory=Resources)
     ports: list[PortSpec] = Field(default_factory=list, max_length=64)
     labels: dict[LabelKey, str] = Field(default_factory=dict)

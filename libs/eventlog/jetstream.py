@@ -67,12 +67,14 @@ class JetStreamEventLog(EventLog):
         self._ack_tokens = itertools.count()
 
     async def append_batch(
-        self, items: Sequence[tuple[str, envelope_pb2.Envelope]]
+        self,
+        items: Sequence[tuple[str, envelope_pb2.Envelope]],
+        headers: Sequence[Mapping[str, str] | None] | None = None,
     ) -> list[AppendResult | BayError]:
         """Publish every event at once (on one connection, so JetStream stores them in this order),
         then wait for all acknowledgements together: thousands a second instead of one round trip
-        each. No expected-sequence check: for a subject's single writer. Trace context is injected
-        when the caller is inside a trace."""
+        each. No expected-sequence check: for a subject's single writer. An event's own headers
+        (its trace context) are sent with it; else the caller's trace context when it is in one."""
         if not items:
             return []
         client = self.conn.client
@@ -84,13 +86,16 @@ class JetStreamEventLog(EventLog):
         traced = trace.get_current_span().get_span_context().is_valid
         waiting: list[tuple[str, asyncio.Future[AppendResult | BayError]]] = []
         try:
-            for subject, envelope in items:
+            for i, (subject, envelope) in enumerate(items):
                 token = str(next(self._ack_tokens))
                 fut: asyncio.Future[AppendResult | BayError] = loop.create_future()
                 self._acks[token] = fut
                 waiting.append((token, fut))
                 hdrs = {"Nats-Msg-Id": envelope.event_id}
-                if traced:
+                own = headers[i] if headers is not None else None
+                if own:
+                    hdrs.update(own)
+                elif traced:
                     propagate.inject(hdrs)
                 await client.publish(
                     subject, envelope.SerializeToString(), reply=self._ack_prefix + token, headers=hdrs

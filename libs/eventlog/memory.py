@@ -9,7 +9,7 @@ from bay.v1 import envelope_pb2
 
 from libs.errors import Conflict
 from libs.eventlog.port import AppendResult, EventLog, Record
-from libs.eventlog.subjects import subject_matches
+from libs.events.subjects import matches as subject_matches
 
 
 class MemoryEventLog(EventLog):

@@ -11,20 +11,15 @@ from typing import NamedTuple
 from bay.v1 import envelope_pb2
 
 from libs.errors import BayError
+from libs.events import subjects as event_subjects
 
-EVENT_SUBJECT_ROOT = "bay.ev"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-
-
-def subject_for(aggregate_type: str, aggregate_id: str) -> str:
-    """One subject per aggregate: ``bay.ev.<type>.<id>`` (ids are DNS labels or UUIDs)."""
-    return f"{EVENT_SUBJECT_ROOT}.{aggregate_type}.{aggregate_id}"
 
 
 @dataclass(frozen=True)
 class StreamSettings:
     name: str = "BAY_EVENTS"
-    subjects: tuple[str, ...] = (f"{EVENT_SUBJECT_ROOT}.>",)
+    subjects: tuple[str, ...] = (event_subjects.ALL,)
     replicas: int = 1
     duplicate_window_seconds: float = 120.0
 
@@ -67,15 +62,18 @@ class EventLog(abc.ABC):
     ) -> AppendResult: ...
 
     async def append_batch(
-        self, items: Sequence[tuple[str, envelope_pb2.Envelope]]
+        self,
+        items: Sequence[tuple[str, envelope_pb2.Envelope]],
+        headers: Sequence[Mapping[str, str] | None] | None = None,
     ) -> list[AppendResult | BayError]:
         """Append many events without concurrency checks, in order; each one's result or error (an
         error means that event may or may not be stored: retry it with the same event id). For a
-        single writer of its subjects (a cluster's scheduler) that needs throughput."""
+        single writer of its subjects (a cluster's scheduler) that needs throughput. ``headers``,
+        when given, holds each event's own message headers (its trace context)."""
         out: list[AppendResult | BayError] = []
-        for subject, envelope in items:
+        for i, (subject, envelope) in enumerate(items):
             try:
-                out.append(await self.append(subject, envelope))
+                out.append(await self.append(subject, envelope, headers=headers[i] if headers else None))
             except BayError as exc:
                 out.append(exc)
         return out

@@ -21,9 +21,10 @@ import ipaddress
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from libs.views import Group, Task
 from services.dns import wire
 from services.dns.hosts import HostBook
-from services.dns.model import HOSTS, DnsState, GroupInfo, TaskInfo, host_label
+from services.dns.model import HOSTS, DnsState, host_label
 
 ROTATIONS = 8  # prebuilt orders of one answer; queries take them in turn
 ROTATION_BYTES = 16_384  # a larger answer keeps two orders only (it goes over TCP anyway)
@@ -154,7 +155,7 @@ class Zone:
                 return Node("empty", first)
             return None
         if n == 3 and rel[1] == "group":
-            g = st.groups.get(first)
+            g = st.live_group(first)
             if g is not None and g.cluster == rel[2]:
                 return Node("group", g.service, rel[2], name=first)
         if n == 3 and rel[1] == "host" and (rel[2], first) in st.hosts:
@@ -170,18 +171,18 @@ class Zone:
     def port_names(self, node: Node, proto: str) -> set[str]:
         names: set[str] = set()
         for g in self._groups(node):
-            names.update(p for p, pr in g.protocols.items() if pr == proto)
+            names.update(p for p, pr in g.port_protocols.items() if pr == proto)
         for t in self._tasks(node):
             of = self.state.groups.get(t.group)
-            names.update(p for p in t.ports if (of.protocols.get(p, "tcp") if of else "tcp") == proto)
+            names.update(p for p in t.ports if (of.port_protocols.get(p, "tcp") if of else "tcp") == proto)
         return names
 
-    def _groups(self, node: Node) -> list[GroupInfo]:
+    def _groups(self, node: Node) -> list[Group]:
         if node.kind == "group":
             return [self.state.groups[node.name]]
         return self.state.groups_of(node.service, node.cluster)
 
-    def _tasks(self, node: Node) -> list[TaskInfo]:
+    def _tasks(self, node: Node) -> list[Task]:
         tasks = self.state.tasks_of(node.service, node.cluster)
         return [t for t in tasks if t.group == node.name] if node.kind == "group" else tasks
 
@@ -218,7 +219,7 @@ class Zone:
             return self._srv(node)
         return [], []
 
-    def ready(self, node: Node) -> list[TaskInfo]:
+    def ready(self, node: Node) -> list[Task]:
         st = self.state
         return [t for t in self._tasks(node) if st.is_ready(t)]
 
@@ -235,10 +236,10 @@ class Zone:
     def _srv(self, node: Node) -> tuple[list[Rec], list[Rec]]:
         assert node.target is not None
         st = self.state
-        serving: dict[str, list[TaskInfo]] = {}
+        serving: dict[str, list[Task]] = {}
         for t in self.ready(node.target):
             g = st.groups.get(t.group)
-            proto = g.protocols.get(node.port, "tcp") if g is not None else "tcp"
+            proto = g.port_protocols.get(node.port, "tcp") if g is not None else "tcp"
             if node.port in t.ports and proto == node.proto and self.hosts.addresses(t.host):
                 serving.setdefault(t.group, []).append(t)
         shares = {name: (g.share if (g := st.groups.get(name)) else 1.0) for name in serving}

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.spec import DnsLabel, GroupSpec
+from libs.spec import MAX_INSTANCES, DnsLabel, GroupSpec
 
 
 class _In(BaseModel):
@@ -18,7 +18,7 @@ class _In(BaseModel):
 
 
 class ScaleRequest(_In):
-    instances: int = Field(ge=0, le=100_000)
+    instances: int = Field(ge=0, le=MAX_INSTANCES)
     reason: str = Field("", max_length=1024, description="kept in the GroupScaled event")
 
 

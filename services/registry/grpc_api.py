@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 from bay.v1 import envelope_pb2, group_pb2, registry_pb2, registry_pb2_grpc
 
 from libs.auth import Principal, TokenStore
-from libs.envelope import EventMeta
 from libs.errors import BayError, FieldViolation, ValidationFailed
+from libs.events import EventMeta
 from libs.grpcutil import abort_with, metadata_value, translate_errors
 from libs.spec_pb import spec_from_pb
 from services.registry.adapters.codec import (
@@ -35,8 +34,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
 
     def _meta(self, context: grpc.aio.ServicerContext, opts: registry_pb2.CommandOptions) -> EventMeta:
         who = self._principal(context, "operator")
-        correlation = metadata_value(context, "x-correlation-id") or str(uuid.uuid4())
-        return EventMeta(actor=who.name, correlation_id=correlation, idempotency_key=opts.idempotency_key)
+        correlation = metadata_value(context, "x-correlation-id")
+        return EventMeta.command(who.name, correlation, opts.idempotency_key)
 
     async def _group(self, cmd: g.GroupCommand, meta: EventMeta) -> registry_pb2.GroupReply:
         grp, outcome = await self.registry.group_command(cmd, meta)

@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from libs.envelope import EventMeta, make_envelope, payload_of
 from libs.errors import NotFound
 from libs.eventlog import EventLog, Projection, Record
-from libs.eventlog.port import subject_for
-from services.registry.adapters.codec import DECODERS, event_from_pb, event_to_pb
+from libs.events import EventMeta, decode, make_envelope, subjects, to_pb
+from libs.events.model import RegistryEvent
 from services.registry.domain import group as g
 from services.registry.domain.catalog import (
     Build,
@@ -26,24 +25,12 @@ from services.registry.domain.catalog import (
     decide_build,
     decide_cluster,
 )
-from services.registry.domain.registry import Event, RegistryState, apply, check_references, seen_recently
+from services.registry.domain.registry import RegistryState, check_references, seen_recently
 
 
 def fold(state: RegistryState, rec: Record) -> RegistryState:
     """The projection's ``apply``: one stored event into the registry state."""
-    env = rec.envelope
-    decode = DECODERS.get(env.type)
-    if decode is None:
-        return state  # another service's event (a task's, a deployment's): not the registry's state
-    t = env.time
-    return apply(
-        state,
-        rec.subject,
-        rec.sequence,
-        decode(env.payload.value),
-        t.seconds + t.nanos * 1e-9,
-        env.idempotency_key,
-    )
+    return state.fold(rec)
 
 
 @dataclass(frozen=True)
@@ -65,9 +52,9 @@ class Registry:
         return self.projection.state
 
     async def _append(
-        self, aggregate_type: str, aggregate_id: str, version: int, events: Sequence[Event], meta: EventMeta
+        self, aggregate_type: str, aggregate_id: str, events: Sequence[RegistryEvent], meta: EventMeta
     ) -> Outcome:
-        subject = subject_for(aggregate_type, aggregate_id)
+        subject = subjects.subject_for(aggregate_type, aggregate_id)
         seen = seen_recently(self.state, meta.idempotency_key, self.clock()) if meta.idempotency_key else None
         if seen is not None:
             return Outcome(seen.sequence, duplicate=True)
@@ -76,9 +63,10 @@ class Registry:
             return Outcome(expected)
         first = 0
         duplicate = False
+        version = self.state.subject_version.get(subject, 0)
         for i, event in enumerate(events):
             env = make_envelope(
-                event_to_pb(event),
+                to_pb(event),
                 aggregate_type=aggregate_type,
                 aggregate_id=aggregate_id,
                 aggregate_version=version + i + 1,
@@ -86,6 +74,8 @@ class Registry:
                 index=i,
                 now=self.clock(),
             )
+            # a command's later events are caused by the one before, in the same chain
+            meta = meta.caused_by(env.event_id)
             res = await self.log.append(subject, env, expected_last_seq=expected)
             expected = res.sequence
             first = first or res.sequence
@@ -102,17 +92,17 @@ class Registry:
         current = self.state.groups.get(name)
         check_references(self.state, cmd)
         events = g.decide(current, cmd)
-        outcome = await self._append("group", name, current.aggregate_version if current else 0, events, meta)
+        outcome = await self._append(subjects.GROUP, name, events, meta)
         return self.state.groups[name], outcome
 
     async def register_cluster(self, cluster: Cluster, meta: EventMeta) -> tuple[Cluster, Outcome]:
         events = decide_cluster(self.state.clusters.get(cluster.name), RegisterCluster(cluster))
-        outcome = await self._append("cluster", cluster.name, 0, events, meta)
+        outcome = await self._append(subjects.CLUSTER, cluster.name, events, meta)
         return self.state.clusters[cluster.name], outcome
 
     async def register_build(self, build: Build, meta: EventMeta) -> tuple[Build, Outcome]:
         events = decide_build(self.state.builds.get(build.id), RegisterBuild(build))
-        outcome = await self._append("build", build.id, 0, events, meta)
+        outcome = await self._append(subjects.BUILD, build.id, events, meta)
         return self.state.builds[build.id], outcome
 
     # ---- queries ----
@@ -134,7 +124,7 @@ class Registry:
         return sorted(out, key=lambda x: x.spec.name)
 
     async def history(self, name: str) -> list[Record]:
-        subject = subject_for("group", name)
+        subject = subjects.group(name)
         if subject not in self.state.subject_seq:
             raise NotFound(f"group {name!r} has no history")
         out = []
@@ -150,7 +140,7 @@ class Registry:
         """The spec a group had at a version, from its history in the log."""
         found = None
         for rec in await self.history(name):
-            event = event_from_pb(payload_of(rec.envelope))
+            event = decode(rec).data
             if isinstance(event, g.GroupCreated | g.GroupUpdated | g.GroupRolledBack):
                 if event.version == version:
                     found = event.spec

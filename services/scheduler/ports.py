@@ -10,46 +10,12 @@ machine's configured resources minus what its tasks hold.
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-
-class TaskState(enum.StrEnum):
-    """Mesos' task states (the local backend uses the same words)."""
-
-    STAGING = "STAGING"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    KILLING = "KILLING"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    KILLED = "KILLED"
-    ERROR = "ERROR"
-    LOST = "LOST"
-    DROPPED = "DROPPED"
-    UNREACHABLE = "UNREACHABLE"
-    GONE = "GONE"
-    GONE_BY_OPERATOR = "GONE_BY_OPERATOR"
-    UNKNOWN = "UNKNOWN"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset(
-    {
-        TaskState.FINISHED,
-        TaskState.FAILED,
-        TaskState.KILLED,
-        TaskState.ERROR,
-        TaskState.LOST,
-        TaskState.DROPPED,
-        TaskState.GONE,
-        TaskState.GONE_BY_OPERATOR,
-    }
-)
+# the task state vocabulary is the event contract's; backends speak it too
+from libs.events.model import TERMINAL as TERMINAL
+from libs.events.model import TaskState as TaskState
 
 
 @dataclass(frozen=True)
@@ -136,7 +102,13 @@ StatusSink = Callable[[TaskStatus], Awaitable[None]]
 class ClusterBackend(abc.ABC):
     """One cluster. Status updates are pushed to the sink given to :meth:`start`, in order per task."""
 
-    kind: str  # "local" | "mesos"
+    kind: str  # "local" | "mesos": for logs; the service layer asks the capabilities below instead
+    #: capacity comes as offers that are declined or used, revived and suppressed (Mesos); when
+    #: none are in hand, tasks wait for offers rather than fail to place
+    offer_based: bool = False
+    #: the backend runs health checks itself and reports them with status updates (Mesos agents);
+    #: else the scheduler runs them
+    checks_health: bool = False
 
     def host_address(self, host_id: str, hostname: str) -> str:
         """Where clients reach the tasks of a host (what DNS answers): its IP address where the

@@ -9,12 +9,12 @@ import pytest
 import pytest_asyncio
 from bay.v1 import group_pb2
 
-from libs.envelope import EventMeta, make_envelope
 from libs.errors import Conflict
 from libs.eventlog import EventLog, StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
 from libs.eventlog.memory import MemoryEventLog
 from libs.eventlog.port import AppendResult
+from libs.events import EventMeta, make_envelope
 from libs.natsconn import connect
 from tests.conftest import reset_stream
 

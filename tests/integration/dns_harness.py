@@ -22,8 +22,8 @@ import dns.rdatatype
 from bay.v1 import group_pb2, task_pb2
 from google.protobuf import message
 
-from libs.envelope import EventMeta, make_envelope
 from libs.eventlog.jetstream import JetStreamEventLog, StreamSettings
+from libs.events import EventMeta, make_envelope
 from libs.natsconn import connect
 from libs.natsserver import free_port
 
@@ -37,6 +37,7 @@ class EventWriter:
 
     def __init__(self, log: JetStreamEventLog) -> None:
         self.log = log
+        self.versions: dict[str, int] = {}
 
     @classmethod
     async def open(cls, nats_url: str) -> EventWriter:
@@ -49,7 +50,10 @@ class EventWriter:
         await self.log.conn.close()
 
     async def append(self, subject: str, event: message.Message, kind: str, ident: str) -> int:
-        env = make_envelope(event, aggregate_type=kind, aggregate_id=ident, aggregate_version=0, meta=META)
+        self.versions[subject] = version = self.versions.get(subject, 0) + 1
+        env = make_envelope(
+            event, aggregate_type=kind, aggregate_id=ident, aggregate_version=version, meta=META
+        )
         return (await self.log.append(subject, env)).sequence
 
     async def cluster(self, name: str, backend: str = "local") -> None:

@@ -13,10 +13,10 @@ from typing import Any
 from bay.v1 import group_pb2
 from sqlmodel import Session
 
-from libs.envelope import EventMeta, make_envelope
 from libs.eventlog import StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
-from libs.eventlog.port import subject_for
+from libs.events import EventMeta, make_envelope
+from libs.events.subjects import subject_for
 from libs.natsconn import connect
 from services.gateway.audit.db import make_engine
 from services.gateway.audit.query import query_events

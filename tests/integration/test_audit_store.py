@@ -17,9 +17,10 @@ from sqlalchemy import Engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel
 
-from libs.envelope import EventMeta, make_envelope
 from libs.eventjson import event_dict
-from libs.eventlog.port import Record, subject_for
+from libs.eventlog.port import Record
+from libs.events import EventMeta, make_envelope
+from libs.events.subjects import subject_for
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.audit.query import MAX_LIMIT, query_events
 from services.gateway.audit.sqlstore import SqlAuditStore

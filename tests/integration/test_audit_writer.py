@@ -17,11 +17,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from libs.envelope import EventMeta, make_envelope
 from libs.eventjson import event_dict
 from libs.eventlog import StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
-from libs.eventlog.port import subject_for
+from libs.events import EventMeta, make_envelope
+from libs.events.subjects import subject_for
 from libs.natsconn import NatsConnection, connect
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.audit.query import query_events

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from services.scheduler.healthcheck import CheckTarget, HealthChecker
+from services.scheduler.adapters.healthcheck import CheckTarget, HealthChecker
 from services.scheduler.ports import HealthCheckSpec
 from tests.poll import poll_until
 

@@ -14,8 +14,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from libs.natsconn import connect
+from services.scheduler.adapters.usage import UsagePublisher, UsageSampler, publish_usage, usage_subject
 from services.scheduler.ports import TaskUsage
-from services.scheduler.usage import UsagePublisher, UsageSampler, publish_usage, usage_subject
 from tests.conftest import NatsProcess
 from tests.poll import poll_until
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bay.v1 import group_pb2
 
-from libs.envelope import EventMeta, make_envelope
 from libs.eventjson import event_dict
+from libs.events import EventMeta, make_envelope
 from services.gateway.audit.batch import plan_batch
 from services.gateway.audit.db import make_engine
 from services.gateway.audit.models import AuditEvent

@@ -13,8 +13,8 @@ import pytest
 from bay.v1 import group_pb2, task_pb2
 from google.protobuf import message
 
-from libs.envelope import EventMeta, make_envelope
 from libs.eventlog.port import Record
+from libs.events import EventMeta, make_envelope
 from services.dns.hosts import HostBook
 from services.dns.model import DnsState, host_label
 from services.dns.responder import Responder
@@ -23,8 +23,14 @@ from services.dns.zone import Zone, ZoneConfig
 _seq = itertools.count(1)
 
 
+_versions: dict[str, int] = {}
+
+
 def record(subject: str, event: message.Message, kind: str, ident: str) -> Record:
-    env = make_envelope(event, aggregate_type=kind, aggregate_id=ident, aggregate_version=0, meta=EventMeta())
+    _versions[subject] = version = _versions.get(subject, 0) + 1
+    env = make_envelope(
+        event, aggregate_type=kind, aggregate_id=ident, aggregate_version=version, meta=EventMeta()
+    )
     return Record(next(_seq), subject, env)
 
 
@@ -54,7 +60,7 @@ class World:
         labels: dict[str, str] | None = None,
     ) -> None:
         spec = group_pb2.GroupSpec(
-            name=name, service=service, cluster="local", instances=instances, labels=labels or {}
+            name=name, service=service, cluster="local", instances=instances, labels=labels or {}, cmd="run"
         )
         spec.ports.add(name="http", protocol="tcp")
         if health:

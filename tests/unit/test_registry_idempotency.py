@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from libs.eventlog.port import Record
+from libs.events import EventMeta, make_envelope, to_pb
+from libs.events.model import EventData
 from libs.spec import validate_spec
 from services.registry.domain import group as g
 from services.registry.domain.registry import (
     IDEMPOTENCY_TTL_SECONDS,
     PRUNE_EVERY,
     RegistryState,
-    apply,
     seen_recently,
 )
 
 DAY = IDEMPOTENCY_TTL_SECONDS
+
+
+def apply(state: RegistryState, subject: str, seq: int, event: EventData, at: float, key: str) -> None:
+    """Fold one group event as the registry stores it."""
+    version = state.subject_version.get(subject, 0) + 1
+    env = make_envelope(
+        to_pb(event),
+        aggregate_type="group",
+        aggregate_id=subject.rsplit(".", 1)[1],
+        aggregate_version=version,
+        meta=EventMeta(idempotency_key=key),
+        now=at or 1e-9,
+    )
+    state.fold(Record(seq, subject, env))
 
 
 def test_keys_are_found_within_the_ttl_and_not_after() -> None:

@@ -47,10 +47,11 @@ def test_waiting_until_next_attempt_and_only_for_that_version() -> None:
 
 def test_new_version_resets_and_old_version_failures_are_ignored() -> None:
     cur = fail_n(5)
-    reset = bo.on_new_version(cur, 2)
+    reset = bo.on_new_version(cur, 2, 150.0)
     assert reset is not None and (reset.failures, reset.delay, reset.version) == (0, 0.0, 2)
+    assert reset.at == 150.0  # a reset is dated when it happened, not at the epoch
     fresh = bo.apply(cur, reset)
-    assert bo.on_new_version(fresh, 2) is None
+    assert bo.on_new_version(fresh, 2, 150.0) is None
     assert bo.on_task_ended(fresh, "web", 2, 1, TaskState.FAILED, POLICY, 200.0) is None
     ev = bo.on_task_ended(fresh, "web", 2, 2, TaskState.FAILED, POLICY, 200.0)
     assert ev is not None and (ev.delay, ev.failures, ev.next_attempt_at) == (1.0, 1, 201.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from libs.spec import HealthCheck
+from libs.views import ready
 from services.scheduler.domain import health
 from services.scheduler.domain import tasks as t
 from services.scheduler.ports import TaskState
@@ -31,18 +32,18 @@ def test_failures_in_grace_are_ignored_then_count() -> None:
     task = feed(task, [(111, False), (112, False)])
     assert (task.healthy, task.health_failures) == (None, 2)
     task = feed(task, [(113, False)])
-    assert task.healthy is False and health.needs_replacement(task)
+    assert task.healthy is False and not task.active  # it no longer fills its slot: replaced
 
 
 def test_first_success_makes_healthy_and_grace_no_longer_protects() -> None:
     task = feed(running(), [(101, True)])
-    assert task.healthy is True and health.ready(task, True)
+    assert task.healthy is True and ready(task, True)
     task = feed(task, [(102, False), (103, False)])
     assert (task.healthy, task.health_failures) == (True, 2)
     task = feed(task, [(104, True)])
     assert (task.healthy, task.health_failures) == (True, 0)
     task = feed(task, [(105, False), (106, False), (107, False)])
-    assert task.healthy is False and not health.ready(task, True)
+    assert task.healthy is False and not ready(task, True)
 
 
 def test_success_when_already_healthy_is_no_event() -> None:
@@ -52,10 +53,10 @@ def test_success_when_already_healthy_is_no_event() -> None:
 
 def test_ready_without_a_check_is_running() -> None:
     task = running()
-    assert health.ready(task, False) and not health.ready(task, True)
+    assert ready(task, False) and not ready(task, True)
     staging = replace(task, state=TaskState.STAGING)
-    assert not health.ready(staging, False)
-    assert not health.ready(replace(task, kill_reason="surplus"), False)
+    assert not ready(staging, False)
+    assert not ready(replace(task, kill_reason="surplus"), False)
 
 
 def test_spec_of_converts_for_the_backend() -> None:

@@ -100,7 +100,7 @@ def test_new_version_resets_backoff_and_launches_at_once() -> None:
     delay = bo.GroupBackoff("web", 1, 5, 2.0, 500.0)
     d = decide(want(instances=1, version=2), [], HOSTS, {"web": delay}, 104.0)
     assert len(d.launches) == 1 and d.launches[0].group_version == 2
-    assert d.events[0] == t.GroupBackoffChanged("web", 2, 0, 0.0, 0.0)
+    assert d.events[0] == t.GroupBackoffChanged("web", 2, 0, 0.0, 0.0, 104.0)
 
 
 def test_backoff_events_from_a_terminal_task() -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bay.v1 import group_pb2
 from google.protobuf import message
 
-from libs.envelope import EventMeta, make_envelope
 from libs.eventlog.port import Record
+from libs.events import EventMeta, make_envelope, to_pb
 from libs.spec import validate_spec
 from libs.spec_pb import spec_to_pb
-from services.scheduler import codec
+from libs.views import KEEP_ENDED
 from services.scheduler.domain import tasks as t
+from services.scheduler.domain.state import SchedulerState
 from services.scheduler.ports import TaskState
-from services.scheduler.state import KEEP_ENDED, SchedulerState
+from services.scheduler.service_layer.writer import address_of
 
 META = EventMeta(actor="test")
 
@@ -20,10 +23,12 @@ META = EventMeta(actor="test")
 class Log:
     def __init__(self) -> None:
         self.records: list[Record] = []
+        self.versions: dict[str, int] = {}
 
     def add(self, subject: str, event: message.Message, kind: str, ident: str, at: float = 100.0) -> None:
+        self.versions[subject] = version = self.versions.get(subject, 0) + 1
         env = make_envelope(
-            event, aggregate_type=kind, aggregate_id=ident, aggregate_version=0, meta=META, now=at
+            event, aggregate_type=kind, aggregate_id=ident, aggregate_version=version, meta=META, now=at
         )
         self.records.append(Record(len(self.records) + 1, subject, env))
 
@@ -33,14 +38,10 @@ class Log:
         self.add(f"bay.ev.group.{name}", cls(spec=body, version=len(self.records) + 1), "group", name)
 
     def task(self, cluster: str, event: t.SchedulerEvent) -> None:
-        kind, ident = codec.address_of(event)
-        self.add(
-            codec.subject_of(cluster, event),
-            codec.to_pb(event, cluster=cluster),
-            kind,
-            ident,
-            codec.time_of(event),
-        )
+        if isinstance(event, t.TaskLaunched):
+            event = replace(event, cluster=cluster)
+        subject, kind, ident = address_of(cluster, event)
+        self.add(subject, to_pb(event), kind, ident, event.at)
 
     def fold(self, cluster: str = "local") -> SchedulerState:
         state = SchedulerState(cluster)
@@ -110,7 +111,7 @@ def test_replaying_the_same_records_gives_the_same_state() -> None:
     log.task("local", t.TaskStatusChanged("web.a", TaskState.RUNNING, 101.0))
     log.task("local", t.TaskHealthChanged("web.a", True, 0, 102.0, "ok"))
     log.task("local", t.PlacementFailed("web", 1, {"cpus": 1}, 1, 103.0))
-    log.task("local", t.GroupBackoffChanged("web", 1, 2, 1.15, 105.0))
+    log.task("local", t.GroupBackoffChanged("web", 1, 2, 1.15, 105.0, 103.85))
     one, two = log.fold(), log.fold()
     assert one.tasks == two.tasks and one.pending == two.pending and one.backoff == two.backoff
     task = one.tasks["web.a"]
@@ -131,7 +132,7 @@ def test_a_running_task_without_a_check_is_ready_but_with_one_only_once_healthy(
 
 
 def test_a_snapshot_restores_the_same_state() -> None:
-    from services.scheduler import snapshot
+    from services.scheduler.adapters import snapshot
 
     log = Log()
     log.group("GroupCreated", "web", instances=2, ports=[{"name": "http"}], health_check={"protocol": "tcp"})
@@ -155,18 +156,17 @@ def test_a_snapshot_restores_the_same_state() -> None:
     log.task("local", t.TaskHealthChanged("web.live", False, 2, 201.0, "refused"))
     log.task("local", t.TaskKillRequested("web.live", "unhealthy", 202.0))
     log.task("local", t.PlacementFailed("web", 1, {"cpus": 1}, 1, 203.0))
-    log.task("local", t.GroupBackoffChanged("web", 1, 2, 1.15, 205.0))
+    log.task("local", t.GroupBackoffChanged("web", 1, 2, 1.15, 205.0, 203.85))
     state = log.fold()
     back = snapshot.decode(snapshot.encode(state, 42), "local")
-    assert back.tasks == state.tasks and back.addresses == state.addresses
-    assert back.by_group == state.by_group and list(map(list, back.ended.values())) == list(
-        map(list, state.ended.values())
-    )
+    assert back.tasks == state.tasks
+    assert back.task_view.by_group == state.task_view.by_group and list(
+        map(list, back.task_view.ended.values())
+    ) == list(map(list, state.task_view.ended.values()))
+    assert back.versions == state.versions
     assert back.backoff == state.backoff and back.pending == state.pending
     assert back.clusters == state.clusters and back.builds == state.builds
-    assert {n: (g.spec, g.version, g.instances) for n, g in back.groups.items()} == {
-        n: (g.spec, g.version, g.instances) for n, g in state.groups.items()
-    }
+    assert back.groups == state.groups
     # folding on from the snapshot behaves like folding on from the log
     log.task("local", t.TaskStatusChanged("web.live", TaskState.KILLED, 210.0))
     for rec in log.records[-1:]:
@@ -177,7 +177,7 @@ def test_a_snapshot_restores_the_same_state() -> None:
 def test_a_snapshot_of_another_cluster_is_refused() -> None:
     import pytest
 
-    from services.scheduler import snapshot
+    from services.scheduler.adapters import snapshot
 
     with pytest.raises(ValueError, match="cluster"):
         snapshot.decode(snapshot.encode(SchedulerState("other"), 1), "local")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.scheduler.adapters.usage import UsageSampler, usage_subject
 from services.scheduler.ports import TaskUsage
-from services.scheduler.usage import UsageSampler, usage_subject
 
 GROUPS = {"web.1": "web", "web.2": "web", "api.1": "api"}
 

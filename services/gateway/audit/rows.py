@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 from datetime import UTC, datetime
 from typing import Any
 
-import bay.v1
 from bay.v1 import envelope_pb2
 
 from libs.eventjson import envelope_time, payload_dict
 from services.gateway.audit.models import AuditEvent
-
-
-def _load_event_types() -> None:
-    # a payload decodes by name only when its generated module is imported; the audit keeps every
-    # event, so it loads them all rather than render any as a bare {"@type": ...}
-    for mod in pkgutil.iter_modules(bay.v1.__path__):
-        if mod.name.endswith("_pb2"):
-            importlib.import_module(f"bay.v1.{mod.name}")
-
-
-_load_event_types()
 
 
 def event_row(sequence: int, subject: str, env: envelope_pb2.Envelope) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from libs.errors import FieldViolation, Unavailable, ValidationFailed
-from libs.eventlog.port import EVENT_SUBJECT_ROOT
+from libs.events.subjects import ROOT as EVENT_SUBJECT_ROOT
 from services.gateway.audit.query import query_events
 from services.gateway.backends import Backends
 from services.gateway.deps import BackendsDep, SettingsDep, Viewer

@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from libs.errors import Conflict, FieldViolation, ValidationFailed
+from libs.events.model import Build, BuildRegistered, Cluster, ClusterRegistered
 from libs.spec import DNS_LABEL_RE
+
+__all__ = [
+    "Build",
+    "BuildRegistered",
+    "Cluster",
+    "ClusterRegistered",
+    "RegisterBuild",
+    "RegisterCluster",
+    "decide_build",
+    "decide_cluster",
+]
 
 BACKENDS = ("local", "mesos")
 BUILD_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-
-
-@dataclass(frozen=True)
-class Cluster:
-    name: str
-    backend: str
-    address: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    registered: float = 0.0
-
-
-@dataclass(frozen=True)
-class Build:
-    id: str
-    image: str
-    commit: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-    registered: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,16 +31,6 @@ class RegisterCluster:
 
 @dataclass(frozen=True)
 class RegisterBuild:
-    build: Build
-
-
-@dataclass(frozen=True)
-class ClusterRegistered:
-    cluster: Cluster
-
-
-@dataclass(frozen=True)
-class BuildRegistered:
     build: Build
 
 

@@ -1,33 +1,39 @@
-"""The group aggregate: its commands, its events, ``decide`` and ``apply``."""
+"""The group aggregate's commands and ``decide``; its state and ``apply`` are the shared fold
+(:mod:`libs.views.groups`), its events the shared contract (:mod:`libs.events.model`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from libs.errors import Conflict, FieldViolation, NotFound, ValidationFailed
-from libs.spec import GroupSpec
+from libs.events.model import (
+    GroupCreated,
+    GroupDeleted,
+    GroupEvent,
+    GroupRolledBack,
+    GroupScaled,
+    GroupUpdated,
+)
+from libs.spec import MAX_INSTANCES, GroupSpec
+from libs.views.groups import Group, apply
 
-# ---- state ----
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    """A group's state. ``instances`` is kept apart from the spec because scaling is frequent
-    (autoscaler) and is not configuration: folding a scale event must not copy the whole spec."""
-
-    spec: GroupSpec  # as last configured (create, update, rollback)
-    version: int  # spec version: +1 on create, update, rollback
-    aggregate_version: int  # events applied
-    created: float
-    updated: float
-    instances: int
-    deleted: bool = False
-
-    def current_spec(self) -> GroupSpec:
-        if self.spec.instances == self.instances:
-            return self.spec
-        return self.spec.model_copy(update={"instances": self.instances})
-
+__all__ = [
+    "CreateGroup",
+    "DeleteGroup",
+    "Group",
+    "GroupCommand",
+    "GroupCreated",
+    "GroupDeleted",
+    "GroupEvent",
+    "GroupRolledBack",
+    "GroupScaled",
+    "GroupUpdated",
+    "RollbackGroup",
+    "ScaleGroup",
+    "UpdateGroup",
+    "apply",
+    "decide",
+]
 
 # ---- commands (imperative) ----
 
@@ -66,44 +72,6 @@ class RollbackGroup:
 
 
 GroupCommand = CreateGroup | UpdateGroup | ScaleGroup | DeleteGroup | RollbackGroup
-
-# ---- events (past tense) ----
-
-
-@dataclass(frozen=True)
-class GroupCreated:
-    spec: GroupSpec
-    version: int
-
-
-@dataclass(frozen=True)
-class GroupUpdated:
-    spec: GroupSpec
-    version: int
-
-
-@dataclass(frozen=True)
-class GroupScaled:
-    instances: int
-    previous: int
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class GroupRolledBack:
-    spec: GroupSpec
-    version: int
-    restored_version: int
-
-
-@dataclass(frozen=True)
-class GroupDeleted:
-    version: int
-
-
-GroupEvent = GroupCreated | GroupUpdated | GroupScaled | GroupRolledBack | GroupDeleted
-
-MAX_INSTANCES = 100_000
 
 
 def _live(group: Group | None, name: str) -> Group:
@@ -157,20 +125,3 @@ def decide(group: Group | None, cmd: GroupCommand) -> list[GroupEvent]:
             restored = spec_of_version.model_copy(update={"instances": g.instances})
             return [GroupRolledBack(restored, g.version + 1, version)]
     raise TypeError(f"not a group command: {cmd!r}")
-
-
-def apply(group: Group | None, event: GroupEvent, at: float) -> Group:
-    """Fold one event into the group; ``at`` is the event's time. (Built with the constructor,
-    not ``dataclasses.replace``: this runs once per replayed event.)"""
-    agg = (group.aggregate_version if group else 0) + 1
-    if isinstance(event, GroupScaled):
-        assert group is not None, "GroupScaled before GroupCreated"
-        return Group(group.spec, group.version, agg, group.created, at, event.instances, group.deleted)
-    if isinstance(event, GroupCreated):
-        return Group(event.spec, event.version, agg, at, at, event.spec.instances)
-    assert group is not None, f"{type(event).__name__} before GroupCreated"
-    if isinstance(event, GroupUpdated | GroupRolledBack):
-        return Group(event.spec, event.version, agg, group.created, at, event.spec.instances)
-    if isinstance(event, GroupDeleted):
-        return Group(group.spec, group.version, agg, group.created, at, group.instances, deleted=True)
-    raise TypeError(f"not a group event: {event!r}")

@@ -1,18 +1,22 @@
-"""The registry's whole state and its fold: groups, clusters, builds, idempotency keys."""
+"""The registry's whole state and its fold: the shared view of groups, clusters and builds, plus
+what is the registry's own (each subject's last sequence and version, idempotency keys)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from typing import Self
 
 from libs.errors import FieldViolation, ValidationFailed
+from libs.eventlog.port import Record
+from libs.events import Event, UndecodableEvent, decode, subjects
+from libs.views import ImpossibleEvent, PlatformView
 from services.registry.domain import group as g
-from services.registry.domain.catalog import Build, BuildRegistered, Cluster, ClusterRegistered
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 PRUNE_EVERY = 10_000  # expired keys are dropped when the sequence is a multiple of this
-_GROUP_PREFIX_LEN = len("bay.ev.group.")
 
-Event = g.GroupEvent | ClusterRegistered | BuildRegistered
+# the registry's own aggregates; every other subject (tasks, deployments...) is not its state
+_MINE = (subjects.GROUP_PREFIX, subjects.CLUSTER_PREFIX, subjects.BUILD_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -24,18 +28,37 @@ class Seen:
     time: float
 
 
-@dataclass
-class RegistryState:
+class RegistryState(PlatformView):
     """The fold's accumulator: each aggregate inside is an immutable value replaced on change."""
 
-    groups: dict[str, g.Group] = field(default_factory=dict)
-    clusters: dict[str, Cluster] = field(default_factory=dict)
-    builds: dict[str, Build] = field(default_factory=dict)
-    idempotency: dict[str, Seen] = field(default_factory=dict)
-    subject_seq: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        super().__init__(cluster=None, keep_ended=0)
+        self.idempotency: dict[str, Seen] = {}
+        self.subject_seq: dict[str, int] = {}  # subject -> its last stream sequence
+        self.subject_version: dict[str, int] = {}  # subject -> its aggregate's last version
 
-    def live_groups(self) -> list[g.Group]:
-        return [x for x in self.groups.values() if not x.deleted]
+    def fold(self, rec: Record) -> Self:
+        subject = rec.subject
+        if not subject.startswith(_MINE):
+            return self
+        try:
+            ev = decode(rec)
+            self.apply(ev)
+        except (UndecodableEvent, ImpossibleEvent) as exc:
+            self.skip(rec, exc)
+            return self
+        self.remember(ev)
+        return self
+
+    def remember(self, ev: Event) -> None:
+        seq = ev.sequence
+        self.subject_seq[ev.subject] = seq
+        self.subject_version[ev.subject] = ev.envelope.aggregate_version
+        key = ev.envelope.idempotency_key
+        if key:
+            self.idempotency[key] = Seen(ev.subject, seq, ev.at)
+        if seq % PRUNE_EVERY == 0:  # by the event's own time: a replay prunes exactly as the live fold did
+            expire_keys(self, ev.at)
 
 
 def check_references(state: RegistryState, cmd: g.GroupCommand) -> None:
@@ -54,22 +77,6 @@ def check_references(state: RegistryState, cmd: g.GroupCommand) -> None:
         bad.append(FieldViolation("spec.build", f"no build {spec.build!r}; register it first"))
     if bad:
         raise ValidationFailed(bad)
-
-
-def apply(state: RegistryState, subject: str, seq: int, event: Event, at: float, key: str) -> RegistryState:
-    if isinstance(event, ClusterRegistered):
-        state.clusters[event.cluster.name] = replace(event.cluster, registered=at)
-    elif isinstance(event, BuildRegistered):
-        state.builds[event.build.id] = replace(event.build, registered=at)
-    else:  # group events are by far the most frequent
-        name = subject[_GROUP_PREFIX_LEN:]
-        state.groups[name] = g.apply(state.groups.get(name), event, at)
-    state.subject_seq[subject] = seq
-    if key:
-        state.idempotency[key] = Seen(subject, seq, at)
-    if seq % PRUNE_EVERY == 0:  # by the event's own time: a replay prunes exactly as the live fold did
-        expire_keys(state, at)
-    return state
 
 
 def seen_recently(state: RegistryState, key: str, now: float) -> Seen | None:

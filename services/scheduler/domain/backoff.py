@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.events.model import GroupBackoffChanged, TaskState
 from libs.spec import Backoff
-from services.scheduler.domain.tasks import GroupBackoffChanged
-from services.scheduler.ports import TaskState
 
 COUNTED = frozenset({TaskState.FAILED, TaskState.FINISHED, TaskState.ERROR})
 
@@ -49,14 +48,14 @@ def on_task_ended(
         delay = min(state.delay * policy.backoff_factor, policy.max_launch_delay_seconds)
         failures = state.failures + 1
     delay = min(delay, policy.max_launch_delay_seconds)
-    return GroupBackoffChanged(group, version, failures, delay, now + delay)
+    return GroupBackoffChanged(group, version, failures, delay, now + delay, now)
 
 
-def on_new_version(state: GroupBackoff | None, version: int) -> GroupBackoffChanged | None:
+def on_new_version(state: GroupBackoff | None, version: int, now: float) -> GroupBackoffChanged | None:
     """Reset when the group moved to a new version (None when there is nothing to reset)."""
     if state is None or state.version >= version:
         return None
-    return GroupBackoffChanged(state.group, version, 0, 0.0, 0.0)
+    return GroupBackoffChanged(state.group, version, 0, 0.0, 0.0, now)
 
 
 def apply(state: GroupBackoff | None, event: GroupBackoffChanged) -> GroupBackoff:

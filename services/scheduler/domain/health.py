@@ -2,15 +2,15 @@
 
 Failures during the grace period after start are ignored until the task has been healthy once (a
 slow start is not a sick task); the first success makes it healthy; ``max_consecutive_failures``
-failures in a row make it unhealthy, and an unhealthy task is replaced. Only ready tasks count for
-``bay scale --wait`` and deployments: healthy ones, or running ones when the group has no check.
+failures in a row make it unhealthy, and an unhealthy task is replaced. Which tasks count as ready is
+the shared rule, :func:`libs.views.ready`.
 """
 
 from __future__ import annotations
 
 from libs.spec import HealthCheck
 from services.scheduler.domain.tasks import Task, TaskHealthChanged
-from services.scheduler.ports import HealthCheckSpec, TaskState
+from services.scheduler.ports import HealthCheckSpec
 
 
 def observe(
@@ -27,17 +27,6 @@ def observe(
     failures = task.health_failures + 1
     healthy = False if failures >= check.max_consecutive_failures else task.healthy
     return TaskHealthChanged(task.id, healthy, failures, now, message)
-
-
-def ready(task: Task, group_has_check: bool) -> bool:
-    """Counts as serving: running, not being killed, and healthy where the group has a check."""
-    if task.state != TaskState.RUNNING or task.kill_reason:
-        return False
-    return task.healthy is True if group_has_check else task.healthy is not False
-
-
-def needs_replacement(task: Task) -> bool:
-    return not task.terminal and task.healthy is False
 
 
 def spec_of(check: HealthCheck) -> HealthCheckSpec:

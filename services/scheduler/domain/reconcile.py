@@ -97,7 +97,7 @@ def decide(
         want = desired[name]
         mine = active.get(name, [])
         state = backoff.get(name)
-        reset = bo.on_new_version(state, want.version)
+        reset = bo.on_new_version(state, want.version, now)
         if reset is not None:
             events.append(reset)
             state = bo.apply(state, reset)

@@ -71,6 +71,9 @@ def _signal_text(code: int) -> str:
 class LocalBackend(ClusterBackend):
     kind = "local"
 
+    def host_address(self, host_id: str, hostname: str) -> str:
+        return self.config.address
+
     def __init__(self, config: LocalBackendConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._clock = clock

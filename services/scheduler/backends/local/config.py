@@ -26,6 +26,7 @@ class LocalBackendConfig:
     port_end: int = 31999  # inclusive
     cgroups: bool = True
     cgroup_parent: Path | None = None
+    address: str = "127.0.0.1"  # where clients reach this host's tasks (BAY_LOCAL_ADDRESS)
     poll_interval_seconds: float = 0.15
 
     @property

@@ -79,6 +79,8 @@ class _Offer:
 
 class MesosBackend(ClusterBackend):
     kind = "mesos"
+    offer_based = True
+    checks_health = True
 
     def host_address(self, host_id: str, hostname: str) -> str:
         """The agent's IP from its offers' url (``ip:port`` of the agent itself), else its hostname."""

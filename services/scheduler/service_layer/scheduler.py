@@ -20,24 +20,26 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from libs.envelope import EventMeta, make_envelope
-from libs.errors import NotFound
+from libs.errors import BayError, NotFound
 from libs.eventlog import Projection
-from services.scheduler import codec
-from services.scheduler.appender import Appender
+from libs.events import EventMeta
+from libs.views import Cause
+from services.scheduler.adapters.appender import Appender
+from services.scheduler.adapters.healthcheck import CheckTarget, HealthChecker
 from services.scheduler.domain import health, reconcile
 from services.scheduler.domain import tasks as t
-from services.scheduler.healthcheck import CheckTarget, HealthChecker
+from services.scheduler.domain.counts import Counts, count
+from services.scheduler.domain.state import SchedulerState
+from services.scheduler.domain.storing import worth_storing
 from services.scheduler.portenv import port_env
 from services.scheduler.ports import ClusterBackend, Host, TaskState, TaskStatus
-from services.scheduler.state import SchedulerState
+from services.scheduler.service_layer.writer import EventWriter
 
 log = logging.getLogger("bay.scheduler")
 
-ACTOR = "scheduler"
 STRAGGLER_CHECK_SECONDS = 5.0
 
 
@@ -51,19 +53,6 @@ class SchedulerConfig:
     reconcile_interval_seconds: float = 300.0
     refuse_seconds: float = 5.0  # Mesos: decline filter while something is pending
     idle_refuse_seconds: float = 60.0  # ... and while nothing is
-    local_address: str = "127.0.0.1"  # the address of tasks on the local backend
-
-
-@dataclass
-class Counts:
-    desired: int = 0
-    staged: int = 0
-    running: int = 0
-    healthy: int = 0
-    unhealthy: int = 0
-    ready: int = 0
-    killing: int = 0
-    active: int = 0  # filling a slot: alive, not being killed, not failed by its health check
 
 
 class Scheduler:
@@ -81,7 +70,7 @@ class Scheduler:
         self.projection = projection
         self.appender = appender
         self.clock = clock
-        self.meta = self.default_meta()
+        self.writer = EventWriter(self.cluster, lambda: self.projection.state)
         self._wake = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -92,10 +81,6 @@ class Scheduler:
         self._last_straggler_check = 0.0
         self.rounds = 0
 
-    @staticmethod
-    def default_meta() -> EventMeta:
-        return EventMeta(actor=ACTOR)
-
     @property
     def state(self) -> SchedulerState:
         return self.projection.state
@@ -104,7 +89,7 @@ class Scheduler:
 
     async def start(self) -> None:
         """The projection must be current. Connects the backend, re-adopts or reconciles, then runs."""
-        self.state.on_change = self._changed
+        self.state.listen(self._changed)
         await self.backend.start(self.on_status)
         known = [tid for tid, task in self.state.tasks.items() if not task.terminal]
         if known:
@@ -182,12 +167,8 @@ class Scheduler:
             launch_limit=self.config.launch_limit,
             seed=random.getrandbits(64),
         )
-        events = self._worth_storing(decision, desired, hosts, now)
-        if events:
-            seqs = await self.appender.append_all(
-                [(codec.subject_of(self.cluster, e), self._envelope(e)) for e in events]
-            )
-            await self.projection.wait_for(max(seqs), timeout=30.0)
+        events = worth_storing(decision, state.pending, len(hosts), self.backend.offer_based, now)
+        await self.store(self._completed(events))
         for kill in decision.kills:
             self.health.unwatch(kill.task_id)
             self._spawn(self._kill(kill.task_id))
@@ -197,36 +178,8 @@ class Scheduler:
         await self._chase_stragglers(now)
         return decision
 
-    def _worth_storing(
-        self,
-        decision: reconcile.Decision,
-        desired: dict[str, reconcile.Desired],
-        hosts: list[Host],
-        now: float,
-    ) -> list[t.SchedulerEvent]:
-        """The decision's events, minus placement failures that say nothing new; plus a count-0
-        ``PlacementFailed`` for a group whose tasks all found a host again."""
-        out: list[t.SchedulerEvent] = []
-        failed = {f.group for f in decision.failures}
-        for e in decision.events:
-            if isinstance(e, t.PlacementFailed):
-                if not hosts and self.backend.kind != "local":
-                    continue  # no offers in hand right now: waiting for offers is not a failure
-                last = self.state.pending.get(e.group)
-                if last and (last.count, dict(last.reasons), last.hosts) == (
-                    e.count,
-                    dict(e.reasons),
-                    e.hosts,
-                ):
-                    continue
-            out.append(e)
-        for group, last in self.state.pending.items():
-            if last.count and group not in failed and group not in decision.delayed:
-                out.append(t.PlacementFailed(group, 0, {}, len(hosts), now))
-        return out
-
     async def _offers(self, hosts: list[Host], decision: reconcile.Decision) -> None:
-        if self.backend.kind == "local":
+        if not self.backend.offer_based:
             return
         pending = not decision.idle  # launching, killing or waiting: more offers may be needed
         used = {launch.offer_id for launch in decision.launches}
@@ -267,40 +220,37 @@ class Scheduler:
 
     # ---- storing events --------------------------------------------------------------------------
 
-    def _envelope(self, event: t.SchedulerEvent):  # type: ignore[no-untyped-def]
-        kind, ident = codec.address_of(event)
-        extra: dict[str, str] = {}
-        if isinstance(event, t.TaskLaunched):
-            g = self.state.groups.get(event.group)
-            extra = {
-                "cluster": self.cluster,
-                "host_address": self._address(event.host_id, event.hostname),
-                "service": g.spec.service_name if g else event.group,
-            }
-        return make_envelope(
-            codec.to_pb(event, **extra),
-            aggregate_type=kind,
-            aggregate_id=ident,
-            aggregate_version=0,
-            meta=self.meta,
-            now=codec.time_of(event),
-        )
+    def _completed(self, events: list[t.SchedulerEvent]) -> list[t.SchedulerEvent]:
+        """Launches with what readers need of them: the cluster, where the task is reached (the
+        backend's address of its host) and the group's service name."""
+        out: list[t.SchedulerEvent] = []
+        for e in events:
+            if isinstance(e, t.TaskLaunched):
+                g = self.state.groups.get(e.group)
+                e = replace(
+                    e,
+                    cluster=self.cluster,
+                    host_address=self.backend.host_address(e.host_id, e.hostname),
+                    service=g.service if g else e.group,
+                )
+            out.append(e)
+        return out
 
-    def _address(self, host_id: str, hostname: str) -> str:
-        """Where clients reach a task: the configured address locally; on Mesos the agent's IP from
-        its offers (``Offer.url``), else its hostname (DNS then resolves it)."""
-        if self.backend.kind == "local":
-            return self.config.local_address
-        return self.backend.host_address(host_id, hostname)
-
-    async def store(self, events: Iterable[t.SchedulerEvent]) -> int:
+    async def store(
+        self, events: Iterable[t.SchedulerEvent], *, meta: EventMeta | None = None, cause: Cause | None = None
+    ) -> int:
         """Append events and wait until the fold has them; the last sequence (0: none)."""
-        items = [(codec.subject_of(self.cluster, e), self._envelope(e)) for e in events]
+        items = self.writer.prepare(events, meta=meta, cause=cause)
         if not items:
             return 0
-        seqs = await self.appender.append_all(items)
+        try:
+            seqs = await self.appender.append_all([(i.subject, i.envelope, i.headers) for i in items])
+        except BayError:
+            self.writer.failed(items)
+            raise
         last = max(seqs)
         await self.projection.wait_for(last, timeout=30.0)
+        self.writer.stored(items)
         return last
 
     # ---- what the backend reports ----------------------------------------------------------------
@@ -329,7 +279,8 @@ class Scheduler:
             backoff = reconcile.backoff_events(self.state.desired(), self.state.backoff, ended, now)
             if backoff is not None:
                 # stored first: a round that sees the task ended must also see the delay it causes
-                await self.store([backoff])
+                # (so it names the task's last event before the failure as its cause)
+                await self.store([backoff], cause=task.cause)
         await self.store([changed])
         if status.state == TaskState.RUNNING:
             current = self.state.tasks.get(task.id)
@@ -337,18 +288,18 @@ class Scheduler:
                 self._watch_health(current)
 
     def _watch_health(self, task: t.Task) -> None:
-        if self.backend.kind != "local" or task.kill_reason:
+        if self.backend.checks_health or task.kill_reason:
             return
-        g = self.state.groups.get(task.group)
+        g = self.state.group(task.group)
         if g is None or g.spec.health_check is None:
             return
         self.health.watch(
             CheckTarget(
                 task_id=task.id,
                 check=health.spec_of(g.spec.health_check),
-                host=self.state.addresses.get(task.id) or self.config.local_address,
+                host=task.host_address or task.hostname,
                 ports=dict(task.ports),
-                env=_check_env(task, self.state.addresses.get(task.id, "")),
+                env=_check_env(task, task.host_address),
             )
         )
 
@@ -357,7 +308,7 @@ class Scheduler:
         if task is None or task.terminal or task.kill_reason:
             self.health.unwatch(task_id)
             return
-        g = self.state.groups.get(task.group)
+        g = self.state.group(task.group)
         if g is None or g.spec.health_check is None:
             self.health.unwatch(task_id)
             return
@@ -367,46 +318,23 @@ class Scheduler:
 
     # ---- operator actions and queries ------------------------------------------------------------
 
-    async def kill_task(self, task_id: str, reason: str = "operator") -> t.Task:
+    async def kill_task(
+        self, task_id: str, reason: str = "operator", meta: EventMeta | None = None
+    ) -> t.Task:
+        """An operator's kill: the first event of the operator's chain (``meta``)."""
         task = self.state.tasks.get(task_id)
         if task is None:
             raise NotFound(f"no task {task_id!r} in cluster {self.cluster}")
         if not task.terminal and not task.kill_reason:
-            await self.store([t.TaskKillRequested(task_id, reason or "operator", self.clock())])
+            kill = t.TaskKillRequested(task_id, reason or "operator", self.clock())
+            await self.store([kill], meta=meta or EventMeta.command("operator"))
             self.health.unwatch(task_id)
             self._spawn(self._kill(task_id))
         return self.state.tasks[task_id]
 
     def counts(self, group: str) -> Counts:
-        """The group's tasks by state (one pass; called for every status watcher update)."""
-        state = self.state
-        g = state.groups.get(group)
-        has_check = g is not None and g.spec.health_check is not None
-        c = Counts(desired=g.instances if g else 0)
-        tasks = state.tasks
-        running_state, staged_states = TaskState.RUNNING, (TaskState.STAGING, TaskState.STARTING)
-        for task_id in state.by_group.get(group, ()):
-            task = tasks[task_id]
-            st = task.state
-            if st.terminal:
-                continue
-            healthy = task.healthy
-            if task.kill_reason or st == TaskState.KILLING:
-                c.killing += 1
-                continue
-            if healthy is not False:
-                c.active += 1
-            if st in staged_states:
-                c.staged += 1
-            elif st == running_state:
-                c.running += 1
-                if healthy is True or (not has_check and healthy is None):
-                    c.ready += 1
-            if healthy is True:
-                c.healthy += 1
-            elif healthy is False:
-                c.unhealthy += 1
-        return c
+        """The group's tasks by state."""
+        return count(self.state.group(group), self.state.group_tasks(group))
 
     def watch_group(self, group: str) -> asyncio.Event:
         ev = asyncio.Event()

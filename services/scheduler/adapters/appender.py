@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bay.v1 import envelope_pb2
 
@@ -25,7 +25,8 @@ from libs.eventlog.port import AppendResult, EventLog
 
 log = logging.getLogger("bay.scheduler.appender")
 
-_Item = tuple[str, envelope_pb2.Envelope, "asyncio.Future[int]"]
+_Headers = Mapping[str, str] | None
+_Item = tuple[str, envelope_pb2.Envelope, _Headers, "asyncio.Future[int]"]
 
 
 class Appender:
@@ -37,42 +38,49 @@ class Appender:
         self._running: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
 
-    async def append(self, subject: str, envelope: envelope_pb2.Envelope) -> int:
-        """Store one event; its stream sequence."""
+    async def append(self, subject: str, envelope: envelope_pb2.Envelope, headers: _Headers = None) -> int:
+        """Store one event (with its own message headers, e.g. its trace context); its sequence."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((subject, envelope, fut))
+        self._queue.append((subject, envelope, headers, fut))
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._drain(), name="scheduler-appender")
         return await fut
 
-    async def append_all(self, items: Sequence[tuple[str, envelope_pb2.Envelope]]) -> list[int]:
+    async def append_all(self, items: Sequence[tuple[str, envelope_pb2.Envelope, _Headers]]) -> list[int]:
         """Store several (in this order); their sequences in order."""
         if not items:
             return []
-        return list(await asyncio.gather(*(self.append(s, e) for s, e in items)))
+        return list(await asyncio.gather(*(self.append(s, e, h) for s, e, h in items)))
 
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            live = [item for item in batch if not item[2].done()]  # a cancelled caller: nothing to do
+            live = [item for item in batch if not item[3].done()]  # a cancelled caller: nothing to do
             if not live:
                 continue
             try:
-                results = await self.log.append_batch([(s, e) for s, e, _ in live])
+                results = await self.log.append_batch(
+                    [(s, e) for s, e, _, _ in live], [h for _, _, h, _ in live]
+                )
             except Exception as exc:  # a broken batch fails its events one by one, below
                 results = [Unavailable(f"batch append failed: {exc}")] * len(live)
-            for (subject, envelope, fut), result in zip(live, results, strict=True):
+            for (subject, envelope, headers, fut), result in zip(live, results, strict=True):
                 if fut.done():
                     continue
                 if isinstance(result, AppendResult):
                     fut.set_result(result.sequence)
                 else:
-                    retry = asyncio.create_task(self._retry(subject, envelope, fut, result))
+                    retry = asyncio.create_task(self._retry(subject, envelope, headers, fut, result))
                     self._retries.add(retry)
                     retry.add_done_callback(self._retries.discard)
 
     async def _retry(
-        self, subject: str, envelope: envelope_pb2.Envelope, fut: asyncio.Future[int], error: BayError
+        self,
+        subject: str,
+        envelope: envelope_pb2.Envelope,
+        headers: _Headers,
+        fut: asyncio.Future[int],
+        error: BayError,
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_seconds
@@ -85,6 +93,6 @@ class Appender:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
             try:
-                fut.set_result((await self.log.append(subject, envelope)).sequence)
+                fut.set_result((await self.log.append(subject, envelope, headers=headers)).sequence)
             except BayError as exc:
                 error = exc

@@ -10,11 +10,12 @@ from bay.v1 import scheduler_pb2, scheduler_pb2_grpc, task_pb2
 
 from libs.auth import Principal, TokenStore
 from libs.errors import BayError, FieldViolation, NotFound, ValidationFailed
+from libs.events import EventMeta
 from libs.grpcutil import abort_with, metadata_value, translate_errors
-from services.scheduler import codec
+from services.scheduler.adapters import codec
 from services.scheduler.domain.tasks import Task
 from services.scheduler.ports import TaskState
-from services.scheduler.service import Counts, Scheduler
+from services.scheduler.service_layer.scheduler import Counts, Scheduler
 
 STATES = {s.value for s in TaskState}
 MAX_TAIL = 100_000
@@ -55,7 +56,7 @@ def _summary(count: int, p: scheduler_pb2.Pending, now: float) -> str:
 
 
 def status_of(scheduler: Scheduler, group: str) -> scheduler_pb2.GroupStatusReply:
-    g = scheduler.state.groups.get(group)
+    g = scheduler.state.group(group)
     c = scheduler.counts(group)
     return scheduler_pb2.GroupStatusReply(
         group=group,
@@ -85,9 +86,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def _pb(self, task: Task) -> task_pb2.Task:
         state = self.scheduler.state
-        return codec.task_to_pb(
-            task, self.scheduler.cluster, state.addresses.get(task.id, ""), state.is_ready(task)
-        )
+        return codec.task_to_pb(task, state.is_ready(task))
 
     @translate_errors
     async def ListTasks(self, request, context):  # type: ignore[no-untyped-def]
@@ -179,5 +178,6 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     @translate_errors
     async def KillTask(self, request, context):  # type: ignore[no-untyped-def]
         who = self._principal(context, "operator")
-        task = await self.scheduler.kill_task(request.id, request.reason or f"operator ({who.name})")
+        meta = EventMeta.command(who.name, metadata_value(context, "x-correlation-id"))
+        task = await self.scheduler.kill_task(request.id, request.reason or f"operator ({who.name})", meta)
         return self._pb(task)

@@ -1,0 +1,173 @@
+"""Typed event values <-> their protobuf payloads: the one decoder of the log's events.
+
+``DECODERS`` maps an envelope's type name to a function of (payload bytes, aggregate id, time) that
+returns the typed value; ``to_pb`` is the other way. A type not here is not an event Bay knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bay.v1 import group_pb2, task_pb2
+from google.protobuf import message, timestamp_pb2
+
+from libs.events import model as m
+from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
+
+
+def _ts(out: timestamp_pb2.Timestamp, seconds: float) -> None:
+    out.FromNanoseconds(int(seconds * 1e9))
+
+
+def cluster_to_pb(c: m.Cluster) -> group_pb2.Cluster:
+    out = group_pb2.Cluster(name=c.name, backend=c.backend, address=c.address, labels=dict(c.labels))
+    if c.registered:
+        _ts(out.registered, c.registered)
+    return out
+
+
+def cluster_from_pb(p: group_pb2.Cluster) -> m.Cluster:
+    return m.Cluster(p.name, p.backend, p.address, dict(p.labels), p.registered.ToNanoseconds() / 1e9)
+
+
+def build_to_pb(b: m.Build) -> group_pb2.Build:
+    out = group_pb2.Build(id=b.id, image=b.image, commit=b.commit, metadata=dict(b.metadata))
+    if b.registered:
+        _ts(out.registered, b.registered)
+    return out
+
+
+def build_from_pb(p: group_pb2.Build) -> m.Build:
+    return m.Build(p.id, p.image, p.commit, dict(p.metadata), p.registered.ToNanoseconds() / 1e9)
+
+
+def to_pb(event: m.EventData) -> message.Message:
+    """The payload of an event."""
+    match event:
+        case m.GroupCreated(spec, version):
+            return group_pb2.GroupCreated(spec=spec_to_pb(spec), version=version)
+        case m.GroupUpdated(spec, version):
+            return group_pb2.GroupUpdated(spec=spec_to_pb(spec), version=version)
+        case m.GroupScaled(instances, previous, reason):
+            return group_pb2.GroupScaled(instances=instances, previous=previous, reason=reason)
+        case m.GroupRolledBack(spec, version, restored):
+            return group_pb2.GroupRolledBack(
+                spec=spec_to_pb(spec), version=version, restored_version=restored
+            )
+        case m.GroupDeleted(version):
+            return group_pb2.GroupDeleted(version=version)
+        case m.ClusterRegistered(cluster):
+            return group_pb2.ClusterRegistered(cluster=cluster_to_pb(cluster))
+        case m.BuildRegistered(build):
+            return group_pb2.BuildRegistered(build=build_to_pb(build))
+    return _scheduler_to_pb(event)
+
+
+def _scheduler_to_pb(event: m.EventData) -> message.Message:
+    if isinstance(event, m.TaskLaunched):
+        return task_pb2.TaskLaunched(
+            group=event.group,
+            group_version=event.group_version,
+            cluster=event.cluster,
+            host_id=event.host_id,
+            hostname=event.hostname,
+            host_address=event.host_address,
+            ports=dict(event.ports),
+            cpus=event.cpus,
+            mem=event.mem,
+            disk=event.disk,
+            host_labels=dict(event.host_labels),
+            service=event.service,
+        )
+    if isinstance(event, m.TaskStatusChanged):
+        st = task_pb2.TaskStatusChanged(state=event.state.value, reason=event.reason, message=event.message)
+        if event.exit_code is not None:
+            st.exit_code = event.exit_code
+        if event.healthy is not None:
+            st.healthy = event.healthy
+        return st
+    if isinstance(event, m.TaskHealthChanged):
+        hc = task_pb2.TaskHealthChanged(failures=event.failures, message=event.message)
+        if event.healthy is not None:
+            hc.healthy = event.healthy
+        return hc
+    if isinstance(event, m.TaskKillRequested):
+        return task_pb2.TaskKillRequested(reason=event.reason)
+    if isinstance(event, m.PlacementFailed):
+        return task_pb2.PlacementFailed(
+            group=event.group, count=event.count, reasons=dict(event.reasons), hosts=event.hosts
+        )
+    if isinstance(event, m.GroupBackoffChanged):
+        return task_pb2.GroupBackoffChanged(
+            group=event.group,
+            version=event.version,
+            failures=event.failures,
+            delay=event.delay,
+            next_attempt_at=event.next_attempt_at,
+        )
+    if isinstance(event, m.FrameworkRegistered):
+        return task_pb2.FrameworkRegistered(framework_id=event.framework_id, master=event.master)
+    raise TypeError(f"not an event: {event!r}")
+
+
+# ---- decoding: (payload, aggregate id, time) -> value ----
+
+Decoder = Callable[[bytes, str, float], m.EventData]
+
+
+def _launched(p: Any, ident: str, at: float) -> m.TaskLaunched:
+    return m.TaskLaunched(
+        ident, p.group, p.group_version, p.host_id, p.hostname, dict(p.ports), p.cpus, p.mem, p.disk,
+        at, dict(p.host_labels), p.cluster, p.host_address, p.service,
+    )  # fmt: skip
+
+
+def _status(p: Any, ident: str, at: float) -> m.TaskStatusChanged:
+    return m.TaskStatusChanged(
+        ident,
+        m.TaskState(p.state),
+        at,
+        p.reason,
+        p.message,
+        p.exit_code if p.HasField("exit_code") else None,
+        p.healthy if p.HasField("healthy") else None,
+    )
+
+
+PAYLOADS: dict[type[message.Message], Callable[[Any, str, float], m.EventData]] = {
+    group_pb2.GroupScaled: lambda p, i, at: m.GroupScaled(p.instances, p.previous, p.reason),
+    group_pb2.GroupCreated: lambda p, i, at: m.GroupCreated(trusted_spec_from_pb(p.spec), p.version),
+    group_pb2.GroupUpdated: lambda p, i, at: m.GroupUpdated(trusted_spec_from_pb(p.spec), p.version),
+    group_pb2.GroupRolledBack: lambda p, i, at: m.GroupRolledBack(
+        trusted_spec_from_pb(p.spec), p.version, p.restored_version
+    ),
+    group_pb2.GroupDeleted: lambda p, i, at: m.GroupDeleted(p.version),
+    group_pb2.ClusterRegistered: lambda p, i, at: m.ClusterRegistered(cluster_from_pb(p.cluster)),
+    group_pb2.BuildRegistered: lambda p, i, at: m.BuildRegistered(build_from_pb(p.build)),
+    task_pb2.TaskLaunched: _launched,
+    task_pb2.TaskStatusChanged: _status,
+    task_pb2.TaskHealthChanged: lambda p, i, at: m.TaskHealthChanged(
+        i, p.healthy if p.HasField("healthy") else None, p.failures, at, p.message
+    ),
+    task_pb2.TaskKillRequested: lambda p, i, at: m.TaskKillRequested(i, p.reason, at),
+    task_pb2.PlacementFailed: lambda p, i, at: m.PlacementFailed(
+        p.group, p.count, dict(p.reasons), p.hosts, at
+    ),
+    task_pb2.GroupBackoffChanged: lambda p, i, at: m.GroupBackoffChanged(
+        p.group, p.version, p.failures, p.delay, p.next_attempt_at, at
+    ),
+    task_pb2.FrameworkRegistered: lambda p, i, at: m.FrameworkRegistered(p.framework_id, p.master, at),
+}
+
+
+def _decoder(cls: Any, convert: Callable[[Any, str, float], m.EventData]) -> Decoder:
+    parse = cls.FromString
+    return lambda data, ident, at: convert(parse(data), ident, at)
+
+
+#: envelope type name -> decoder; replay decodes each payload in one step
+DECODERS: dict[str, Decoder] = {cls.DESCRIPTOR.name: _decoder(cls, conv) for cls, conv in PAYLOADS.items()}
+
+#: every event type Bay writes
+EVENT_TYPES = frozenset(DECODERS)

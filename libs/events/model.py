@@ -1,0 +1,209 @@
+"""Every event type of every Bay service as a typed, frozen value (the wire form is in ``protos/``).
+
+Events are named in the past tense. A value holds what the event says; where it sits (aggregate,
+sequence, time, who asked, what caused it) is the envelope's, see :class:`libs.events.Event`. Task and
+scheduler events carry their time as ``at`` because their domain folds need it; it is always the
+envelope's time.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from libs.spec import GroupSpec
+
+# ---- the task state vocabulary (Mesos' words; the local backend uses the same) ----
+
+
+class TaskState(enum.StrEnum):
+    STAGING = "STAGING"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    KILLING = "KILLING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    ERROR = "ERROR"
+    LOST = "LOST"
+    DROPPED = "DROPPED"
+    UNREACHABLE = "UNREACHABLE"
+    GONE = "GONE"
+    GONE_BY_OPERATOR = "GONE_BY_OPERATOR"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+#: the states a task never leaves
+TERMINAL = frozenset(
+    {
+        TaskState.FINISHED,
+        TaskState.FAILED,
+        TaskState.KILLED,
+        TaskState.ERROR,
+        TaskState.LOST,
+        TaskState.DROPPED,
+        TaskState.GONE,
+        TaskState.GONE_BY_OPERATOR,
+    }
+)
+
+# ---- what registry events refer to ----
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    backend: str
+    address: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    registered: float = 0.0  # the time of its ClusterRegistered event
+
+
+@dataclass(frozen=True)
+class Build:
+    id: str
+    image: str
+    commit: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    registered: float = 0.0
+
+
+# ---- the registry's events ----
+
+
+@dataclass(frozen=True)
+class GroupCreated:
+    spec: GroupSpec
+    version: int
+
+
+@dataclass(frozen=True)
+class GroupUpdated:
+    spec: GroupSpec
+    version: int
+
+
+@dataclass(frozen=True)
+class GroupScaled:
+    instances: int
+    previous: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GroupRolledBack:
+    spec: GroupSpec
+    version: int
+    restored_version: int
+
+
+@dataclass(frozen=True)
+class GroupDeleted:
+    version: int
+
+
+@dataclass(frozen=True)
+class ClusterRegistered:
+    cluster: Cluster
+
+
+@dataclass(frozen=True)
+class BuildRegistered:
+    build: Build
+
+
+GroupEvent = GroupCreated | GroupUpdated | GroupScaled | GroupRolledBack | GroupDeleted
+SpecEvent = GroupCreated | GroupUpdated | GroupRolledBack
+GROUP_EVENTS = (GroupCreated, GroupUpdated, GroupScaled, GroupRolledBack, GroupDeleted)
+SPEC_EVENTS = (GroupCreated, GroupUpdated, GroupRolledBack)
+RegistryEvent = GroupEvent | ClusterRegistered | BuildRegistered
+
+# ---- a cluster scheduler's events ----
+
+
+@dataclass(frozen=True)
+class TaskLaunched:
+    task_id: str
+    group: str
+    group_version: int
+    host_id: str
+    hostname: str
+    ports: Mapping[str, int]
+    cpus: float
+    mem: float
+    disk: float
+    at: float
+    host_labels: Mapping[str, str] = field(default_factory=dict)
+    cluster: str = ""
+    host_address: str = ""  # where clients reach its ports (an IP, or the agent's hostname)
+    service: str = ""  # the group's DNS service name at launch
+
+
+@dataclass(frozen=True)
+class TaskStatusChanged:
+    task_id: str
+    state: TaskState
+    at: float
+    reason: str = ""
+    message: str = ""
+    exit_code: int | None = None
+    healthy: bool | None = None  # Mesos runs health checks itself and reports them with the status
+
+
+@dataclass(frozen=True)
+class TaskHealthChanged:
+    task_id: str
+    healthy: bool | None
+    failures: int
+    at: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TaskKillRequested:
+    task_id: str
+    reason: str  # surplus | unhealthy | orphan | operator ...
+    at: float
+
+
+@dataclass(frozen=True)
+class PlacementFailed:
+    """``count`` tasks of ``group`` found no host; ``reasons`` = check -> hosts that failed it."""
+
+    group: str
+    count: int
+    reasons: Mapping[str, int]
+    hosts: int
+    at: float
+
+
+@dataclass(frozen=True)
+class GroupBackoffChanged:
+    """The group's launch delay grew (a task failed or finished) or was reset (new version)."""
+
+    group: str
+    version: int
+    failures: int
+    delay: float
+    next_attempt_at: float
+    at: float
+
+
+@dataclass(frozen=True)
+class FrameworkRegistered:
+    framework_id: str
+    master: str
+    at: float
+
+
+TaskEvent = TaskLaunched | TaskStatusChanged | TaskHealthChanged | TaskKillRequested
+SchedEvent = PlacementFailed | GroupBackoffChanged
+TASK_EVENTS = (TaskLaunched, TaskStatusChanged, TaskHealthChanged, TaskKillRequested)
+SchedulerEvent = TaskEvent | SchedEvent | FrameworkRegistered
+
+EventData = RegistryEvent | SchedulerEvent

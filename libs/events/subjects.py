@@ -1,0 +1,113 @@
+"""The subject layout of the event log, in one place.
+
+One subject per aggregate under ``bay.ev``:
+
+| aggregate | subject | writer |
+| --- | --- | --- |
+| group | ``bay.ev.group.<name>`` | registry |
+| cluster | ``bay.ev.cluster.<name>`` | registry |
+| build | ``bay.ev.build.<id>`` | registry |
+| task | ``bay.ev.task.<cluster>.<task id>`` | the cluster's scheduler |
+| sched | ``bay.ev.sched.<cluster>.<group>`` (placement failures, launch backoff) | the cluster's scheduler |
+| framework | ``bay.ev.framework.<cluster>`` (the Mesos framework id) | the cluster's scheduler |
+
+Names are DNS labels and task ids ``<group>.<uuid>``, so a subject's tokens never need escaping.
+"""
+
+from __future__ import annotations
+
+ROOT = "bay.ev"
+ALL = f"{ROOT}.>"
+
+GROUP = "group"
+CLUSTER = "cluster"
+BUILD = "build"
+TASK = "task"
+SCHED = "sched"
+FRAMEWORK = "framework"
+
+GROUP_PREFIX = f"{ROOT}.{GROUP}."
+CLUSTER_PREFIX = f"{ROOT}.{CLUSTER}."
+BUILD_PREFIX = f"{ROOT}.{BUILD}."
+TASK_PREFIX = f"{ROOT}.{TASK}."
+SCHED_PREFIX = f"{ROOT}.{SCHED}."
+FRAMEWORK_PREFIX = f"{ROOT}.{FRAMEWORK}."
+
+#: aggregates whose id is the whole rest of the subject (one token)
+_REGISTRY_TYPES = (GROUP, CLUSTER, BUILD)
+
+
+def subject_for(aggregate_type: str, aggregate_id: str) -> str:
+    """A registry aggregate's subject: ``bay.ev.<type>.<id>``."""
+    return f"{ROOT}.{aggregate_type}.{aggregate_id}"
+
+
+def group(name: str) -> str:
+    return GROUP_PREFIX + name
+
+
+def cluster(name: str) -> str:
+    return CLUSTER_PREFIX + name
+
+
+def build(build_id: str) -> str:
+    return BUILD_PREFIX + build_id
+
+
+def task(cluster_name: str, task_id: str) -> str:
+    return f"{TASK_PREFIX}{cluster_name}.{task_id}"
+
+
+def sched(cluster_name: str, group_name: str) -> str:
+    return f"{SCHED_PREFIX}{cluster_name}.{group_name}"
+
+
+def framework(cluster_name: str) -> str:
+    return FRAMEWORK_PREFIX + cluster_name
+
+
+def task_prefix(cluster_name: str) -> str:
+    """Every task subject of one cluster starts with this."""
+    return f"{TASK_PREFIX}{cluster_name}."
+
+
+def sched_prefix(cluster_name: str) -> str:
+    return f"{SCHED_PREFIX}{cluster_name}."
+
+
+def cluster_tasks(cluster_name: str) -> str:
+    """A filter for one cluster's task subjects."""
+    return f"{TASK_PREFIX}{cluster_name}.>"
+
+
+def group_tasks_pattern(cluster_name: str, group_name: str) -> str:
+    """A filter for one group's task subjects (a task id is ``<group>.<uuid>``)."""
+    return f"{TASK_PREFIX}{cluster_name}.{group_name}.*"
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: ``*`` one token, ``>`` the rest."""
+    p = pattern.split(".")
+    s = subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+def aggregate_of(subject: str) -> tuple[str, str, str]:
+    """(aggregate type, cluster or "", aggregate id) of an event subject; ValueError if it is none."""
+    root, _, rest = subject.partition(f"{ROOT}.")
+    kind, _, tail = rest.partition(".")
+    if root or not kind or not tail:
+        raise ValueError(f"not an event subject: {subject!r}")
+    if kind in _REGISTRY_TYPES:
+        return kind, "", tail
+    if kind == FRAMEWORK:
+        return kind, tail, tail
+    owner, _, ident = tail.partition(".")
+    if not ident:
+        raise ValueError(f"not an event subject: {subject!r}")
+    return kind, owner, ident

@@ -1,0 +1,125 @@
+"""A live view of the platform: groups, clusters and builds, and the tasks of one cluster or all.
+
+This is what a reader of the log builds on (the scheduler, DNS, the deployer, the autoscaler, the UI):
+
+    view = PlatformView()                       # or PlatformView(cluster="local") for one cluster
+    projection = Projection(name="mine", log=event_log, initial=PlatformView, apply=PlatformView.fold)
+    await projection.start()                    # replayed, then followed live
+    projection.state.groups["web"].instances, projection.state.ready_tasks("web")
+
+(:func:`libs.views.live.open_view` does those lines.) ``fold`` decodes each record once through
+:mod:`libs.events`; an event it cannot decode or apply is skipped, counted in ``skipped`` and logged
+once per kind, and folding goes on. Subclasses react to changes through the ``on_*`` hooks and may
+fold events of their own in ``on_other``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Self
+
+from libs.eventlog.port import Record
+from libs.events import Event, UndecodableEvent, decode, subjects
+from libs.events import model as m
+from libs.views import groups as gv
+from libs.views import tasks as tv
+from libs.views.groups import Cause, Group
+
+log = logging.getLogger("bay.views")
+
+
+def cause_of(ev: Event) -> Cause:
+    return Cause(ev.envelope.event_id, ev.envelope.correlation_id, ev.traceparent)
+
+
+class PlatformView:
+    def __init__(self, cluster: str | None = None, *, keep_ended: int = tv.KEEP_ENDED) -> None:
+        self.cluster = cluster  # None: every cluster's tasks
+        self.groups: dict[str, Group] = {}  # every group the log has seen, tombstones too
+        self.clusters: dict[str, m.Cluster] = {}
+        self.builds: dict[str, m.Build] = {}
+        self.task_view = tv.TasksView(cluster, keep_ended)
+        self.tasks = self.task_view.tasks
+        self.skipped = 0  # events that could not be decoded or applied
+        self._said: set[str] = set()
+        self._task_prefix = subjects.task_prefix(cluster) if cluster else subjects.TASK_PREFIX
+
+    # ---- hooks (no-ops here) ----
+
+    def on_group(self, before: Group | None, after: Group) -> None:
+        """A group event was folded (``after.deleted``: it was deleted)."""
+
+    def on_task(self, before: tv.Task | None, after: tv.Task, ev: Event) -> None:
+        """A task event of this view's cluster(s) was folded."""
+
+    def on_catalog(self, data: m.ClusterRegistered | m.BuildRegistered) -> None:
+        """A cluster or build was registered."""
+
+    def on_other(self, ev: Event) -> None:
+        """An event that is not a group, cluster, build or (this view's) task event."""
+
+    # ---- queries ----
+
+    def live_group(self, name: str) -> Group | None:
+        g = self.groups.get(name)
+        return g if g is not None and not g.deleted else None
+
+    def health_checked(self, group: str) -> bool:
+        g = self.groups.get(group)
+        return g is not None and not g.deleted and g.health_checked
+
+    def is_ready(self, task: tv.Task) -> bool:
+        return tv.ready(task, self.health_checked(task.group))
+
+    def why_not_ready(self, task: tv.Task) -> str:
+        return tv.why_not_ready(task, self.health_checked(task.group))
+
+    def group_tasks(self, group: str) -> list[tv.Task]:
+        return self.task_view.of_group(group)
+
+    def ready_tasks(self, group: str) -> list[tv.Task]:
+        checked = self.health_checked(group)
+        return [t for t in self.task_view.of_group(group) if tv.ready(t, checked)]
+
+    # ---- the fold ----
+
+    def fold(self, rec: Record) -> Self:
+        subject = rec.subject
+        if subject.startswith(subjects.TASK_PREFIX) and not subject.startswith(self._task_prefix):
+            return self  # another cluster's task: not decoded at all
+        try:
+            ev = decode(rec)
+            self.apply(ev)
+        except (UndecodableEvent, gv.ImpossibleEvent) as exc:
+            self.skip(rec, exc)
+        return self
+
+    def apply(self, ev: Event) -> None:
+        data = ev.data
+        if isinstance(data, m.GROUP_EVENTS):
+            before = self.groups.get(ev.aggregate_id)
+            after = gv.apply(before, data, ev.at, cause_of(ev))
+            self.groups[ev.aggregate_id] = after
+            self.on_group(before, after)
+        elif isinstance(data, m.TASK_EVENTS):
+            changed = self.task_view.apply(data, cause_of(ev))
+            if changed is not None:
+                self.on_task(changed[0], changed[1], ev)
+        elif isinstance(data, m.ClusterRegistered):
+            c = data.cluster
+            self.clusters[c.name] = m.Cluster(c.name, c.backend, c.address, c.labels, ev.at)
+            self.on_catalog(data)
+        elif isinstance(data, m.BuildRegistered):
+            b = data.build
+            self.builds[b.id] = m.Build(b.id, b.image, b.commit, b.metadata, ev.at)
+            self.on_catalog(data)
+        else:
+            self.on_other(ev)
+
+    def skip(self, rec: Record, why: Exception) -> None:
+        """Count an event that cannot be folded; say so once per kind of problem."""
+        self.skipped += 1
+        kind = f"{rec.envelope.type}:{type(why).__name__}"
+        if kind not in self._said:
+            self._said.add(kind)
+            log.warning("skipped event at sequence %d on %s: %s", rec.sequence, rec.subject, why)

@@ -1,0 +1,1 @@
+"""Adapters: the event log appender, wire forms, snapshots, health checkers, usage publishing."""

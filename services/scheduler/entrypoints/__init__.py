@@ -1,0 +1,1 @@
+"""Entrypoints: the gRPC API (requests become calls on the service layer)."""

@@ -1,0 +1,1 @@
+"""The service layer: one cluster's scheduling loop and how its events are written."""
