@@ -31,11 +31,16 @@ class Seen:
 class RegistryState(PlatformView):
     """The fold's accumulator: each aggregate inside is an immutable value replaced on change."""
 
+    tracks_causes = False
+
     def __init__(self) -> None:
         super().__init__(cluster=None, keep_ended=0)
         self.idempotency: dict[str, Seen] = {}
         self.subject_seq: dict[str, int] = {}  # subject -> its last stream sequence
         self.subject_version: dict[str, int] = {}  # subject -> its aggregate's last version
+
+    def folded(self) -> tuple[object, ...]:
+        return (*super().folded(), self.idempotency, self.subject_seq, self.subject_version)
 
     def fold(self, rec: Record) -> Self:
         subject = rec.subject

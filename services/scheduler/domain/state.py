@@ -43,6 +43,9 @@ class SchedulerState(PlatformView):
         for listener in self._listeners:
             listener(group, decisive)
 
+    def folded(self) -> tuple[object, ...]:
+        return (*super().folded(), self.backoff, self.pending, self.framework_id, self.versions)
+
     # ---- queries ----
 
     def group(self, name: str) -> Group | None:
