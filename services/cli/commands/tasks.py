@@ -10,11 +10,10 @@ import httpx
 import typer
 from rich.markup import escape
 
+from libs.events.model import TERMINAL
 from services.cli import render
 from services.cli.app import DocOutput, Output, client_of, print_doc, stdout_console
 from services.cli.errors import CliError, ExitCode
-
-TERMINAL = {"FINISHED", "FAILED", "KILLED", "ERROR", "LOST", "DROPPED", "GONE", "GONE_BY_OPERATOR"}
 
 
 def tasks(
