@@ -11,17 +11,19 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs import defaults
+
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BAY_", extra="ignore")
 
-    nats_url: str = Field("nats://127.0.0.1:4250", description="NATS server(s), comma separated")
+    nats_url: str = Field(defaults.NATS_URL, description="NATS server(s), comma separated")
     data_dir: Path = Field(Path(".bay"), description="where snapshots, tokens and SQLite live")
     stream: str = Field("BAY_EVENTS", description="JetStream stream holding every domain event")
     stream_replicas: int = Field(1, ge=1, le=5, description="JetStream replicas (3 in production)")
     duplicate_window_seconds: float = Field(120.0, gt=0, description="Nats-Msg-Id dedupe window")
     request_timeout_seconds: float = Field(2.0, gt=0, description="how long an append may wait")
-    registry_addr: str = Field("127.0.0.1:50051", description="registry gRPC address")
+    registry_addr: str = Field(defaults.REGISTRY_ADDRESS, description="registry gRPC address")
     tokens_file: Path | None = Field(None, description="token file; default <data_dir>/tokens.json")
     log_level: str = Field("INFO")
 

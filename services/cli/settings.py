@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
+from libs import defaults
 from libs.settings import CommonSettings
 from services.cli.errors import CliError, ExitCode
 
 
 class CliSettings(CommonSettings):
-    gateway_url: str = Field("http://127.0.0.1:8080", description="the gateway the CLI talks to")
+    gateway_url: str = Field(defaults.GATEWAY_URL, description="the gateway the CLI talks to")
     token: SecretStr | None = Field(None, description="bearer token; default <data_dir>/admin.token")
     cli_timeout_seconds: float = Field(15.0, gt=0, description="how long one CLI request may take")
 

@@ -33,6 +33,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from libs.addresses import parse_host_port
+from libs.errors import ValidationFailed
+
 log = logging.getLogger("bay.dns.forward")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,29 +67,11 @@ def parse_upstreams(text: str) -> list[tuple[str, int]]:
 
 
 def _parse_upstream(item: str) -> tuple[str, int]:
-    port_text = ""
-    if item.startswith("["):
-        host, sep, rest = item[1:].partition("]")
-        if not sep:
-            raise ValueError("missing ']'")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError("expected ':port' after ']'")
-            port_text = rest[1:]
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv6Address(host)
-    elif item.count(":") > 1:
-        address = ipaddress.IPv6Address(item)  # bare IPv6 without a port
-    else:
-        host, _, port_text = item.partition(":")
-        address = ipaddress.IPv4Address(host)
-        if ":" in item and not port_text:
-            raise ValueError("empty port")
-    port = 53
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"port {port_text!r} is not in 1..65535")
-        port = int(port_text)
-    return str(address), port
+    try:
+        host, port = parse_host_port(item, 53, field="BAY_DNS_UPSTREAMS")
+    except ValidationFailed as exc:
+        raise ValueError(exc.violations[0].description) from None
+    return str(ipaddress.ip_address(host)), port
 
 
 def parse_networks(text: str) -> list[IPNetwork]:

@@ -17,6 +17,7 @@ import time
 
 from bay.v1 import dns_pb2, dns_pb2_grpc
 
+from libs.addresses import parse_host_port
 from libs.auth import TokenStore
 from libs.errors import Unavailable
 from libs.eventlog import Projection
@@ -31,7 +32,7 @@ from services.dns.grpc_api import DnsServicer
 from services.dns.hosts import HostBook, read_hosts_file
 from services.dns.model import DnsState
 from services.dns.responder import Responder
-from services.dns.server import DnsServer, bind_sockets, split_address
+from services.dns.server import DnsServer, bind_sockets
 from services.dns.settings import DnsSettings
 from services.dns.zone import Zone, ZoneConfig
 
@@ -44,7 +45,7 @@ HOSTS_SETTLE_SECONDS = 2.0
 def zone_config(settings: DnsSettings) -> ZoneConfig:
     ns = settings.dns_ns_address
     if not ns:
-        host, _ = split_address(settings.dns_listen)
+        host, _ = parse_host_port(settings.dns_listen, field="BAY_DNS_LISTEN", allow_zero=True)
         ns = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     return ZoneConfig(
         origin=settings.dns_zone, ttl=settings.dns_ttl, ns_addresses=(ns,), serial=int(time.time())

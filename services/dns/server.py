@@ -12,6 +12,7 @@ import socket
 from collections.abc import Coroutine
 from typing import Any
 
+from libs.addresses import parse_host_port
 from libs.errors import Unavailable
 from services.dns.responder import Responder
 from services.dns.udpfast import Serve
@@ -23,17 +24,9 @@ C_BATCH = 64  # queries one call of the C fast path reads (BATCH in _udpfast.c)
 UDP_MAX = 4096  # queries are small; a bigger one arrives cut and gets FORMERR (recvfrom allocates this much)
 
 
-def split_address(text: str) -> tuple[str, int]:
-    """ "127.0.0.1:1053", "[::1]:1053" -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{text!r}: expected host:port")
-    return host.strip("[]"), int(port)
-
-
 def bind_sockets(listen: str, *, reuse_port: bool) -> tuple[socket.socket, socket.socket]:
     """UDP and TCP sockets on one address; a clear error when it is taken or not allowed."""
-    host, port = split_address(listen)
+    host, port = parse_host_port(listen, field="BAY_DNS_LISTEN", allow_zero=True)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     udp = socket.socket(family, socket.SOCK_DGRAM)
     tcp = socket.socket(family, socket.SOCK_STREAM)

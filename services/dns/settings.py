@@ -6,13 +6,16 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from libs import defaults
 from libs.settings import CommonSettings
 from services.dns.forward import parse_networks, parse_upstreams
 
 
 class DnsSettings(CommonSettings):
-    dns_listen: str = Field("127.0.0.1:1053", description="UDP+TCP address (53 needs privilege)")
-    dns_grpc_listen: str = Field("127.0.0.1:50071", description="the DNS service's gRPC (debug listing)")
+    dns_listen: str = Field(defaults.DNS_ADDRESS, description="UDP+TCP address (53 needs privilege)")
+    dns_grpc_listen: str = Field(
+        defaults.DNS_GRPC_ADDRESS, description="the DNS service's gRPC (debug listing)"
+    )
     dns_zone: str = Field("bay.internal.", description="the zone Bay answers for")
     dns_ttl: int = Field(5, ge=0, le=86_400, description="TTL of answers and of negative answers (seconds)")
     dns_upstreams: str = Field("", description="resolvers for outside names: 10.0.0.2,10.0.0.3:53")

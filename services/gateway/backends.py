@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from libs.auth import TokenStore
+from libs.clients import DnsClient, RegistryClient, SchedulerPool
 from libs.eventlog import EventLog
 from libs.eventlog.jetstream import event_log_for
 from libs.natsconn import NatsConnection, connect
 from services.gateway.audit.db import init_db, make_engine
-from services.gateway.dns_client import DnsClient
-from services.gateway.registry_client import RegistryClient
-from services.gateway.scheduler_client import SchedulerPool
 from services.gateway.settings import GatewaySettings
+
+#: whose settings hold the peers' addresses, as the hints of "it is down" say it
+GATEWAY = "the gateway"
 
 
 @dataclass
@@ -55,6 +56,8 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         nats=conn,
         events=events,
         engine=engine,
-        schedulers=SchedulerPool(settings.schedulers, timeout=settings.scheduler_timeout_seconds),
-        dns=DnsClient(settings.dns_addr, timeout=settings.dns_timeout_seconds),
+        schedulers=SchedulerPool(
+            settings.schedulers, timeout=settings.scheduler_timeout_seconds, configured_by=GATEWAY
+        ),
+        dns=DnsClient(settings.dns_addr, timeout=settings.dns_timeout_seconds, configured_by=GATEWAY),
     )

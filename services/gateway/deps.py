@@ -12,12 +12,10 @@ from bay.v1 import registry_pb2
 from fastapi import Depends, Header, Request
 
 from libs.auth import Principal
+from libs.clients import Caller, DnsClient, RegistryClient, SchedulerPool
 from libs.errors import FieldViolation, ValidationFailed
 from services.gateway.backends import Backends
 from services.gateway.body import read_document
-from services.gateway.dns_client import BoundDns
-from services.gateway.registry_client import BoundRegistry, Caller
-from services.gateway.scheduler_client import BoundSchedulers
 from services.gateway.settings import GatewaySettings
 
 
@@ -51,24 +49,24 @@ def _caller(request: Request) -> Caller:
     return Caller(request.headers.get("authorization"), request.state.correlation_id)
 
 
-def registry(request: Request, backends: BackendsDep) -> BoundRegistry:
+def registry(request: Request, backends: BackendsDep) -> RegistryClient:
     """The registry, called with this request's token and correlation id."""
-    return backends.registry.bound(_caller(request))
+    return backends.registry.with_caller(_caller(request))
 
 
-def schedulers(request: Request, backends: BackendsDep) -> BoundSchedulers:
+def schedulers(request: Request, backends: BackendsDep) -> SchedulerPool:
     """The clusters' schedulers, called with this request's token and correlation id."""
-    return backends.schedulers.bound(_caller(request))
+    return backends.schedulers.with_caller(_caller(request))
 
 
-def dns(request: Request, backends: BackendsDep) -> BoundDns:
+def dns(request: Request, backends: BackendsDep) -> DnsClient:
     """The DNS service, called with this request's token and correlation id."""
-    return backends.dns.bound(_caller(request))
+    return backends.dns.with_caller(_caller(request))
 
 
-Registry = Annotated[BoundRegistry, Depends(registry)]
-Schedulers = Annotated[BoundSchedulers, Depends(schedulers)]
-Dns = Annotated[BoundDns, Depends(dns)]
+Registry = Annotated[RegistryClient, Depends(registry)]
+Schedulers = Annotated[SchedulerPool, Depends(schedulers)]
+Dns = Annotated[DnsClient, Depends(dns)]
 
 
 def parse_if_match(value: str) -> int:

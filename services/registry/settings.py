@@ -2,10 +2,11 @@
 
 from pydantic import Field
 
+from libs import defaults
 from libs.settings import CommonSettings
 
 
 class RegistrySettings(CommonSettings):
-    registry_listen: str = Field("127.0.0.1:50051", description="where the registry's gRPC listens")
+    registry_listen: str = Field(defaults.REGISTRY_ADDRESS, description="where the registry's gRPC listens")
     snapshot_every: int = Field(50_000, gt=0, description="events between two registry snapshots")
     anonymous_read: bool = Field(False, description="allow reads without a token")

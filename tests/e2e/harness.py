@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from libs.addresses import parse_host_port
 from libs.natsserver import free_port
 
 BIN = Path(sys.executable).parent
@@ -57,7 +58,7 @@ class BayUp:
 
     @property
     def dns_port(self) -> int:
-        return int(self.env["BAY_DNS_LISTEN"].rpartition(":")[2])
+        return parse_host_port(self.env["BAY_DNS_LISTEN"], field="BAY_DNS_LISTEN")[1]
 
     @property
     def token(self) -> str:

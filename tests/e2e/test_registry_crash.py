@@ -15,10 +15,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from libs.clients import ServiceClient
 from tests.e2e.harness import BayUp, pid_gone
 
 GROUP = "e2e-crash"
@@ -61,10 +60,8 @@ async def wait_acks(traffic: Traffic, count: int, timeout: float = 20.0) -> None
 
 
 async def registry_serving(address: str, timeout: float = 20.0) -> None:
-    async with grpc.aio.insecure_channel(address) as ch:
-        await asyncio.wait_for(ch.channel_ready(), timeout)
-        reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    async with ServiceClient(address, timeout=5.0) as registry:
+        await asyncio.wait_for(registry.until_serving(), timeout)
 
 
 async def test_killed_registry_loses_no_acknowledged_command(bay: BayUp) -> None:

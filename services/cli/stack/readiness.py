@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
 import httpx
-from bay.v1 import group_pb2, registry_pb2, registry_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from bay.v1 import group_pb2
 
+from libs.clients import Caller, RegistryClient, ServiceClient
 from libs.errors import Unavailable
-from libs.grpcutil import error_from_rpc
 from services.cli.stack.settings import StackSettings
 
 POLL_SECONDS = 0.1
@@ -22,17 +20,9 @@ LOCAL_CLUSTER = group_pb2.Cluster(name="local", backend="local")
 
 
 async def grpc_serving(address: str) -> None:
-    """The standard gRPC health check at ``address`` says SERVING."""
-    async with grpc.aio.insecure_channel(address) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while True:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(POLL_SECONDS)
+    """The standard gRPC health check at ``address`` says SERVING (for the server as a whole)."""
+    async with ServiceClient(address, timeout=1.0) as service:
+        await service.until_serving(poll_seconds=POLL_SECONDS)
 
 
 async def registry_serving(settings: StackSettings) -> None:
@@ -92,16 +82,13 @@ async def register_cluster(settings: StackSettings, token: str, cluster: group_p
     Retries while the registry is unavailable; any other refusal (a cluster of that name registered
     with another backend or address) is raised as its BayError for the supervisor to report.
     """
-    request = registry_pb2.RegisterClusterRequest(cluster=cluster)
-    metadata = (("authorization", f"Bearer {token}"),)
-    async with grpc.aio.insecure_channel(settings.registry_address) as ch:
-        stub = registry_pb2_grpc.RegistryStub(ch)
+    async with RegistryClient(
+        settings.registry_address, timeout=5.0, caller=Caller.bearer(token)
+    ) as registry:
         while True:
             try:
-                await stub.RegisterCluster(request, metadata=metadata, timeout=5.0)
+                await registry.register_cluster(cluster)
                 return
-            except grpc.aio.AioRpcError as exc:
-                err = error_from_rpc(exc)
-                if not isinstance(err, Unavailable):
-                    raise err from exc
+            except Unavailable:
+                pass
             await asyncio.sleep(POLL_SECONDS)

@@ -11,44 +11,56 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from libs import defaults
+from libs.addresses import format_host_port, parse_host_port
+from libs.errors import ValidationFailed
 from libs.settings import CommonSettings
 
 
 def connect_address(listen: str) -> str:
     """Where a client reaches a listen address (``0.0.0.0:8080`` is reached at 127.0.0.1)."""
-    host, _, port = listen.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]", "::"):
+    host, port = parse_host_port(listen, allow_zero=True)
+    if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    return f"{host}:{port}"
-
-
-def split_address(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    return format_host_port(host, port)
 
 
 class StackSettings(CommonSettings):
-    gateway_listen: str = Field("127.0.0.1:8080", description="where the gateway's HTTP listens")
-    registry_listen: str = Field("127.0.0.1:50051", description="where the registry's gRPC listens")
+    gateway_listen: str = Field(defaults.GATEWAY_ADDRESS, description="where the gateway's HTTP listens")
+    registry_listen: str = Field(defaults.REGISTRY_ADDRESS, description="where the registry's gRPC listens")
     scheduler_listen: str = Field(
-        "127.0.0.1:50061", description="where the scheduler of the cluster `local` listens (gRPC)"
+        defaults.SCHEDULER_ADDRESS, description="where the scheduler of the cluster `local` listens (gRPC)"
     )
-    dns_listen: str = Field("127.0.0.1:1053", description="where the DNS service answers (UDP+TCP)")
+    dns_listen: str = Field(defaults.DNS_ADDRESS, description="where the DNS service answers (UDP+TCP)")
     dns_grpc_listen: str = Field(
-        "127.0.0.1:50071", description="where the DNS service's gRPC (its listing) listens"
+        defaults.DNS_GRPC_ADDRESS, description="where the DNS service's gRPC (its listing) listens"
     )
     sim_cluster: str = Field(
         "", pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$",
         description="demo/test: also run a Mesos master simulator as this cluster (backend mesos)",
     )  # fmt: skip
     sim_agents: int = Field(3, ge=1, le=10_000, description="the simulator's agents")
-    sim_port: int = Field(5050, gt=0, lt=65536, description="the simulated Mesos master's port")
-    sim_scheduler_listen: str = Field(
-        "127.0.0.1:50062", description="where the simulated cluster's scheduler listens (gRPC)"
+    sim_port: int = Field(
+        defaults.MESOS_MASTER_PORT, gt=0, lt=65536, description="the simulated Mesos master's port"
     )
-    nats_port: int = Field(4250, gt=0, lt=65536, description="the embedded nats-server's port")
+    sim_scheduler_listen: str = Field(
+        defaults.SIM_SCHEDULER_ADDRESS, description="where the simulated cluster's scheduler listens (gRPC)"
+    )
+    nats_port: int = Field(defaults.NATS_PORT, gt=0, lt=65536, description="the embedded nats-server's port")
     stop_timeout_seconds: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL, per service")
     slow_start_warning_seconds: float = Field(30.0, gt=0, description="say what is not ready yet")
+
+    @field_validator(
+        "gateway_listen", "registry_listen", "scheduler_listen", "dns_listen", "dns_grpc_listen",
+        "sim_scheduler_listen",
+    )  # fmt: skip
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        try:
+            parse_host_port(value, allow_zero=True)
+        except ValidationFailed as exc:  # pydantic names the variable; it wants a ValueError
+            raise ValueError(exc.violations[0].description) from None
+        return value
 
     @field_validator("sim_cluster")
     @classmethod

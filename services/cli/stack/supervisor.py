@@ -22,13 +22,14 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import IO, TypeVar
 
+from libs.addresses import parse_host_port
 from libs.auth import TokenStore, ensure_token_file
 from libs.errors import BayError
 from services.cli.stack.backoff import RestartBackoff
 from services.cli.stack.output import Output, describe_exit
 from services.cli.stack.processes import Managed, NatsChild, ServiceChild
 from services.cli.stack.readiness import clusters_of, register_cluster
-from services.cli.stack.settings import StackSettings, split_address
+from services.cli.stack.settings import StackSettings
 from services.cli.stack.table import SERVICES, ServiceProcess, services_for
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ class StartupError(Exception):
 
 def _port_taken(addr: str) -> bool:
     """Taken for TCP or for UDP (DNS listens on both)."""
-    host, port = split_address(addr)
+    host, port = parse_host_port(addr, allow_zero=True)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
         with socket.socket(family, kind) as s:

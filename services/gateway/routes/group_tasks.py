@@ -10,10 +10,10 @@ from bay.v1 import scheduler_pb2
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from libs.clients import group_scheduler
 from services.gateway.adapters import status_from_pb, task_from_pb
 from services.gateway.deps import BackendsDep, Registry, Schedulers, SettingsDep, Viewer
 from services.gateway.models import GroupStatus, GroupTasks
-from services.gateway.owners import group_scheduler
 from services.gateway.sse import model_stream
 
 router = APIRouter(prefix="/v1/groups", tags=["tasks"])
@@ -30,20 +30,14 @@ async def group_tasks(
 ) -> GroupTasks:
     """The group's tasks (oldest first) and its status: counts, and why tasks are pending."""
     sched = await group_scheduler(registry, schedulers, name)
-    listed: scheduler_pb2.ListTasksReply
-    status: scheduler_pb2.GroupStatusReply
     listed, status = await asyncio.gather(
-        sched.call(
-            sched.stub.ListTasks,
-            scheduler_pb2.ListTasksRequest(group=name, state=state, include_terminal=all_),
-        ),
-        sched.call(sched.stub.GroupStatus, scheduler_pb2.GroupStatusRequest(group=name)),
+        sched.list_tasks(name, state=state, include_terminal=all_), sched.group_status(name)
     )
     return GroupTasks(
         group=name,
         cluster=sched.cluster,
         status=status_from_pb(status),
-        tasks=[task_from_pb(t) for t in listed.tasks],
+        tasks=[task_from_pb(t) for t in listed],
     )
 
 
@@ -51,10 +45,7 @@ async def group_tasks(
 async def group_status(name: str, _: Viewer, registry: Registry, schedulers: Schedulers) -> GroupStatus:
     """Desired, staged, running, ready... and the pending summary (placement failures, backoff)."""
     sched = await group_scheduler(registry, schedulers, name)
-    reply: scheduler_pb2.GroupStatusReply = await sched.call(
-        sched.stub.GroupStatus, scheduler_pb2.GroupStatusRequest(group=name)
-    )
-    return status_from_pb(reply)
+    return status_from_pb(await sched.group_status(name))
 
 
 async def _statuses(replies: AsyncIterator[scheduler_pb2.GroupStatusReply]) -> AsyncIterator[GroupStatus]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bay.v1 import group_pb2, registry_pb2
+from bay.v1 import registry_pb2
 from fastapi import APIRouter, Response
 
 from libs.errors import FieldViolation, ValidationFailed
@@ -63,9 +63,7 @@ async def create_group(
 
 @router.get("/{name}")
 async def get_group(name: str, _: Viewer, registry: Registry, response: Response) -> Group:
-    group: group_pb2.Group = await registry.call(
-        registry.stub.GetGroup, registry_pb2.GetGroupRequest(name=name)
-    )
+    group = await registry.get_group(name)
     _etag(response, group.version)
     return group_from_pb(group)
 

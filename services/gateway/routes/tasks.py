@@ -7,15 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from bay.v1 import scheduler_pb2, task_pb2
+from bay.v1 import scheduler_pb2
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from libs.clients import find_task
 from libs.errors import BayError
 from services.gateway.adapters import task_from_pb
 from services.gateway.deps import BackendsDep, Operator, Registry, Schedulers, SettingsDep, Viewer
 from services.gateway.models import Task
-from services.gateway.owners import find_task
 from services.gateway.sse import with_heartbeat
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -80,5 +80,4 @@ async def kill_task(task_id: str, _: Operator, registry: Registry, schedulers: S
     """Kill one task. The group's count stays, so the scheduler starts a replacement: this is how
     an operator restarts one copy. Killing a task already on its way out changes nothing."""
     sched, __ = await find_task(registry, schedulers, task_id)
-    task: task_pb2.Task = await sched.call(sched.stub.KillTask, scheduler_pb2.KillTaskRequest(id=task_id))
-    return task_from_pb(task)
+    return task_from_pb(await sched.kill_task(task_id))

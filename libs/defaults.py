@@ -1,0 +1,24 @@
+"""Where Bay's services listen and are reached when nothing says otherwise: the one home of each
+default address, so the service's own settings, its callers' settings and ``bay up`` cannot drift.
+
+The services' settings import these; changing one here changes it for the service and every caller.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+NATS_PORT: Final = 4250  # not 4222: a machine's own NATS is left alone
+NATS_URL: Final = f"nats://127.0.0.1:{NATS_PORT}"
+
+REGISTRY_ADDRESS: Final = "127.0.0.1:50051"
+#: the scheduler of the cluster ``local``
+SCHEDULER_ADDRESS: Final = "127.0.0.1:50061"
+#: the scheduler of ``bay up --sim-cluster``'s simulated Mesos cluster
+SIM_SCHEDULER_ADDRESS: Final = "127.0.0.1:50062"
+#: Mesos' own default master port (the simulator's too)
+MESOS_MASTER_PORT: Final = 5050
+DNS_ADDRESS: Final = "127.0.0.1:1053"  # UDP+TCP; 53 needs privilege
+DNS_GRPC_ADDRESS: Final = "127.0.0.1:50071"
+GATEWAY_ADDRESS: Final = "127.0.0.1:8080"
+GATEWAY_URL: Final = f"http://{GATEWAY_ADDRESS}"
