@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from libs import defaults
 from libs.settings import CommonSettings
 
 
@@ -13,7 +14,9 @@ class SchedulerSettings(CommonSettings):
     cluster: str = Field("local", description="the cluster this scheduler runs (a registered cluster)")
     backend: str = Field("", description="local or mesos; empty: the backend the cluster was registered with")
     mesos_master: str = Field("", description="Mesos master host:port; empty: the cluster's address")
-    scheduler_listen: str = Field("127.0.0.1:50061", description="where this scheduler's gRPC listens")
+    scheduler_listen: str = Field(
+        defaults.SCHEDULER_ADDRESS, description="where this scheduler's gRPC listens"
+    )
     lease_seconds: float = Field(
         10.0,
         ge=1,
