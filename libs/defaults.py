@@ -22,3 +22,6 @@ DNS_ADDRESS: Final = "127.0.0.1:1053"  # UDP+TCP; 53 needs privilege
 DNS_GRPC_ADDRESS: Final = "127.0.0.1:50071"
 GATEWAY_ADDRESS: Final = "127.0.0.1:8080"
 GATEWAY_URL: Final = f"http://{GATEWAY_ADDRESS}"
+
+#: the most past lines a task's log is read with (``tail``), in the API, the CLI and the scheduler
+MAX_LOG_TAIL: Final = 100_000

@@ -10,6 +10,7 @@ import httpx
 import typer
 from rich.markup import escape
 
+from libs.defaults import MAX_LOG_TAIL
 from libs.events.model import TERMINAL
 from services.cli import render
 from services.cli.app import DocOutput, Output, client_of, print_doc, stdout_console
@@ -52,7 +53,9 @@ def logs(
     task_id: Annotated[str, typer.Argument(metavar="TASK", help="The task's id (<group>.<uuid>).")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output.")] = False,
     stderr_: Annotated[bool, typer.Option("--stderr", help="The task's stderr instead of stdout.")] = False,
-    tail: Annotated[int, typer.Option(min=1, max=100_000, help="Start with this many last lines.")] = 100,
+    tail: Annotated[
+        int, typer.Option(min=1, max=MAX_LOG_TAIL, help="Start with this many last lines.")
+    ] = 100,
 ) -> None:
     """A task's output: the last lines, then (--follow) new output until the task ends or Ctrl-C."""
     stream = "stderr" if stderr_ else "stdout"

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from libs.clients import find_task
+from libs.defaults import MAX_LOG_TAIL
 from libs.errors import BayError
 from services.gateway.adapters import task_from_pb
 from services.gateway.deps import BackendsDep, Operator, Registry, Schedulers, SettingsDep, Viewer
@@ -55,7 +56,7 @@ async def task_logs(
     backends: BackendsDep,
     settings: SettingsDep,
     stream: Literal["stdout", "stderr"] = "stdout",
-    tail: Annotated[int, Query(ge=1, le=100_000, description="lines of the past to start with")] = 100,
+    tail: Annotated[int, Query(ge=1, le=MAX_LOG_TAIL, description="lines of the past to start with")] = 100,
     follow: Annotated[bool, Query(description="then new output, until the task ends")] = False,
 ) -> StreamingResponse:
     """A task's stdout or stderr: the last ``tail`` lines, then (``follow``) new output as it is

@@ -9,6 +9,7 @@ import grpc
 from bay.v1 import scheduler_pb2, scheduler_pb2_grpc, task_pb2
 
 from libs.auth import Principal, TokenStore
+from libs.defaults import MAX_LOG_TAIL
 from libs.errors import BayError, FieldViolation, NotFound, ValidationFailed
 from libs.events import EventMeta
 from libs.grpcutil import abort_with, metadata_value, translate_errors
@@ -18,7 +19,6 @@ from services.scheduler.ports import TaskState
 from services.scheduler.service_layer.scheduler import Counts, Scheduler
 
 STATES = {s.value for s in TaskState}
-MAX_TAIL = 100_000
 WATCH_COALESCE_SECONDS = 0.1
 
 
@@ -163,8 +163,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             stream = request.stream or "stdout"
             if stream not in ("stdout", "stderr"):
                 raise ValidationFailed([FieldViolation("stream", "must be stdout or stderr")])
-            if request.tail > MAX_TAIL:
-                raise ValidationFailed([FieldViolation("tail", f"at most {MAX_TAIL} lines")])
+            if request.tail > MAX_LOG_TAIL:
+                raise ValidationFailed([FieldViolation("tail", f"at most {MAX_LOG_TAIL} lines")])
             if request.id not in self.scheduler.state.tasks:
                 raise NotFound(f"no task {request.id!r} in cluster {self.scheduler.cluster}")
             chunks = self.scheduler.backend.logs(
