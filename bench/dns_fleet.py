@@ -139,12 +139,12 @@ def launch_events(task: Task) -> list[tuple[str, envelope_pb2.Envelope]]:
         service=task.service,
     )
     running = task_pb2.TaskStatusChanged(state="RUNNING")
-    return [(subject, _env(launched, "task", task.id, 0)), (subject, _env(running, "task", task.id, 0))]
+    return [(subject, _env(launched, "task", task.id, 1)), (subject, _env(running, "task", task.id, 2))]
 
 
 def kill_event(task: Task) -> tuple[str, envelope_pb2.Envelope]:
     killed = task_pb2.TaskStatusChanged(state="KILLED", message="bench")
-    return f"bay.ev.task.{CLUSTER}.{task.id}", _env(killed, "task", task.id, 0)
+    return f"bay.ev.task.{CLUSTER}.{task.id}", _env(killed, "task", task.id, 3)
 
 
 class Seeder:

@@ -1,6 +1,6 @@
 """A long registry history, written fast: one cluster, 1,000 groups, then scales and a few updates.
 
-The events are the registry's own (domain events through ``event_to_pb`` and ``make_envelope``),
+The events are the registry's own (domain events through ``libs.events.to_pb`` and ``make_envelope``),
 with the headers a real append carries (``Nats-Msg-Id``, ``Nats-Expected-Last-Subject-Sequence``),
 so a replay reads what production would hold. Filling is not a figure: the publisher speaks the
 NATS protocol directly, keeps a window of appends in flight and counts the JetStream acks.
@@ -24,7 +24,7 @@ from bench.infra import group_spec
 from libs.events import EventMeta, make_envelope
 from libs.events.subjects import subject_for
 from libs.spec_pb import spec_from_pb
-from services.registry.adapters.codec import event_to_pb
+from libs.events import to_pb as event_to_pb
 from services.registry.domain import group as g
 from services.registry.domain.catalog import Cluster, ClusterRegistered
 
