@@ -8,7 +8,6 @@ created again with the same name goes on from the version its tombstone holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from libs.events import model as m
@@ -30,8 +29,10 @@ class Cause(NamedTuple):
 NO_CAUSE = Cause()
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
+class Group(NamedTuple):
+    """A NamedTuple, not a dataclass: one is built per replayed group event, and a tuple is several
+    times cheaper to build (the registry folds hundreds of thousands a second)."""
+
     spec: GroupSpec  # as last configured (create, update, rollback)
     version: int  # spec version: +1 on create, update, rollback
     aggregate_version: int  # events applied
@@ -78,22 +79,28 @@ class ImpossibleEvent(ValueError):
     """An event that cannot follow the aggregate's state (a scale before the group exists)."""
 
 
+_new = tuple.__new__  # past the NamedTuple's own __new__, one Python call less per event
+
+
 def apply(group: Group | None, event: m.GroupEvent, at: float, cause: Cause = NO_CAUSE) -> Group:
-    """Fold one event into the group; ``at`` is the event's time. (Built with the constructor, not
-    ``dataclasses.replace``: this runs once per replayed event.)"""
+    """Fold one event into the group; ``at`` is the event's time."""
     agg = (group.aggregate_version if group else 0) + 1
-    if isinstance(event, m.GroupScaled):
+    if type(event) is m.GroupScaled:
         if group is None:
             raise ImpossibleEvent("GroupScaled before GroupCreated")
-        return Group(group.spec, group.version, agg, group.created, at, event.instances, group.deleted, cause)
+        return _new(
+            Group, (group.spec, group.version, agg, group.created, at, event.instances, group.deleted, cause)
+        )
     if isinstance(event, m.GroupCreated):
-        return Group(event.spec, event.version, agg, at, at, event.spec.instances, False, cause)
+        return _new(Group, (event.spec, event.version, agg, at, at, event.spec.instances, False, cause))
     if group is None:
         raise ImpossibleEvent(f"{type(event).__name__} before GroupCreated")
     if isinstance(event, m.GroupUpdated | m.GroupRolledBack):
-        return Group(event.spec, event.version, agg, group.created, at, event.spec.instances, False, cause)
+        return _new(
+            Group, (event.spec, event.version, agg, group.created, at, event.spec.instances, False, cause)
+        )
     if isinstance(event, m.GroupDeleted):
-        return Group(group.spec, group.version, agg, group.created, at, group.instances, True, cause)
+        return _new(Group, (group.spec, group.version, agg, group.created, at, group.instances, True, cause))
     raise TypeError(f"not a group event: {event!r}")
 
 

@@ -63,7 +63,7 @@ class Registry:
             return Outcome(expected)
         first = 0
         duplicate = False
-        version = self.state.subject_version.get(subject, 0)
+        version = self.state.version_of(subject)
         for i, event in enumerate(events):
             env = make_envelope(
                 to_pb(event),

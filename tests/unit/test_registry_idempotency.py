@@ -19,7 +19,7 @@ DAY = IDEMPOTENCY_TTL_SECONDS
 
 def apply(state: RegistryState, subject: str, seq: int, event: EventData, at: float, key: str) -> None:
     """Fold one group event as the registry stores it."""
-    version = state.subject_version.get(subject, 0) + 1
+    version = state.version_of(subject) + 1
     env = make_envelope(
         to_pb(event),
         aggregate_type="group",

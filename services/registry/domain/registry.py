@@ -8,7 +8,7 @@ from typing import Self
 
 from libs.errors import FieldViolation, ValidationFailed
 from libs.eventlog.port import Record
-from libs.events import Event, UndecodableEvent, decode, subjects
+from libs.events import UndecodableEvent, decode, subjects
 from libs.views import ImpossibleEvent, PlatformView
 from services.registry.domain import group as g
 
@@ -37,7 +37,14 @@ class RegistryState(PlatformView):
         super().__init__(cluster=None, keep_ended=0)
         self.idempotency: dict[str, Seen] = {}
         self.subject_seq: dict[str, int] = {}  # subject -> its last stream sequence
-        self.subject_version: dict[str, int] = {}  # subject -> its aggregate's last version
+        self.subject_version: dict[str, int] = {}  # cluster and build subjects -> last version
+
+    def version_of(self, subject: str) -> int:
+        """The last version of a registry aggregate (0: none yet)."""
+        if subject.startswith(subjects.GROUP_PREFIX):
+            g = self.groups.get(subject[len(subjects.GROUP_PREFIX) :])
+            return g.aggregate_version if g is not None else 0
+        return self.subject_version.get(subject, 0)
 
     def folded(self) -> tuple[object, ...]:
         return (*super().folded(), self.idempotency, self.subject_seq, self.subject_version)
@@ -52,18 +59,18 @@ class RegistryState(PlatformView):
         except (UndecodableEvent, ImpossibleEvent) as exc:
             self.skip(rec, exc)
             return self
-        self.remember(ev)
-        return self
-
-    def remember(self, ev: Event) -> None:
-        seq = ev.sequence
-        self.subject_seq[ev.subject] = seq
-        self.subject_version[ev.subject] = ev.envelope.aggregate_version
-        key = ev.envelope.idempotency_key
+        # what is the registry's own, inline: this runs once per replayed event
+        seq = rec.sequence
+        env = ev.envelope
+        self.subject_seq[subject] = seq
+        if not subject.startswith(subjects.GROUP_PREFIX):  # a group's version is its fold's own
+            self.subject_version[subject] = env.aggregate_version
+        key = env.idempotency_key
         if key:
-            self.idempotency[key] = Seen(ev.subject, seq, ev.at)
+            self.idempotency[key] = Seen(subject, seq, ev.at)
         if seq % PRUNE_EVERY == 0:  # by the event's own time: a replay prunes exactly as the live fold did
             expire_keys(self, ev.at)
+        return self
 
 
 def check_references(state: RegistryState, cmd: g.GroupCommand) -> None:
