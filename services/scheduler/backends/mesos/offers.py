@@ -66,7 +66,8 @@ class Offers:
                 continue
             assert host.offer_id is not None
             self._agents.learn(host.host_id, host.hostname, agent_address(offer))
-            self._held[host.offer_id] = HeldOffer(host, list(offer.get("resources", [])))
+            if self._wanted:
+                self._held[host.offer_id] = HeldOffer(host, list(offer.get("resources", [])))
             fresh.append(host.offer_id)
         if fresh and not self._wanted:  # offers already on their way when we suppressed
             self._jobs.spawn(self.decline(fresh, self.config.idle_refuse_seconds))
