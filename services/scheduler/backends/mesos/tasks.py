@@ -2,13 +2,13 @@
 
 Why the backend keeps a table beside the scheduler's fold of the event log: the port names a task by
 its id alone (``kill``, ``reconcile``, ``logs``) or not at all (``usage``), while Mesos reaches a task
-through its agent: the sandbox and the statistics are on the agent, and KILL and RECONCILE name it
-(for a task the master has forgotten, the agent decides what reconciliation answers). Events about
-many tasks at once need the live tasks of one agent (an agent lost) or of the whole framework (the
-framework replaced). The fold holds all of that too, but it is the service's, fed by the statuses
-this backend hands over; the port does not pass it back, and the backend must not read another
-part's fold. So the table holds only what the backend itself learnt, from its launches and from the
-master's updates (a task re-adopted after a restart enters with its first update).
+through its agent: the sandbox files and the statistics are the agent's, and KILL and RECONCILE name
+it. Events about many tasks at once need the live tasks of one agent (an agent lost) or of the whole
+framework (the framework replaced: the old one's tasks are asked about). The fold holds all of that
+too, but it is the service's, built from the statuses this backend hands over; the port passes
+nothing back, and a second reader of the event log here would be a second fold. So the table holds
+only what the backend learnt itself, from its launches and from the master's updates (a task
+re-adopted after a restart enters with its first update, the answer to the start-up reconciliation).
 
 What it holds: task id -> agent id, for tasks launched or reported and not ended, and for the
 ``ENDED_KEPT`` that ended last (their logs can still be read, and a log being followed knows the task
