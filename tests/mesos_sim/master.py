@@ -122,7 +122,8 @@ class MesosMasterSim:
 
     Fault injection: :meth:`fail_task`, :meth:`finish_task`, :meth:`set_health`, :meth:`lose_agent`,
     :meth:`drop_subscription`, :meth:`fail_over_master`, :meth:`rescind_offer`, :meth:`add_agent`.
-    Observation: :attr:`calls` (call types received), :meth:`wait_until`, :meth:`tasks_in_state`.
+    Observation: :attr:`calls` (call types received), :attr:`heartbeats` (HEARTBEAT events sent),
+    :meth:`wait_until`, :meth:`tasks_in_state`.
     """
 
     def __init__(self, agents: int | list[AgentSpec] = 3, config: SimConfig | None = None) -> None:
@@ -134,6 +135,7 @@ class MesosMasterSim:
         self.removed_frameworks: set[str] = set()
         self.offers: dict[str, Offer] = {}
         self.calls: Counter[str] = Counter()
+        self.heartbeats = 0
         self.unhealthy: set[str] = set()  # task ids whose health checks fail
         self.sandboxes: dict[str, dict[tuple[str, str], Sandbox]] = {}  # agent id -> (fid, eid) -> files
         self.subscribe_error: tuple[int, str] | None = None  # answer SUBSCRIBE with this, if set
@@ -403,6 +405,8 @@ class MesosMasterSim:
 
     def _beat(self, stream: _Stream) -> None:
         stream.send({"type": "HEARTBEAT"})
+        self.heartbeats += 1
+        self._notify()
         self._heartbeat(stream)
 
     async def _watch(self, stream: _Stream) -> None:

@@ -10,6 +10,7 @@ each executor's latest run: ``/frameworks/<framework>/executors/<executor>/runs/
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import time
@@ -43,10 +44,12 @@ def address_of_pid(pid: str) -> str:
 
 class Agents:
     """Agent id -> hostname and address, learnt from offers and refreshed from the master when one is
-    missing; and the agents' endpoints, one keep-alive connection per agent."""
+    missing; and the agents' endpoints, one keep-alive connection per agent. ``master`` says where the
+    master is now (pymesos follows the leader)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, master: Callable[[], str]) -> None:
         self.pool = http.Pool(timeout)
+        self._master = master
         self._agents: dict[str, AgentRef] = {}
         self._refreshing: asyncio.Task[None] | None = None
         self._refreshed_at = 0.0
@@ -59,7 +62,19 @@ class Agents:
     def get(self, agent_id: str) -> AgentRef | None:
         return self._agents.get(agent_id)
 
-    async def lookup(self, agent_id: str, master: str) -> AgentRef | None:
+    def host_address(self, agent_id: str, hostname: str) -> str:
+        """The agent's IP from its url (``ip:port`` of the agent itself), else ``hostname``."""
+        ref = self._agents.get(agent_id)
+        if ref is None or not ref.address:
+            return hostname
+        ip = ref.address.rsplit(":", 1)[0].strip("[]")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            return hostname  # the url named a host, not an address
+        return ip
+
+    async def lookup(self, agent_id: str) -> AgentRef | None:
         """The agent, asking the master (at most every couple of seconds, once at a time) if unknown."""
         found = self._agents.get(agent_id)
         if found is not None and found.address:
@@ -67,7 +82,7 @@ class Agents:
         if self._refreshing is None:
             if time.monotonic() - self._refreshed_at < REFRESH_MIN_SECONDS:
                 return found
-            self._refreshing = asyncio.create_task(self._refresh(master))
+            self._refreshing = asyncio.create_task(self._refresh(self._master()))
         await asyncio.shield(self._refreshing)
         return self._agents.get(agent_id)
 

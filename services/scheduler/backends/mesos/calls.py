@@ -56,6 +56,23 @@ class MasterCalls:
     def unsubscribed(self) -> None:
         self._stream_id = ""
 
+    @property
+    def is_subscribed(self) -> bool:
+        """Whether there is a subscription to make calls for (its stream id is known)."""
+        return bool(self._stream_id and self._framework_id)
+
+    async def send(self, kind: str, body: Json) -> bool:
+        """One call, in order with the others; False if it could not be made (not subscribed, or the
+        master refused it or did not answer: logged), for the callers that try again later."""
+        try:
+            await self.call(kind, body)
+            return True
+        except NotSubscribed:
+            return False
+        except CallFailed as exc:
+            log.warning("Mesos %s call failed: %s", kind, exc)
+            return False
+
     async def call(self, kind: str, body: Json | None = None) -> None:
         """Send one call and wait for its answer; NotSubscribed or CallFailed when it did not work."""
         data = self._request(kind, body)

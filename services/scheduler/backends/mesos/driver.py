@@ -153,6 +153,9 @@ class Callbacks(Scheduler):  # type: ignore[misc]
     def executorLost(self, driver: SafeDriver, executor_id: Json, agent_id: Json, status: Any) -> None:
         self._put("executor_lost", (executor_id.get("value"), agent_id.get("value"), status))
 
+    def processHeartBeat(self, driver: SafeDriver) -> None:
+        self._put("heartbeat", None)  # only to be heard: the backend re-subscribes after a silence
+
     def error(self, driver: SafeDriver, message: str) -> None:
         if is_fatal(message):
             # Stop before pymesos re-subscribes on its own (it would, as soon as the master hangs up):
@@ -165,6 +168,3 @@ def is_fatal(message: str) -> bool:
     """ERRORs after which subscribing again with the same framework id is wrong."""
     lowered = message.lower()
     return "failed over" in lowered or "removed" in lowered
-
-    def processHeartBeat(self, driver: SafeDriver) -> None:
-        self._put("heartbeat", None)

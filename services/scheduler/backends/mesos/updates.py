@@ -1,9 +1,9 @@
-"""Status updates from Mesos to the sink, and their acknowledgements back, without losing any.
+"""Per-task lanes for status updates: in order per task, many tasks at once.
 
-An update is acknowledged only after the sink returned (the service stores it in the event log there):
-the agent re-sends an unacknowledged update, so a crash in between means a duplicate, never a loss.
-:class:`Lanes` keeps one update per task in the sink at a time, in arrival order, with many tasks in
-flight at once (the event log appends concurrently); the acknowledgements are pipelined (``calls.py``).
+:class:`Lanes` keeps one update per task in ``deliver`` at a time, in arrival order, with many tasks
+in flight at once (the event log appends concurrently), and drops an update the master re-sent while
+the first copy is still on its way. What delivering means (the sink, then the acknowledgement) is
+``delivery.py``'s.
 """
 
 from __future__ import annotations
