@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs.errors import NotFound, Unavailable
+from libs.addresses import parse_host_port
+from libs.errors import NotFound, Unavailable, ValidationFailed
 
 from . import http
 
@@ -67,10 +68,10 @@ class Agents:
         ref = self._agents.get(agent_id)
         if ref is None or not ref.address:
             return hostname
-        ip = ref.address.rsplit(":", 1)[0].strip("[]")
         try:
+            ip = parse_host_port(ref.address, field="agent url")[0]
             ipaddress.ip_address(ip)
-        except ValueError:
+        except (ValueError, ValidationFailed):
             return hostname  # the url named a host, not an address
         return ip
 

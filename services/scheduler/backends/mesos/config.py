@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs import defaults
+from libs.addresses import format_host_port, parse_host_port
+
 
 @dataclass(frozen=True)
 class MesosBackendConfig:
@@ -34,13 +37,14 @@ class MesosBackendConfig:
 
     @property
     def master_address(self) -> str:
-        """host:port, as pymesos wants it (port 5050 when none is given)."""
+        """host:port, as pymesos wants it (Mesos' port when none is given)."""
         address = self.master.strip().rstrip("/")
         for scheme in ("http://", "https://"):
             if address.startswith(scheme):
                 address = address[len(scheme) :]
         address = address.split("/", 1)[0]
-        return address if ":" in address else f"{address}:5050"
+        host, port = parse_host_port(address, defaults.MESOS_MASTER_PORT, field="mesos_master")
+        return format_host_port(host, port)
 
     @property
     def framework_name(self) -> str:

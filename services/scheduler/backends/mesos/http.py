@@ -15,6 +15,9 @@ from collections import deque
 from typing import NamedTuple
 from urllib.parse import urlencode
 
+from libs.addresses import parse_host_port
+from libs.errors import ValidationFailed
+
 
 class HttpError(Exception):
     """The connection could not be made, broke, or the answer was not HTTP."""
@@ -52,10 +55,10 @@ class Connection:
 
     @classmethod
     async def open(cls, address: str, timeout: float) -> Connection:
-        host, _, port = address.rpartition(":")
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
-        except (OSError, TimeoutError, ValueError) as exc:
+            host, port = parse_host_port(address, field="agent address")
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (OSError, TimeoutError, ValidationFailed) as exc:
             raise HttpError(f"cannot connect to {address}: {exc or type(exc).__name__}") from exc
         return cls(reader, writer)
 
