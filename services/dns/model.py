@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from libs.events import Event
-from libs.events import model as m
 from libs.views import WEIGHT_LABEL as WEIGHT_LABEL
 from libs.views import Group, PlatformView, Task
 
@@ -49,9 +48,6 @@ class DnsState(PlatformView):
         return sorted((t for t in found if cluster is None or t.cluster == cluster), key=lambda t: t.id)
 
     # ---- keeping the indexes ----
-
-    def on_catalog(self, data: m.ClusterRegistered | m.BuildRegistered) -> None:
-        pass
 
     def on_group(self, before: Group | None, after: Group) -> None:
         if before is not None and not before.deleted:
