@@ -261,3 +261,6 @@ class Error(BaseModel):
     message: str
     hint: str
     violations: list[Violation] | None = Field(None, description="only on 422")
+    current_version: int | None = Field(
+        None, description="only on 409 for a stale If-Match: the group's version now, to retry against"
+    )
