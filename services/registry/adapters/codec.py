@@ -19,13 +19,26 @@ def _ts(msg: timestamp_pb2.Timestamp, seconds: float) -> None:
 
 
 def cluster_to_pb(c: Cluster) -> group_pb2.Cluster:
-    out = group_pb2.Cluster(name=c.name, backend=c.backend, address=c.address, labels=c.labels)
+    out = group_pb2.Cluster(
+        name=c.name,
+        backend=c.backend,
+        address=c.address,
+        labels=c.labels,
+        scheduler_address=c.scheduler_address,
+    )
     _ts(out.registered, c.registered)
     return out
 
 
 def cluster_from_pb(m: group_pb2.Cluster) -> Cluster:
-    return Cluster(m.name, m.backend, m.address, dict(m.labels), m.registered.ToNanoseconds() / 1e9)
+    return Cluster(
+        m.name,
+        m.backend,
+        m.address,
+        dict(m.labels),
+        m.registered.ToNanoseconds() / 1e9,
+        m.scheduler_address,
+    )
 
 
 def build_to_pb(b: Build) -> group_pb2.Build:

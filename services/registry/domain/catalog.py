@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from libs.errors import Conflict, FieldViolation, ValidationFailed
-from libs.spec import DNS_LABEL_RE
+from libs.spec import DNS_LABEL_RE, HOST_PORT_RE
 
 BACKENDS = ("local", "mesos")
 BUILD_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -18,7 +18,8 @@ class Cluster:
     backend: str
     address: str = ""
     labels: dict[str, str] = field(default_factory=dict)
-    registered: float = 0.0
+    registered: float = 0.0  # the first registration's time
+    scheduler_address: str = ""  # host:port of the cluster's scheduler; "" when none was registered
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,20 @@ def decide_cluster(existing: Cluster | None, cmd: RegisterCluster) -> list[Clust
         bad.append(FieldViolation("cluster.backend", f"must be one of {', '.join(BACKENDS)}"))
     if c.backend == "mesos" and not c.address:
         bad.append(FieldViolation("cluster.address", "a mesos cluster needs its master's URL"))
+    if c.scheduler_address and not re.match(HOST_PORT_RE, c.scheduler_address):
+        bad.append(FieldViolation("cluster.scheduler_address", "must be host:port, e.g. 127.0.0.1:50061"))
     if bad:
         raise ValidationFailed(bad)
-    if existing is not None:
-        same = (existing.backend, existing.address, existing.labels) == (c.backend, c.address, c.labels)
-        if same:
-            return []  # registering the same cluster again changes nothing
+    if existing is None:
+        return [ClusterRegistered(c)]
+    if (existing.backend, existing.address, existing.labels) != (c.backend, c.address, c.labels):
         raise Conflict(f"cluster {c.name!r} is already registered with another backend or address")
-    return [ClusterRegistered(c)]
+    # Where the scheduler listens is not what the cluster is: a scheduler moved to another port
+    # (``bay up`` with other settings) is a change to record, not a conflict. Empty says nothing
+    # (proto3 cannot tell it from unset), so an older client's repeat keeps the registered address.
+    if c.scheduler_address and c.scheduler_address != existing.scheduler_address:
+        return [ClusterRegistered(c)]
+    return []  # registering the same cluster again changes nothing
 
 
 def decide_build(existing: Build | None, cmd: RegisterBuild) -> list[BuildRegistered]:

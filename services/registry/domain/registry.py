@@ -58,7 +58,10 @@ def check_references(state: RegistryState, cmd: g.GroupCommand) -> None:
 
 def apply(state: RegistryState, subject: str, seq: int, event: Event, at: float, key: str) -> RegistryState:
     if isinstance(event, ClusterRegistered):
-        state.clusters[event.cluster.name] = replace(event.cluster, registered=at)
+        # a later registration (another scheduler address) keeps the first one's time
+        first = state.clusters.get(event.cluster.name)
+        registered = first.registered if first else at
+        state.clusters[event.cluster.name] = replace(event.cluster, registered=registered)
     elif isinstance(event, BuildRegistered):
         state.builds[event.build.id] = replace(event.build, registered=at)
     else:  # group events are by far the most frequent
