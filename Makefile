@@ -4,6 +4,12 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROTOS  := $(wildcard protos/bay/v1/*.proto)
+# Of the standard protos under protos/ (for other languages' clients), Python generates only
+# reflection v1: grpcio-reflection ships v1alpha alone, while health, google.rpc.Status and its
+# details come with grpcio-health-checking and googleapis-common-protos (generating those again would
+# clash with them in the descriptor pool). Generated as grpc_reflection_v1/ (protoc's VIRTUAL=DIR
+# include), as grpcio-reflection names its own: a gen/grpc/ would hide under the grpc package.
+REFLECTION_V1 := protos/grpc/reflection/v1/reflection.proto
 GEN_OK  := gen/bay/v1/.generated
 
 .PHONY: run test lint protos bench clean setup tools native
@@ -30,11 +36,14 @@ $(STAMP): pyproject.toml
 protos: $(STAMP)
 	rm -rf gen && $(MAKE) $(GEN_OK)
 
-$(GEN_OK): $(PROTOS) $(STAMP)
+$(GEN_OK): $(PROTOS) $(REFLECTION_V1) $(STAMP)
 	rm -rf gen && mkdir -p gen
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen \
 		--mypy_out=gen --mypy_grpc_out=gen $(PROTOS)
-	touch gen/bay/__init__.py gen/bay/v1/__init__.py $(GEN_OK)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Igrpc_reflection_v1=$(dir $(REFLECTION_V1)) \
+		--python_out=gen --grpc_python_out=gen --mypy_out=gen --mypy_grpc_out=gen \
+		grpc_reflection_v1/$(notdir $(REFLECTION_V1))
+	touch gen/bay/__init__.py gen/bay/v1/__init__.py gen/grpc_reflection_v1/__init__.py $(GEN_OK)
 
 run: setup
 	$(BIN)/bay up

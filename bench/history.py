@@ -22,9 +22,9 @@ from google.protobuf import message
 
 from bench.infra import group_spec
 from libs.events import EventMeta, make_envelope
+from libs.events import to_pb as event_to_pb
 from libs.events.subjects import subject_for
 from libs.spec_pb import spec_from_pb
-from libs.events import to_pb as event_to_pb
 from services.registry.domain import group as g
 from services.registry.domain.catalog import Cluster, ClusterRegistered
 

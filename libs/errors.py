@@ -66,6 +66,12 @@ class NotFound(BayError):
 class Conflict(BayError):
     hint = "read the current state and retry against its version"
 
+    def __init__(self, message: str, *, current_version: int | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        #: a stale expected version: the version the thing is at now, for a client to retry against
+        #: (gRPC: an ErrorInfo detail, reason VERSION_CONFLICT; HTTP: ``current_version`` in the body)
+        self.current_version = current_version
+
 
 class Unauthenticated(BayError):
     hint = "send `Authorization: Bearer <token>`; `bay up` writes an admin token to .bay/admin.token"

@@ -1,8 +1,12 @@
 """gRPC plumbing shared by every Bay service.
 
-- :func:`make_server`: a grpc.aio server with health checking, reflection and OpenTelemetry.
-- :func:`abort_with`: a :class:`~libs.errors.BayError` as a gRPC status (field violations travel as
-  ``google.rpc.BadRequest`` details); :func:`error_from_rpc` turns it back on the client side.
+- :func:`make_server`: a grpc.aio server with health checking, reflection (v1 and v1alpha, see
+  :mod:`libs.reflection`) and OpenTelemetry.
+- :func:`abort_with`: a :class:`~libs.errors.BayError` as a gRPC status, with machine-readable
+  details in ``grpc-status-details-bin`` (a ``google.rpc.Status``; the protos are in ``protos/google/rpc``
+  for other languages): field violations as ``BadRequest``, a stale version's current one as
+  ``ErrorInfo`` (reason ``VERSION_CONFLICT``, domain ``bay``, metadata ``current_version``), the hint as
+  ``Help``. :func:`error_from_rpc` turns it back on the client side.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from libs.errors import (
@@ -27,6 +30,7 @@ from libs.errors import (
     Unavailable,
     ValidationFailed,
 )
+from libs.reflection import enable_reflection
 
 _TO_CODE: list[tuple[type[BayError], grpc.StatusCode]] = [
     (ValidationFailed, grpc.StatusCode.INVALID_ARGUMENT),
@@ -38,6 +42,10 @@ _TO_CODE: list[tuple[type[BayError], grpc.StatusCode]] = [
 ]
 
 MAX_MESSAGE = 8 * 1024 * 1024
+
+#: ``google.rpc.ErrorInfo`` of Bay's errors: the domain, and the reasons a client may branch on
+ERROR_DOMAIN = "bay"
+VERSION_CONFLICT = "VERSION_CONFLICT"
 
 
 def status_code_for(exc: BayError) -> grpc.StatusCode:
@@ -58,6 +66,13 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: BayError) -> NoRetu
             ]
         )
         status.details.add().Pack(detail)
+    if isinstance(exc, Conflict) and exc.current_version is not None:
+        info = error_details_pb2.ErrorInfo(
+            reason=VERSION_CONFLICT,
+            domain=ERROR_DOMAIN,
+            metadata={"current_version": str(exc.current_version)},  # ErrorInfo's values are strings
+        )
+        status.details.add().Pack(info)
     if exc.hint:
         help_ = error_details_pb2.Help(links=[error_details_pb2.Help.Link(description=exc.hint)])
         status.details.add().Pack(help_)
@@ -81,20 +96,37 @@ def translate_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _details(exc: grpc.aio.AioRpcError) -> list[Any]:
+    """The ``google.rpc.Status`` details of a failed call (none when it sent no Status)."""
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    return list(status.details) if status is not None else []
+
+
+def _current_version(details: list[Any]) -> int | None:
+    for d in details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            value = info.metadata.get("current_version", "")
+            if (info.domain, info.reason) == (ERROR_DOMAIN, VERSION_CONFLICT) and value.isdigit():
+                return int(value)
+    return None
+
+
 def error_from_rpc(exc: grpc.aio.AioRpcError) -> BayError:
     """The BayError a failed call stands for (used by clients such as the gateway)."""
     code = exc.code()
     message = exc.details() or code.name
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         violations: list[FieldViolation] = []
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-        if status is not None:
-            for d in status.details:
-                if d.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    br = error_details_pb2.BadRequest()
-                    d.Unpack(br)
-                    violations += [FieldViolation(v.field, v.description) for v in br.field_violations]
+        for d in _details(exc):
+            if d.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                br = error_details_pb2.BadRequest()
+                d.Unpack(br)
+                violations += [FieldViolation(v.field, v.description) for v in br.field_violations]
         return ValidationFailed(violations or [FieldViolation("request", message)], message)
+    if code == grpc.StatusCode.ABORTED:
+        return Conflict(message, current_version=_current_version(_details(exc)))
     for cls, c in _TO_CODE:
         if c == code:
             return cls(message)
@@ -128,7 +160,7 @@ async def make_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    enable_reflection([*names, health.SERVICE_NAME], server)
     port = server.add_insecure_port(bind)
     if port == 0:
         raise Unavailable(f"cannot listen on {bind}")

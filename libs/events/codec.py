@@ -21,14 +21,21 @@ def _ts(out: timestamp_pb2.Timestamp, seconds: float) -> None:
 
 
 def cluster_to_pb(c: m.Cluster) -> group_pb2.Cluster:
-    out = group_pb2.Cluster(name=c.name, backend=c.backend, address=c.address, labels=dict(c.labels))
+    out = group_pb2.Cluster(
+        name=c.name,
+        backend=c.backend,
+        address=c.address,
+        labels=dict(c.labels),
+        scheduler_address=c.scheduler_address,
+    )
     if c.registered:
         _ts(out.registered, c.registered)
     return out
 
 
 def cluster_from_pb(p: group_pb2.Cluster) -> m.Cluster:
-    return m.Cluster(p.name, p.backend, p.address, dict(p.labels), p.registered.ToNanoseconds() / 1e9)
+    registered = p.registered.ToNanoseconds() / 1e9
+    return m.Cluster(p.name, p.backend, p.address, dict(p.labels), registered, p.scheduler_address)
 
 
 def build_to_pb(b: m.Build) -> group_pb2.Build:

@@ -61,7 +61,8 @@ class Cluster:
     backend: str
     address: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
-    registered: float = 0.0  # the time of its ClusterRegistered event
+    registered: float = 0.0  # the time of its first ClusterRegistered event
+    scheduler_address: str = ""  # host:port of the cluster's scheduler; "" when none was registered
 
 
 @dataclass(frozen=True)

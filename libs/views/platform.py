@@ -16,6 +16,7 @@ fold events of their own in ``on_other``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Self
 
 from libs.eventlog.port import Record
@@ -121,7 +122,9 @@ class PlatformView:
                 self.on_task(changed[0], changed[1], ev)
         elif isinstance(data, m.ClusterRegistered):
             c = data.cluster
-            self.clusters[c.name] = m.Cluster(c.name, c.backend, c.address, c.labels, ev.at)
+            first = self.clusters.get(c.name)  # registered again (another scheduler address): same age
+            registered = first.registered if first is not None else ev.at
+            self.clusters[c.name] = replace(c, registered=registered)
             self.on_catalog(data)
         elif isinstance(data, m.BuildRegistered):
             b = data.build

@@ -54,7 +54,8 @@ def summarize(event: JSON) -> str:
         return "deleted"
     if kind == "ClusterRegistered":
         cluster = data.get("cluster") or {}
-        return f"cluster {cluster.get('name', '')} ({cluster.get('backend', '')})"
+        where = f", scheduler {cluster['scheduler_address']}" if cluster.get("scheduler_address") else ""
+        return f"cluster {cluster.get('name', '')} ({cluster.get('backend', '')}{where})"
     if kind == "BuildRegistered":
         build = data.get("build") or {}
         return f"build {build.get('id', '')}: {build.get('image', '')}"

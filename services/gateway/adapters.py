@@ -45,11 +45,18 @@ def cluster_from_pb(msg: group_pb2.Cluster) -> models.Cluster:
         address=msg.address,
         labels=dict(msg.labels),
         registered=_time(msg.registered),
+        scheduler_address=msg.scheduler_address,
     )
 
 
 def cluster_to_pb(req: models.ClusterRequest) -> group_pb2.Cluster:
-    return group_pb2.Cluster(name=req.name, backend=req.backend, address=req.address, labels=req.labels)
+    return group_pb2.Cluster(
+        name=req.name,
+        backend=req.backend,
+        address=req.address,
+        labels=req.labels,
+        scheduler_address=req.scheduler_address,
+    )
 
 
 def build_from_pb(msg: group_pb2.Build) -> models.Build:

@@ -8,8 +8,9 @@ The gateway's own errors are about the HTTP request itself, found before any com
         ├── BodyTooLarge           413  over ``max_body_bytes``
         └── UnsupportedMediaType   415  neither JSON nor YAML
 
-Every error body has one shape: ``{"error": code, "message", "hint", "violations"}``, the last only
-on 422 (``[{"field": dotted path in the body sent, "description"}]``).
+Every error body has one shape: ``{"error": code, "message", "hint", "violations", "current_version"}``,
+``violations`` only on 422 (``[{"field": dotted path in the body sent, "description"}]``),
+``current_version`` only on a 409 for a stale ``If-Match`` (the group's version now: retry against it).
 """
 
 from __future__ import annotations
@@ -74,11 +75,17 @@ def status_for(exc: BayError) -> tuple[int, str]:
 
 
 def error_body(
-    code: str, message: str, hint: str = "", violations: list[FieldViolation] | None = None
+    code: str,
+    message: str,
+    hint: str = "",
+    violations: list[FieldViolation] | None = None,
+    current_version: int | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "message": message, "hint": hint}
     if violations is not None:
         body["violations"] = [{"field": v.field, "description": v.description} for v in violations]
+    if current_version is not None:
+        body["current_version"] = current_version
     return body
 
 
@@ -94,9 +101,11 @@ async def bay_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BayError)
     status, code = status_for(exc)
     violations = exc.violations if isinstance(exc, ValidationFailed) else None
+    current = exc.current_version if isinstance(exc, Conflict) else None
     if status == 500:
         log.error("unexpected %s: %s", type(exc).__name__, exc.message)
-    return JSONResponse(error_body(code, exc.message, exc.hint, violations), status, headers=_headers(status))
+    body = error_body(code, exc.message, exc.hint, violations, current)
+    return JSONResponse(body, status, headers=_headers(status))
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

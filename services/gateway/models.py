@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from libs.spec import MAX_INSTANCES, DnsLabel, GroupSpec
+from libs.spec import HOST_PORT_RE, MAX_INSTANCES, DnsLabel, GroupSpec
 
 
 class _In(BaseModel):
@@ -31,6 +32,19 @@ class ClusterRequest(_In):
     backend: Literal["local", "mesos"]
     address: str = Field("", max_length=1024, description="mesos: the master's URL")
     labels: dict[str, str] = Field(default_factory=dict)
+    scheduler_address: str = Field(
+        "",
+        json_schema_extra={"pattern": f"^$|{HOST_PORT_RE}"},  # checked below, with a readable message
+        description="host:port of the cluster's scheduler (gRPC). Registering the cluster again with "
+        "only another scheduler_address records the change; empty keeps the registered one",
+    )
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value and not re.match(HOST_PORT_RE, value):
+            raise ValueError(f"must be host:port, e.g. 127.0.0.1:50061, not {value!r}")
+        return value
 
 
 class BuildRequest(_In):
@@ -92,9 +106,12 @@ class EventPage(BaseModel):
 class Cluster(BaseModel):
     name: str
     backend: str
-    address: str
+    address: str = Field(description="mesos: the master's URL; local: empty")
     labels: dict[str, str]
-    registered: datetime
+    registered: datetime = Field(description="the first registration")
+    scheduler_address: str = Field(
+        description="host:port of the cluster's scheduler (gRPC); empty: not registered"
+    )
 
 
 class ClusterList(BaseModel):
@@ -261,3 +278,6 @@ class Error(BaseModel):
     message: str
     hint: str
     violations: list[Violation] | None = Field(None, description="only on 422")
+    current_version: int | None = Field(
+        None, description="only on 409 for a stale If-Match: the group's version now, to retry against"
+    )

@@ -150,6 +150,9 @@ async def test_bay_up_with_a_simulated_mesos_cluster(tmp_path: Path) -> None:
             health = (await http.get("/healthz")).json()
         assert clusters["sim"]["backend"] == "mesos"
         assert clusters["sim"]["address"] == f"127.0.0.1:{sim_env['BAY_SIM_PORT']}"
+        # where each cluster's scheduler is reached, as `bay up` registered it
+        assert clusters["sim"]["scheduler_address"] == sim_env["BAY_SIM_SCHEDULER_LISTEN"]
+        assert clusters["local"]["scheduler_address"] == bay.env["BAY_SCHEDULER_LISTEN"]
         assert health["schedulers"] == {"local": True, "sim": True}
 
 
@@ -168,10 +171,18 @@ async def test_cluster_register_and_list(bay: BayUp) -> None:
     )
     assert code == 0, err
     assert out.strip() == "cluster edge registered (mesos, 10.0.0.5:5050)"
+    # its scheduler, said later: a change, not a conflict
+    code, out, err = await bay.cli(
+        "cluster", "register", "edge", "--backend", "mesos", "--address", "10.0.0.5:5050",
+        "--label", "region=eu", "--scheduler", "10.0.0.6:50061",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.strip() == "cluster edge registered (mesos, 10.0.0.5:5050, scheduler 10.0.0.6:50061)"
     code, out, err = await bay.cli("cluster", "list")
     assert code == 0, err
+    assert out.split()[:5] == ["NAME", "BACKEND", "ADDRESS", "SCHEDULER", "LABELS"]
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
-    assert rows["edge"] == ["mesos", "10.0.0.5:5050", "region=eu"]
-    assert rows["local"][0] == "local"
+    assert rows["edge"] == ["mesos", "10.0.0.5:5050", "10.0.0.6:50061", "region=eu"]
+    assert rows["local"] == ["local", "-", bay.env["BAY_SCHEDULER_LISTEN"], "-"]
     code, out, err = await bay.cli("cluster", "register", "bad", "--backend", "kubernetes")
     assert code == 1 and "backend" in err

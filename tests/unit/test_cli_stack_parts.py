@@ -150,10 +150,12 @@ def test_a_simulated_cluster_adds_the_simulator_and_its_scheduler(
         "BAY_SCHEDULER_LISTEN": "127.0.0.1:9201",
     }
     assert sched.cluster == "sim"
-    assert [(c.name, c.backend, c.address) for c in clusters_of(s)] == [
-        ("local", "local", ""),
-        ("sim", "mesos", "127.0.0.1:9200"),
+    # each registered with where its scheduler listens: what the gateway is told, too
+    assert [(c.name, c.backend, c.address, c.scheduler_address) for c in clusters_of(s)] == [
+        ("local", "local", "", s.scheduler_address),
+        ("sim", "mesos", "127.0.0.1:9200", "127.0.0.1:9201"),
     ]
+    assert {c.name: c.scheduler_address for c in clusters_of(s)} == s.schedulers
 
 
 @pytest.mark.parametrize("name", ["local", "Bad_Name", "-x"])

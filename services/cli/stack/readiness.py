@@ -16,7 +16,6 @@ from libs.errors import Unavailable
 from services.cli.stack.settings import StackSettings
 
 POLL_SECONDS = 0.1
-LOCAL_CLUSTER = group_pb2.Cluster(name="local", backend="local")
 
 
 async def grpc_serving(address: str) -> None:
@@ -67,17 +66,24 @@ async def gateway_healthy(settings: StackSettings) -> None:
 
 
 def clusters_of(settings: StackSettings) -> list[group_pb2.Cluster]:
-    """The clusters ``bay up`` registers: ``local``, and the simulated one if asked for."""
-    out = [LOCAL_CLUSTER]
+    """The clusters ``bay up`` registers: ``local``, and the simulated one if asked for, each with
+    where its scheduler listens (the same addresses the gateway is given in ``BAY_SCHEDULERS``)."""
+    schedulers = settings.schedulers
+    out = [group_pb2.Cluster(name="local", backend="local", scheduler_address=schedulers["local"])]
     if settings.sim_cluster:
         out.append(
-            group_pb2.Cluster(name=settings.sim_cluster, backend="mesos", address=settings.sim_master_address)
+            group_pb2.Cluster(
+                name=settings.sim_cluster,
+                backend="mesos",
+                address=settings.sim_master_address,
+                scheduler_address=schedulers[settings.sim_cluster],
+            )
         )
     return out
 
 
 async def register_cluster(settings: StackSettings, token: str, cluster: group_pb2.Cluster) -> None:
-    """Register a cluster; the registry makes a repeat a no-op.
+    """Register a cluster; the registry makes a repeat a no-op (and records a moved scheduler).
 
     Retries while the registry is unavailable; any other refusal (a cluster of that name registered
     with another backend or address) is raised as its BayError for the supervisor to report.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from libs.addresses import parse_host_port
 from libs.errors import Conflict, FieldViolation, ValidationFailed
 from libs.events.model import Build, BuildRegistered, Cluster, ClusterRegistered
 from libs.spec import DNS_LABEL_RE
@@ -43,14 +44,23 @@ def decide_cluster(existing: Cluster | None, cmd: RegisterCluster) -> list[Clust
         bad.append(FieldViolation("cluster.backend", f"must be one of {', '.join(BACKENDS)}"))
     if c.backend == "mesos" and not c.address:
         bad.append(FieldViolation("cluster.address", "a mesos cluster needs its master's URL"))
+    if c.scheduler_address:
+        try:
+            parse_host_port(c.scheduler_address, field="cluster.scheduler_address")
+        except ValidationFailed as exc:
+            bad.extend(exc.violations)
     if bad:
         raise ValidationFailed(bad)
-    if existing is not None:
-        same = (existing.backend, existing.address, existing.labels) == (c.backend, c.address, c.labels)
-        if same:
-            return []  # registering the same cluster again changes nothing
+    if existing is None:
+        return [ClusterRegistered(c)]
+    if (existing.backend, existing.address, existing.labels) != (c.backend, c.address, c.labels):
         raise Conflict(f"cluster {c.name!r} is already registered with another backend or address")
-    return [ClusterRegistered(c)]
+    # Where the scheduler listens is not what the cluster is: a scheduler moved to another port
+    # (``bay up`` with other settings) is a change to record, not a conflict. Empty says nothing
+    # (proto3 cannot tell it from unset), so an older client's repeat keeps the registered address.
+    if c.scheduler_address and c.scheduler_address != existing.scheduler_address:
+        return [ClusterRegistered(c)]
+    return []  # registering the same cluster again changes nothing
 
 
 def decide_build(existing: Build | None, cmd: RegisterBuild) -> list[BuildRegistered]:

@@ -82,7 +82,10 @@ def _live(group: Group | None, name: str) -> Group:
 
 def _check_version(group: Group, expected: int) -> None:
     if expected and expected != group.version:
-        raise Conflict(f"group {group.spec.name!r} is at version {group.version}, not {expected}")
+        raise Conflict(
+            f"group {group.spec.name!r} is at version {group.version}, not {expected}",
+            current_version=group.version,
+        )
 
 
 def decide(group: Group | None, cmd: GroupCommand) -> list[GroupEvent]:
