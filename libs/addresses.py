@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from libs.errors import FieldViolation, ValidationFailed
 
-__all__ = ["format_host_port", "parse_host_port"]
+__all__ = ["HOST_PORT_RE", "format_host_port", "parse_host_port"]
+
+#: host:port as a pattern, for schemas only (what is accepted is :func:`parse_host_port`'s): the
+#: host a name, an IPv4 address or a bracketed IPv6 one, the port 1-65535 (it reads the same as a JSON
+#: Schema pattern, which the REST API's document declares)
+HOST_PORT_RE = (
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+    r":(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$"
+)
 
 
 def parse_host_port(

@@ -18,12 +18,6 @@ from libs.errors import FieldViolation, ValidationFailed
 MAX_INSTANCES = 100_000
 
 DNS_LABEL_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-#: host:port, the host a name, an IPv4 address or a bracketed IPv6 one, the port 1-65535 (written
-#: to read the same as a JSON Schema pattern, which the REST API's document declares)
-HOST_PORT_RE = (
-    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
-    r":(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$"
-)
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_RE)]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
 LabelKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.\-/]{0,127})$")]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from libs.spec import HOST_PORT_RE, MAX_INSTANCES, DnsLabel, GroupSpec
+from libs.addresses import HOST_PORT_RE, parse_host_port
+from libs.errors import ValidationFailed
+from libs.spec import MAX_INSTANCES, DnsLabel, GroupSpec
 
 
 class _In(BaseModel):
@@ -42,8 +43,11 @@ class ClusterRequest(_In):
     @field_validator("scheduler_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        if value and not re.match(HOST_PORT_RE, value):
-            raise ValueError(f"must be host:port, e.g. 127.0.0.1:50061, not {value!r}")
+        if value:
+            try:
+                parse_host_port(value, field="scheduler_address")
+            except ValidationFailed as exc:
+                raise ValueError(exc.violations[0].description) from None
         return value
 
 

@@ -25,6 +25,7 @@ def registered(state: RegistryState, seq: int, cluster: Cluster, at: float) -> R
     )
     return state.fold(Record(seq, f"bay.ev.cluster.{cluster.name}", env))
 
+
 LOCAL = Cluster("local", "local", scheduler_address="127.0.0.1:50061")
 
 
