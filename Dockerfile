@@ -29,9 +29,11 @@ RUN /opt/bay/bin/pip install --no-deps .
 RUN mkdir -p /opt/bay/gen \
     && /opt/bay/bin/python -m grpc_tools.protoc -Iprotos --python_out=/opt/bay/gen --grpc_python_out=/opt/bay/gen \
         protos/bay/v1/*.proto \
-    && touch /opt/bay/gen/bay/__init__.py /opt/bay/gen/bay/v1/__init__.py \
+    && /opt/bay/bin/python -m grpc_tools.protoc -Igrpc_reflection_v1=protos/grpc/reflection/v1 \
+        --python_out=/opt/bay/gen --grpc_python_out=/opt/bay/gen grpc_reflection_v1/reflection.proto \
+    && touch /opt/bay/gen/bay/__init__.py /opt/bay/gen/bay/v1/__init__.py /opt/bay/gen/grpc_reflection_v1/__init__.py \
     && /opt/bay/bin/python -c "import sysconfig; open(sysconfig.get_paths()['purelib'] + '/bay-gen.pth', 'w').write('/opt/bay/gen\n')" \
-    && /opt/bay/bin/python -c "import services.registry.main, bay.v1.registry_pb2_grpc"
+    && /opt/bay/bin/python -c "import services.registry.main, bay.v1.registry_pb2_grpc, libs.reflection"
 
 # ---- run: the virtualenv only, as an unprivileged user ----
 FROM python:3.11-slim

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from services.gateway import deps
 from services.gateway.backends import Backends
 from services.gateway.errors import install_error_handlers
 from services.gateway.metrics import GatewayMetrics, MetricsMiddleware
@@ -36,7 +37,12 @@ def create_app(settings: GatewaySettings, backends: Backends) -> FastAPI:
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CorrelationIdMiddleware)  # outermost of ours: errors carry the id too
-    install_openapi(app)
+    install_openapi(
+        app,
+        [*api_routers, health.router],
+        roles={deps.viewer: "viewer", deps.operator: "operator"},
+        anonymous_read=settings.anonymous_read,
+    )
     # the server span's context reaches the registry through libs.grpcutil's client interceptor
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,metrics", exclude_spans=["receive", "send"]

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from libs.errors import (
     BayError,
@@ -127,6 +128,23 @@ async def request_validation_handler(request: Request, exc: Exception) -> JSONRe
     return await bay_error_handler(request, failed)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path.
+
+    Starlette answers 405 from the first route whose path matches, and FastAPI makes one route per
+    method, so its ``Allow`` would name only that one route's methods (``GET`` where PUT and DELETE
+    are served too). Asking the routes about each method keeps to their public ``matches``."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+
+
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     try:
@@ -134,9 +152,13 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     except ValueError:
         code = "error"
     hint = "see /docs for the API" if exc.status_code in (404, 405) else ""
-    return JSONResponse(
-        error_body(code, str(exc.detail), hint), exc.status_code, headers={**(exc.headers or {})}
-    )
+    message = str(exc.detail)
+    headers = {**(exc.headers or {})}
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"{request.method} is not served at {request.url.path}; {headers['Allow']} are"
+    return JSONResponse(error_body(code, message, hint), exc.status_code, headers=headers)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -229,6 +229,12 @@ def test_dockerfile_mirrors_the_makefile_protos_target() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert "grpc_tools.protoc -Iprotos" in text and "--grpc_python_out" in text
+    # reflection v1 too (libs.reflection imports it), under the name the Makefile gives it
+    assert "-Igrpc_reflection_v1=protos/grpc/reflection/v1" in text
+    assert "grpc_reflection_v1/reflection.proto" in text
+    makefile = (ROOT / "Makefile").read_text()
+    assert "REFLECTION_V1 := protos/grpc/reflection/v1/reflection.proto" in makefile
+    assert "-Igrpc_reflection_v1=" in makefile
     assert "pip install" in text and ".pth" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     for needed in ("pyproject.toml", "protos", "libs", "services"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import nats.errors
@@ -18,6 +17,7 @@ from services.gateway.audit.query import query_events
 from services.gateway.backends import Backends
 from services.gateway.deps import BackendsDep, SettingsDep, Viewer
 from services.gateway.models import EventPage
+from services.gateway.params import DateTimeParam
 from services.gateway.sse import event_stream
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -30,8 +30,8 @@ async def list_events(
     aggregate_type: str | None = None,
     aggregate_id: str | None = None,
     event_type: Annotated[str | None, Query(alias="type", description="e.g. GroupScaled")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: DateTimeParam | None = None,
+    until: DateTimeParam | None = None,
     after: Annotated[int, Query(ge=0, description="only events with a greater sequence")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:

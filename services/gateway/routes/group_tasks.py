@@ -14,6 +14,7 @@ from libs.clients import group_scheduler
 from services.gateway.adapters import status_from_pb, task_from_pb
 from services.gateway.deps import BackendsDep, Registry, Schedulers, SettingsDep, Viewer
 from services.gateway.models import GroupStatus, GroupTasks
+from services.gateway.params import TaskStateName
 from services.gateway.sse import model_stream
 
 router = APIRouter(prefix="/v1/groups", tags=["tasks"])
@@ -25,13 +26,13 @@ async def group_tasks(
     _: Viewer,
     registry: Registry,
     schedulers: Schedulers,
-    state: Annotated[str, Query(description="only tasks in this state, e.g. RUNNING")] = "",
+    state: Annotated[TaskStateName | None, Query(description="only tasks in this state")] = None,
     all_: Annotated[bool, Query(alias="all", description="also the last few tasks that ended")] = False,
 ) -> GroupTasks:
     """The group's tasks (oldest first) and its status: counts, and why tasks are pending."""
     sched = await group_scheduler(registry, schedulers, name)
     listed, status = await asyncio.gather(
-        sched.list_tasks(name, state=state, include_terminal=all_), sched.group_status(name)
+        sched.list_tasks(name, state=state or "", include_terminal=all_), sched.group_status(name)
     )
     return GroupTasks(
         group=name,
