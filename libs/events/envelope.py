@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bay.v1 import envelope_pb2
 from google.protobuf import message
@@ -42,10 +42,9 @@ class EventMeta:
 
     def caused_by(self, event_id: str, correlation_id: str = "") -> EventMeta:
         """The meta of an event that ``event_id`` caused, in that event's chain."""
-        return replace(
-            self,
-            correlation_id=correlation_id or self.correlation_id or event_id,
-            causation_id=event_id,
+        # built directly, not with dataclasses.replace: a scheduler makes thousands a second
+        return EventMeta(
+            self.actor, correlation_id or self.correlation_id or event_id, event_id, self.idempotency_key
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 
 from libs.events import model as m
 from libs.events.model import TaskState
@@ -63,6 +63,18 @@ class Task:
         return not (self.state.terminal or self.kill_reason or self.state == TaskState.KILLING) and (
             self.healthy is not False
         )
+
+
+_FIELDS = tuple(f.name for f in fields(Task))
+_set = object.__setattr__
+
+
+def _evolve(task: Task, **changes: object) -> Task:
+    """``dataclasses.replace`` for a task, at half its cost (it runs for every task event)."""
+    new = object.__new__(Task)
+    for name in _FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(task, name))
+    return new
 
 
 def why_not_ready(task: Task, health_checked: bool) -> str:
@@ -122,14 +134,14 @@ def apply(task: Task | None, event: m.TaskEvent, cause: Cause = NO_CAUSE) -> Tas
     version = task.version + 1
     if isinstance(event, m.TaskStatusChanged):
         if task.terminal and not event.state.terminal:
-            return replace(task, version=version, cause=cause)
+            return _evolve(task, version=version, cause=cause)
         started = task.started_at
         if started is None and event.state == TaskState.RUNNING:
             started = event.at
         healthy, failures = task.healthy, task.health_failures
         if event.healthy is not None:
             healthy, failures = event.healthy, 0 if event.healthy else failures
-        return replace(
+        return _evolve(
             task,
             state=event.state,
             started_at=started,
@@ -142,7 +154,7 @@ def apply(task: Task | None, event: m.TaskEvent, cause: Cause = NO_CAUSE) -> Tas
             cause=cause,
         )
     if isinstance(event, m.TaskHealthChanged):
-        return replace(
+        return _evolve(
             task,
             healthy=event.healthy,
             health_failures=event.failures,
@@ -152,7 +164,7 @@ def apply(task: Task | None, event: m.TaskEvent, cause: Cause = NO_CAUSE) -> Tas
             cause=cause,
         )
     if isinstance(event, m.TaskKillRequested):
-        return replace(
+        return _evolve(
             task, kill_reason=event.reason or "killed", updated_at=event.at, version=version, cause=cause
         )
     raise TypeError(f"not a task event: {event!r}")

@@ -29,6 +29,7 @@ from services.scheduler.domain.state import SchedulerState
 ACTOR = "scheduler"
 #: a task's own follow-ups, which carry its trace on rather than open a span each (thousands a second)
 _FOLLOW_UPS = (m.TaskStatusChanged, m.TaskHealthChanged)
+_SCHEDULER = EventMeta(ACTOR)
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,14 @@ class EventWriter:
         meta: EventMeta | None,
         state: SchedulerState,
     ) -> None:
+        metas: dict[Cause, EventMeta] = {}  # a round's launches share their group's cause
         for i in indexes:
             event, subject, kind, ident = items[i]
             c = causes[i]
             if meta is not None:
                 this = meta
             elif c.event_id:
-                this = EventMeta(ACTOR).caused_by(c.event_id, c.correlation_id)
+                this = metas.get(c) or metas.setdefault(c, _SCHEDULER.caused_by(c.event_id, c.correlation_id))
             else:  # nothing in the log caused it (a framework registration): a chain of its own
                 this = EventMeta.command(ACTOR, str(uuid.uuid4()))
             env = make_envelope(
