@@ -13,13 +13,14 @@ carry its last event's trace context on.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
+from types import MappingProxyType
+from typing import NamedTuple
 
 from bay.v1 import envelope_pb2
 
-from libs.events import EventMeta, make_envelope, subjects, to_pb
+from libs.events import TRACEPARENT, EventMeta, make_envelope, subjects, to_pb
 from libs.events import model as m
 from libs.events.trace import continued
 from libs.views import Cause
@@ -30,13 +31,13 @@ ACTOR = "scheduler"
 #: a task's own follow-ups, which carry its trace on rather than open a span each (thousands a second)
 _FOLLOW_UPS = (m.TaskStatusChanged, m.TaskHealthChanged)
 _SCHEDULER = EventMeta(ACTOR)
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     subject: str
     envelope: envelope_pb2.Envelope
-    headers: dict[str, str]
+    headers: Mapping[str, str]
 
 
 def address_of(cluster: str, event: m.SchedulerEvent) -> tuple[str, str, str]:
@@ -60,52 +61,42 @@ class EventWriter:
         """Envelopes for events, in order. ``meta`` (an operator's command) starts a new chain; else
         each event is caused by what :func:`cause_of` says, or by ``cause`` when given."""
         state = self._state()
-        items = [(e, *address_of(self.cluster, e)) for e in events]
-        by_trace: dict[str, list[int]] = defaultdict(list)
-        out: list[Outgoing | None] = [None] * len(items)
-        causes = [cause if cause is not None else cause_of(state, e) for e, *_ in items]
-        for i, c in enumerate(causes):
-            by_trace[c.traceparent].append(i)
-        for parent, indexes in by_trace.items():
-            group_caused = parent and any(not isinstance(items[i][0], _FOLLOW_UPS) for i in indexes)
-            if group_caused:
-                with continued("scheduler.write", parent, cluster=self.cluster) as headers:
-                    self._fill(out, items, causes, indexes, headers, meta, state)
-            else:
-                self._fill(
-                    out, items, causes, indexes, {"traceparent": parent} if parent else {}, meta, state
-                )
-        return [o for o in out if o is not None]
-
-    def _fill(
-        self,
-        out: list[Outgoing | None],
-        items: Sequence[tuple[m.SchedulerEvent, str, str, str]],
-        causes: Sequence[Cause],
-        indexes: Sequence[int],
-        headers: dict[str, str],
-        meta: EventMeta | None,
-        state: SchedulerState,
-    ) -> None:
+        out: list[Outgoing] = []
         metas: dict[Cause, EventMeta] = {}  # a round's launches share their group's cause
-        for i in indexes:
-            event, subject, kind, ident = items[i]
-            c = causes[i]
-            if meta is not None:
-                this = meta
-            elif c.event_id:
-                this = metas.get(c) or metas.setdefault(c, _SCHEDULER.caused_by(c.event_id, c.correlation_id))
-            else:  # nothing in the log caused it (a framework registration): a chain of its own
-                this = EventMeta.command(ACTOR, str(uuid.uuid4()))
-            env = make_envelope(
-                to_pb(event),
-                aggregate_type=kind,
-                aggregate_id=ident,
-                aggregate_version=self._next_version(state, subject, kind, ident),
-                meta=this,
-                now=_time_of(event),
-            )
-            out[i] = Outgoing(subject, env, headers)
+        spans: dict[str, dict[str, str]] = {}  # the trace continued -> the headers carrying it on
+        with ExitStack() as stack:
+            for event in events:
+                subject, kind, ident = address_of(self.cluster, event)
+                c = cause if cause is not None else cause_of(state, event)
+                parent = c.traceparent
+                headers = _NO_HEADERS
+                if parent:
+                    if isinstance(event, _FOLLOW_UPS):
+                        headers = {TRACEPARENT: parent}
+                    else:
+                        found = spans.get(parent)
+                        if found is None:
+                            span = continued("scheduler.write", parent, cluster=self.cluster)
+                            found = spans[parent] = stack.enter_context(span)
+                        headers = found
+                if meta is not None:
+                    this = meta
+                elif c.event_id:
+                    this = metas.get(c) or metas.setdefault(
+                        c, _SCHEDULER.caused_by(c.event_id, c.correlation_id)
+                    )
+                else:  # nothing in the log caused it (a framework registration): a chain of its own
+                    this = EventMeta.command(ACTOR, str(uuid.uuid4()))
+                env = make_envelope(
+                    to_pb(event),
+                    aggregate_type=kind,
+                    aggregate_id=ident,
+                    aggregate_version=self._next_version(state, subject, kind, ident),
+                    meta=this,
+                    now=event.at,
+                )
+                out.append(Outgoing(subject, env, headers))
+        return out
 
     def _next_version(self, state: SchedulerState, subject: str, kind: str, ident: str) -> int:
         if kind == subjects.TASK:
@@ -128,7 +119,3 @@ class EventWriter:
         """These may not be stored: forget what was handed out for their subjects."""
         for item in items:
             self._handed_out.pop(item.subject, None)
-
-
-def _time_of(event: m.SchedulerEvent) -> float:
-    return event.at
