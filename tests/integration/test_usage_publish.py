@@ -169,6 +169,12 @@ async def test_nats_restart_warns_once_then_batches_flow_again(
             received = await subscribe(sub, "pub5")
             _, batch = await next_batch(received, "web")
             assert batch.samples[0].task_id == "web.1"
+            # the batch can arrive while the publisher still waits for its flush: wait for its word
+            await poll_until(
+                lambda: any("NATS works again" in r.getMessage() for r in caplog.records if r.name == LOGGER),
+                "the publisher says NATS works again",
+                DEADLINE,
+            )
         finally:
             await sub.close()
     finally:
