@@ -221,7 +221,8 @@ async def test_until_serving_waits_for_a_service_that_starts_late() -> None:
     port = free_port()
     async with ServiceClient(f"127.0.0.1:{port}", timeout=1.0) as probe:
         waiting = asyncio.create_task(probe.until_serving(poll_seconds=0.05))
-        await asyncio.sleep(0)  # the probe is polling a refused port now
+        with pytest.raises(Unavailable):  # the port refuses: the probe keeps polling
+            await probe.health()
         assert not waiting.done()
         server, _ = await make_server(f"127.0.0.1:{port}", [])
         await server.start()
