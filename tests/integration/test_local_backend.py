@@ -207,3 +207,32 @@ async def test_capacity_shrinks_while_tasks_hold_resources(local: Local) -> None
     await local.sink.wait_for("web.cap", TaskState.KILLED)
     after = (await local.backend.capacity())[0]
     assert (after.cpus, after.mem, after.ports) == (before.cpus, before.mem, before.ports)
+
+
+async def test_ports_another_process_holds_are_neither_offered_nor_handed_out(local: Local) -> None:
+    import socket
+
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        tcp.bind(("127.0.0.1", 39101))
+        tcp.listen()
+        udp.bind(("::", 39102))
+        offered = (await local.backend.capacity())[0].ports
+        assert not any(r.begin <= p <= r.end for r in offered for p in (39101, 39102)), offered
+        specs = [launch_spec(f"web.h{i}", "sleep 60", ports={"http": 0}) for i in range(4)]
+        await local.backend.launch(specs)
+        got = []
+        for spec in specs:
+            await local.sink.wait_for(spec.task_id, TaskState.RUNNING)
+            doc = json.loads((local.backend.sandbox_of(spec.task_id) / "task.json").read_text())
+            got.append(doc["spec"]["ports"]["http"])
+        assert not {39101, 39102} & set(got), got
+        await local.backend.launch([launch_spec("web.held", "sleep 60", ports={"http": 39101})])
+        held = await local.sink.wait_for("web.held", TaskState.FAILED, TaskState.RUNNING)
+        assert (
+            held.state is TaskState.FAILED and "39101" in held.message and "another process" in held.message
+        )
+    finally:
+        tcp.close()
+        udp.close()
