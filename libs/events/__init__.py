@@ -30,7 +30,6 @@ __all__ = [
     "EventMeta",
     "UndecodableEvent",
     "decode",
-    "envelope_time",
     "make_envelope",
     "model",
     "payload_message",
@@ -72,11 +71,6 @@ class Event(NamedTuple):
 
 
 _new_event = tuple.__new__
-
-
-def envelope_time(env: envelope_pb2.Envelope) -> float:
-    t = env.time
-    return t.seconds + t.nanos * 1e-9
 
 
 def decode(rec: Record) -> Event:

@@ -119,9 +119,7 @@ class BuildRegistered:
 
 
 GroupEvent = GroupCreated | GroupUpdated | GroupScaled | GroupRolledBack | GroupDeleted
-SpecEvent = GroupCreated | GroupUpdated | GroupRolledBack
 GROUP_EVENTS = (GroupCreated, GroupUpdated, GroupScaled, GroupRolledBack, GroupDeleted)
-SPEC_EVENTS = (GroupCreated, GroupUpdated, GroupRolledBack)
 RegistryEvent = GroupEvent | ClusterRegistered | BuildRegistered
 
 # ---- a cluster scheduler's events ----

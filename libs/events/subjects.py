@@ -33,9 +33,6 @@ TASK_PREFIX = f"{ROOT}.{TASK}."
 SCHED_PREFIX = f"{ROOT}.{SCHED}."
 FRAMEWORK_PREFIX = f"{ROOT}.{FRAMEWORK}."
 
-#: aggregates whose id is the whole rest of the subject (one token)
-_REGISTRY_TYPES = (GROUP, CLUSTER, BUILD)
-
 
 def subject_for(aggregate_type: str, aggregate_id: str) -> str:
     """A registry aggregate's subject: ``bay.ev.<type>.<id>``."""
@@ -44,14 +41,6 @@ def subject_for(aggregate_type: str, aggregate_id: str) -> str:
 
 def group(name: str) -> str:
     return GROUP_PREFIX + name
-
-
-def cluster(name: str) -> str:
-    return CLUSTER_PREFIX + name
-
-
-def build(build_id: str) -> str:
-    return BUILD_PREFIX + build_id
 
 
 def task(cluster_name: str, task_id: str) -> str:
@@ -75,16 +64,6 @@ def sched_prefix(cluster_name: str) -> str:
     return f"{SCHED_PREFIX}{cluster_name}."
 
 
-def cluster_tasks(cluster_name: str) -> str:
-    """A filter for one cluster's task subjects."""
-    return f"{TASK_PREFIX}{cluster_name}.>"
-
-
-def group_tasks_pattern(cluster_name: str, group_name: str) -> str:
-    """A filter for one group's task subjects (a task id is ``<group>.<uuid>``)."""
-    return f"{TASK_PREFIX}{cluster_name}.{group_name}.*"
-
-
 def matches(pattern: str, subject: str) -> bool:
     """NATS wildcard matching: ``*`` one token, ``>`` the rest."""
     p = pattern.split(".")
@@ -95,19 +74,3 @@ def matches(pattern: str, subject: str) -> bool:
         if i >= len(s) or (tok != "*" and tok != s[i]):
             return False
     return len(p) == len(s)
-
-
-def aggregate_of(subject: str) -> tuple[str, str, str]:
-    """(aggregate type, cluster or "", aggregate id) of an event subject; ValueError if it is none."""
-    root, _, rest = subject.partition(f"{ROOT}.")
-    kind, _, tail = rest.partition(".")
-    if root or not kind or not tail:
-        raise ValueError(f"not an event subject: {subject!r}")
-    if kind in _REGISTRY_TYPES:
-        return kind, "", tail
-    if kind == FRAMEWORK:
-        return kind, tail, tail
-    owner, _, ident = tail.partition(".")
-    if not ident:
-        raise ValueError(f"not an event subject: {subject!r}")
-    return kind, owner, ident

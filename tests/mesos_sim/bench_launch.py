@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from services.scheduler.backends.mesos import MesosBackend, MesosBackendConfig
 from services.scheduler.ports import Host, LaunchSpec, TaskState, TaskStatus
 from tests.mesos_sim import MesosMasterSim, SimConfig
+from tests.poll import poll_until
 
 
 def specs_for(hosts: list[Host], tasks: int) -> list[LaunchSpec]:
@@ -111,8 +112,9 @@ async def measure(
         launched = time.perf_counter()
         await asyncio.wait_for(done.wait(), 120)
         finished = time.perf_counter()
-        while backend.acknowledged < sum(states.values()):  # noqa: ASYNC110 (a benchmark: polling is fine)
-            await asyncio.sleep(0.005)
+        await poll_until(
+            lambda: backend.acknowledged >= sum(states.values()), "every update acknowledged", 60
+        )
         acked = time.perf_counter()
         return {
             "master": "same loop" if sim else "own process",

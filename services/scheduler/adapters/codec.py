@@ -1,10 +1,12 @@
-"""The scheduler's wire form of a task (``bay.v1.Task``); its events are :mod:`libs.events`' own."""
+"""The scheduler's wire form of a task (``bay.v1.Task``, in replies and snapshots); its events are
+:mod:`libs.events`' own."""
 
 from __future__ import annotations
 
 from bay.v1 import task_pb2
 
-from libs.views import Task
+from libs.events.model import TaskState
+from libs.views import NO_CAUSE, Cause, Task
 
 
 def task_to_pb(task: Task, ready: bool) -> task_pb2.Task:
@@ -37,3 +39,33 @@ def task_to_pb(task: Task, ready: bool) -> task_pb2.Task:
     if task.exit_code is not None:
         out.exit_code = task.exit_code
     return out
+
+
+def task_from_pb(m: task_pb2.Task, cause: Cause = NO_CAUSE) -> Task:
+    """A task back from its wire form (a snapshot's), with the last event ``cause`` kept beside it."""
+    return Task(
+        id=m.id,
+        group=m.group,
+        group_version=m.group_version,
+        host_id=m.host_id,
+        hostname=m.hostname,
+        ports=dict(m.ports),
+        state=TaskState(m.state),
+        launched_at=m.launched_at,
+        updated_at=m.updated_at,
+        host_labels=dict(m.host_labels),
+        cpus=m.cpus,
+        mem=m.mem,
+        disk=m.disk,
+        healthy=m.healthy if m.HasField("healthy") else None,
+        health_failures=m.health_failures,
+        started_at=m.started_at or None,
+        message=m.message,
+        exit_code=m.exit_code if m.HasField("exit_code") else None,
+        kill_reason=m.kill_reason,
+        cluster=m.cluster,
+        host_address=m.host_address,
+        service=m.service,
+        version=m.version,
+        cause=cause,
+    )

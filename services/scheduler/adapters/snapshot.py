@@ -11,9 +11,9 @@ from collections import deque
 from bay.v1 import snapshot_pb2, task_pb2
 
 from libs.events.codec import build_from_pb, build_to_pb, cluster_from_pb, cluster_to_pb
-from libs.events.model import PlacementFailed, TaskState
+from libs.events.model import PlacementFailed
 from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
-from libs.views import Cause, Group, Task
+from libs.views import Cause, Group
 from services.scheduler.adapters import codec
 from services.scheduler.domain import backoff as bo
 from services.scheduler.domain.state import SchedulerState
@@ -92,34 +92,8 @@ def decode(data: bytes, cluster: str) -> SchedulerState:
             _cause_from(g.cause),
         )
     for m in snap.tasks:
-        state.task_view.add(
-            Task(
-                id=m.id,
-                group=m.group,
-                group_version=m.group_version,
-                host_id=m.host_id,
-                hostname=m.hostname,
-                ports=dict(m.ports),
-                state=TaskState(m.state),
-                launched_at=m.launched_at,
-                updated_at=m.updated_at,
-                host_labels=dict(m.host_labels),
-                cpus=m.cpus,
-                mem=m.mem,
-                disk=m.disk,
-                healthy=m.healthy if m.HasField("healthy") else None,
-                health_failures=m.health_failures,
-                started_at=m.started_at or None,
-                message=m.message,
-                exit_code=m.exit_code if m.HasField("exit_code") else None,
-                kill_reason=m.kill_reason,
-                cluster=m.cluster,
-                host_address=m.host_address,
-                service=m.service,
-                version=m.version,
-                cause=_cause_from(snap.task_causes[m.id]) if m.id in snap.task_causes else Cause(),
-            )
-        )
+        cause = _cause_from(snap.task_causes[m.id]) if m.id in snap.task_causes else Cause()
+        state.task_view.add(codec.task_from_pb(m, cause))
     for b in snap.backoff:
         state.backoff[b.group] = bo.GroupBackoff(b.group, b.version, b.failures, b.delay, b.next_attempt_at)
     for p in snap.pending:
