@@ -61,8 +61,10 @@ class Lease:
         *,
         ttl: float = 10.0,
         on_lost: Callable[[str], None] = lambda why: None,
+        replicas: int = 1,
     ) -> None:
         self.conn = conn
+        self.replicas = replicas  # as many as the event stream: a lease must outlive a NATS node
         self.name = name
         self.ttl = ttl
         self.on_lost = on_lost
@@ -78,7 +80,9 @@ class Lease:
             try:
                 self._kv = await js.key_value(bucket)
             except nats.js.errors.BucketNotFoundError:
-                config = KeyValueConfig(bucket=bucket, ttl=self.ttl, history=1, storage=StorageType.FILE)
+                config = KeyValueConfig(
+                    bucket=bucket, ttl=self.ttl, history=1, storage=StorageType.FILE, replicas=self.replicas
+                )
                 self._kv = await js.create_key_value(config)
         return self._kv
 

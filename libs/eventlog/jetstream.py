@@ -121,6 +121,9 @@ class JetStreamEventLog(EventLog):
         fut = self._acks.get(msg.subject[len(self._ack_prefix) :])
         if fut is None or fut.done():
             return
+        if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+            fut.set_result(Unavailable("no JetStream server took the append (a leader election?)"))
+            return
         try:
             answer = json.loads(msg.data)
         except ValueError:
@@ -191,6 +194,12 @@ class JetStreamEventLog(EventLog):
                 raise Unavailable(f"JetStream refused the append: {exc.description}") from exc
             except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
                 raise Unavailable("NATS is not connected; nothing was written") from exc
+            except nats.js.errors.NoStreamResponseError as exc:
+                # no server took the message (a clustered stream electing its leader, say)
+                raise Unavailable(
+                    "no JetStream server answered the append (is the stream electing a leader?); "
+                    "retry with the same idempotency key"
+                ) from exc
             except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 raise Unavailable(
                     "JetStream did not acknowledge the append in time; it may or may not be stored: "

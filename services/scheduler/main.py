@@ -39,7 +39,13 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         stop.set()
 
     # one scheduler per cluster: a second one waits here until the first is gone
-    lease = Lease(conn, f"scheduler.{settings.cluster}", ttl=settings.lease_seconds, on_lost=lease_lost)
+    lease = Lease(
+        conn,
+        f"scheduler.{settings.cluster}",
+        ttl=settings.lease_seconds,
+        on_lost=lease_lost,
+        replicas=settings.stream_replicas,
+    )
     if not await lease.acquire(stop):
         await conn.close()
         return

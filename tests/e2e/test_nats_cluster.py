@@ -1,0 +1,198 @@
+"""Bay on the production shape of its log: a real three-node NATS cluster, the stream at three
+replicas. Under a load of scale commands (each with its own idempotency key, retried with it until
+acknowledged), the stream's leader node is SIGKILLed; once it is back and caught up, another node is.
+No acknowledged command is lost or doubled, every service carries on by itself (none restarted), the
+scheduler still runs what the log asks, and the audit table is the stream, event for event."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import nats
+import pytest_asyncio
+
+from libs.lease import BUCKET
+from tests.e2e.harness import BayUp, running_bay
+from tests.natscluster import NatsCluster, Node
+from tests.poll import poll_until
+
+STREAM = "BAY_EVENTS"
+GROUP = "e2e-cluster"
+
+
+@dataclass
+class Traffic:
+    acked: list[tuple[str, int, int]] = field(default_factory=list)  # key, instances, sequence
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: bool = False
+
+
+async def send_scales(http: httpx.AsyncClient, traffic: Traffic) -> None:
+    n = 0
+    while not traffic.stop:
+        n += 1
+        key = f"e2e-cluster-{uuid.uuid4()}"
+        while True:  # a failed command is sent again with the same key until it is acknowledged
+            try:
+                resp = await http.post(
+                    f"/v1/groups/{GROUP}/scale", json={"instances": n % 3}, headers={"Idempotency-Key": key}
+                )
+            except httpx.TimeoutException as exc:
+                traffic.failures.append((0, f"client timeout: {exc}"))
+                continue
+            if resp.status_code == 200:
+                traffic.acked.append((key, n % 3, resp.json()["sequence"]))
+                traffic.progress.set()
+                break
+            traffic.failures.append((resp.status_code, resp.text))
+
+
+async def more_acks(traffic: Traffic, count: int, timeout: float = 60.0) -> None:
+    """Until ``count`` more commands than now have been acknowledged."""
+    target = len(traffic.acked) + count
+
+    async def enough() -> None:
+        while len(traffic.acked) < target:
+            traffic.progress.clear()
+            await traffic.progress.wait()
+
+    await asyncio.wait_for(enough(), timeout)
+
+
+async def stream_events(urls: list[str]) -> list[tuple[int, str]]:
+    """(sequence, event id) of every message in the stream, read from NATS itself."""
+    from bay.v1 import envelope_pb2
+
+    nc = await nats.connect(servers=urls)
+    try:
+        js = nc.jetstream()
+        last = (await js.stream_info(STREAM)).state.last_seq
+        out = []
+        for seq in range(1, last + 1):
+            msg = await js.get_msg(STREAM, seq)
+            env = envelope_pb2.Envelope()
+            env.ParseFromString(msg.data or b"")
+            out.append((seq, env.event_id))
+        return out
+    finally:
+        await nc.close()
+
+
+async def audit_events(http: httpx.AsyncClient, through: int) -> list[tuple[int, str]]:
+    """(sequence, event id) of every event the audit table holds, once it holds ``through``."""
+
+    async def page_all() -> list[tuple[int, str]] | None:
+        out: list[tuple[int, str]] = []
+        after: int | None = 0
+        while after is not None:
+            page = (await http.get("/v1/events", params={"after": after, "limit": 1000})).json()
+            out += [(e["sequence"], e["id"]) for e in page["events"]]
+            after = page["next_after"]
+        return out if out and out[-1][0] >= through else None
+
+    found: list[tuple[int, str]] = await poll_until(page_all, f"the audit table through {through}", 60)
+    return found
+
+
+async def lease_stream(cluster: NatsCluster) -> str:
+    """The stream behind the scheduler's lease bucket (JetStream keeps a bucket as ``KV_<bucket>``)."""
+    nc = await nats.connect(servers=cluster.urls)
+    try:
+        names = await nc.jetstream().streams_info()
+    finally:
+        await nc.close()
+    found = [i.config.name for i in names if i.config.name and i.config.name.startswith(f"KV_{BUCKET}")]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
+    nodes = NatsCluster(tmp_path / "nats")
+    nodes.start_all()
+    try:
+        await nodes.wait_jetstream()
+        yield nodes
+    finally:
+        nodes.stop_all()
+
+
+async def kill_and_return(cluster: NatsCluster, victim: Node, traffic: Traffic) -> None:
+    """SIGKILL ``victim`` under load, see commands acknowledged without it, start it again and
+    wait until it has caught up."""
+    cluster.kill(victim)
+    await more_acks(traffic, 5)
+    cluster.start(victim)
+    await cluster.wait_caught_up(STREAM)
+    await more_acks(traffic, 3)
+
+
+def restarts(bay: BayUp) -> list[str]:
+    return [line for line in bay.lines if line.startswith("bay: ") and "restarted" in line]
+
+
+async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster, tmp_path: Path) -> None:
+    env = {"BAY_STREAM_REPLICAS": "3"}
+    (tmp_path / "bay").mkdir()
+    async with running_bay(tmp_path / "bay", nats_url=cluster.url, env_extra=env) as bay:
+        assert "nats" not in bay.pids(), "with BAY_NATS_URL set, bay up starts no nats-server"
+        async with bay.http() as http:
+            created = await http.post("/v1/groups", json={"name": GROUP, "cmd": "sleep 600", "instances": 0})
+            assert created.status_code == 201, created.text
+            info = await cluster.stream_cluster(STREAM)
+            replicas = info.get("replicas")
+            assert isinstance(replicas, list) and len(replicas) == 2, f"not 3 replicas: {info}"
+
+            traffic = Traffic()
+            sender = asyncio.create_task(send_scales(http, traffic))
+            try:
+                await more_acks(traffic, 5)
+                first = await cluster.leader(STREAM)
+                await kill_and_return(cluster, first, traffic)
+                # then the node holding the scheduler's lease, unless that was the first: whatever
+                # the stream's placement, losing one node must not cost the scheduler its lease
+                lease = await cluster.leader(await lease_stream(cluster))
+                now = await cluster.leader(STREAM)
+                second = next(n for n in (lease, now, *cluster.nodes) if n is not first)
+                await kill_and_return(cluster, second, traffic)
+            finally:
+                traffic.stop = True
+                await asyncio.wait_for(sender, 60)
+
+            # the scheduler carries on too: a group scaled now gets its tasks running
+            made = await http.post(
+                "/v1/groups", json={"name": "e2e-cluster-after", "cmd": "sleep 600", "instances": 2}
+            )
+            assert made.status_code == 201, made.text
+
+            async def running() -> bool:
+                status = (await http.get("/v1/groups/e2e-cluster-after/status")).json()
+                return status.get("running") == 2
+
+            try:
+                await poll_until(running, "two tasks of a group created after both node losses", 30)
+            except AssertionError as exc:
+                (tmp_path / "bay-up.log").write_text("\n".join(bay.lines))
+                raise AssertionError(f"{exc} (see {tmp_path}/bay-up.log)") from None
+
+            history = (await http.get(f"/v1/groups/{GROUP}/history")).json()["events"]
+            in_stream = await stream_events(cluster.urls)
+            in_audit = await audit_events(http, through=in_stream[-1][0])
+        if restarts(bay):
+            (tmp_path / "bay-up.log").write_text("\n".join(bay.lines))
+        assert not restarts(bay), f"services had to be restarted: {restarts(bay)} (see {tmp_path}/bay-up.log)"
+
+    scaled_events = [e for e in history if e["type"] == "GroupScaled"]
+    by_key = {e["idempotency_key"]: e for e in scaled_events}
+    assert len(by_key) == len(scaled_events), "a command was applied twice"
+    for key, instances, sequence in traffic.acked:
+        assert key in by_key, f"acknowledged command (instances {instances}) is missing from the history"
+        assert by_key[key]["sequence"] == sequence
+    assert [k for k, _, _ in traffic.acked] == [e["idempotency_key"] for e in scaled_events]
+    assert in_audit == in_stream, "the audit table is not the stream"
