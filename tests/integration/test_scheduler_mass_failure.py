@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from tests.integration.registry_harness import RunningRegistry, start_registry
+from tests.integration.registry_harness import start_registry
 from tests.integration.scheduler_harness import SchedulerProcess, create_group, kill_tasks, register_cluster
 from tests.integration.test_scheduler_local import TINYHTTP, live_task_pids, port_range
 
