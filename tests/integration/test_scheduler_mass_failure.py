@@ -54,8 +54,10 @@ async def test_ready_tasks_killed_from_outside_are_all_replaced_without_backoff(
         os.killpg(pid, signal.SIGKILL)  # an outside kill of every ready task at once
     now = await sched.until_tasks(
         "web",
-        lambda ts: all(ts[t].state == "FAILED" for t in before if t in ts)
-        and sum(1 for t in ts.values() if t.id not in before and t.state == "RUNNING" and t.ready) == N,
+        lambda ts: (
+            all(ts[t].state == "FAILED" for t in before if t in ts)
+            and sum(1 for t in ts.values() if t.id not in before and t.state == "RUNNING" and t.ready) == N
+        ),
         timeout=30,
     )
     assert not [t for t in now.values() if t.id not in before and t.state != "RUNNING"]
