@@ -37,10 +37,12 @@ async def registry(fresh_stream: str, tmp_path: Path) -> AsyncIterator[RunningRe
     kill_tasks(tmp_path)
 
 
-async def store_kill_as_the_scheduler_does(registry: RunningRegistry, task_id: str, reason: str) -> None:
+async def store_kill_as_the_scheduler_does(
+    registry: RunningRegistry, task_id: str, reason: str, cluster: str = "local"
+) -> None:
     """Append the TaskKillRequested a scheduler stores before it tells the backend (as the scheduler's
     own writer makes it: the task's next version, the scheduler as actor)."""
-    subject = subjects.task("local", task_id)
+    subject = subjects.task(cluster, task_id)
     history = [r async for r in registry.log.read(1, subject_filter=subject)]
     envelope = make_envelope(
         to_pb(m.TaskKillRequested(task_id, reason, time.time())),
