@@ -1,5 +1,6 @@
 """The scheduler process on the Mesos backend, against the master simulator over real HTTP (pymesos):
-scale-up with a SIGKILL in the middle, a kill stored just before a SIGKILL, agent loss, a dropped subscription, health, constraints."""
+scale-up with a SIGKILL in the middle, a kill stored just before a SIGKILL, agent loss, a dropped
+subscription, health, constraints."""
 
 from __future__ import annotations
 
