@@ -230,7 +230,7 @@ class Scheduler:
         due = kills.due(owed, self._kills_sent, now, self.config.kill_retry_seconds)
         fresh = sum(1 for task_id in due if task_id not in self._kills_sent)
         if fresh:
-            log.info("%d task(s) asked to go before this scheduler acted on it: killing them", fresh)
+            log.info("%d task(s) with a kill on the log have not ended: sending their kill", fresh)
         for task_id in due:
             self._send_kill(task_id, now)
 
