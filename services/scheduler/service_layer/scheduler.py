@@ -242,7 +242,7 @@ class Scheduler:
         except NotFound:
             await self.backend.reconcile([task_id])
         except Exception:
-            log.exception("killing %s failed; the next round retries", task_id)
+            log.exception("killing %s failed; sent again in %.0fs", task_id, self.config.kill_retry_seconds)
 
     # ---- storing events --------------------------------------------------------------------------
 
