@@ -4,8 +4,14 @@ Two schedulers of one cluster would both launch for the same empty slots; the le
 one wait. The holder renews the key every ``ttl / 3`` seconds with a compare-and-set on its last
 revision; the bucket's TTL removes a key nobody renews, so a holder that died (on any host) frees the
 lease after ``ttl`` seconds. A holder on this host whose process is gone is taken over at once (the
-usual case: a scheduler killed and restarted by its supervisor). A holder that cannot renew (another
-took over, or NATS stayed away longer than the TTL) is told through ``on_lost`` and must stop acting.
+usual case: a scheduler killed and restarted by its supervisor).
+
+A renewal that fails is not yet a takeover: its answer may have been late or lost while the update
+landed (a busy holder, a stalled connection), and the next compare-and-set then meets a revision that
+its own write moved. So the holder reads the key back: its own value means the lease is still its own
+(it carries on from that revision); no key means nobody holds it (it creates it again). Only another
+holder's value, or no answer from NATS for longer than the TTL (the key may have expired and been
+taken meanwhile), loses the lease: the holder is told through ``on_lost`` and must stop acting.
 """
 
 from __future__ import annotations
@@ -71,11 +77,13 @@ class Lease:
         self.me = Holder(socket.gethostname(), os.getpid(), uuid.uuid4().hex, time.time())
         self._kv: KeyValue | None = None
         self._revision = 0
+        # every call is bounded well inside the TTL, so a late answer leaves time to ask again
+        self._call_timeout = max(0.2, min(5.0, ttl / 4))
         self._renewer: asyncio.Task[None] | None = None
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            js = self.conn.client.jetstream()
+            js = self.conn.client.jetstream(timeout=self._call_timeout)
             bucket = f"{BUCKET}_{round(self.ttl * 1000)}"
             try:
                 self._kv = await js.key_value(bucket)
@@ -158,19 +166,50 @@ class Lease:
 
     async def _renew(self) -> None:
         kv = await self._bucket()
-        last_ok = time.monotonic()
+        answered = time.monotonic()  # when the last call that NATS answered was sent
+        pause = self.ttl / 3
         while True:
-            await asyncio.sleep(self.ttl / 3)
+            await asyncio.sleep(pause)
+            sent = time.monotonic()
             try:
                 self._revision = await kv.update(self.name, self._value(), last=self._revision)
-                last_ok = time.monotonic()
+                answered, pause = sent, self.ttl / 3
+                continue
             except nats.js.errors.KeyWrongLastSequenceError:
-                self.on_lost(f"lease {self.name} was taken over by another instance")
-                return
+                why = "its revision moved"
             except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-                if time.monotonic() - last_ok > self.ttl:
+                why = f"no answer ({exc or type(exc).__name__})"
+            try:
+                lost = await self._still_mine(kv)
+                answered = sent
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+                if time.monotonic() - answered > self.ttl:
                     self.on_lost(f"lease {self.name} could not be renewed for {self.ttl:.0f}s ({exc})")
                     return
+                pause = min(self.ttl / 3, self._call_timeout)  # soon: the TTL is running
+                continue
+            if lost:
+                self.on_lost(f"lease {self.name} was taken over by another instance ({lost})")
+                return
+            log.info("lease %s: a renewal failed (%s) but the lease is still held", self.name, why)
+            pause = 0.0  # renew at once from the revision just read
+
+    async def _still_mine(self, kv: KeyValue) -> str:
+        """After a failed renewal: '' if the lease is still this holder's (its revision taken up, or
+        the key created again if it had gone), else who holds it now."""
+        try:
+            entry = await kv.get(self.name)
+        except nats.js.errors.KeyNotFoundError:
+            try:
+                self._revision = await kv.create(self.name, self._value())
+                return ""
+            except nats.js.errors.KeyWrongLastSequenceError:
+                entry = await kv.get(self.name)
+        other = Holder(**json.loads(entry.value)) if entry.value else None
+        if other is not None and other.instance == self.me.instance:
+            self._revision = entry.revision or 0
+            return ""
+        return f"{other.host} pid {other.pid}" if other else "the key was cleared"
 
     async def release(self) -> None:
         """Stop renewing and delete the key (if still ours), so a successor need not wait."""

@@ -5,13 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-import nats
 from nats.aio.client import Client
 
 from libs.errors import Unavailable
 
 log = logging.getLogger("bay.nats")
+
+
+class _Client(Client):
+    """nats-py's client with one repair. A flush that times out cancels its PONG's future; when that
+    PONG comes late (a stalled server or network), nats-py sets the cancelled future's result, gets
+    InvalidStateError, and its read loop ends for good: the connection stays "connected" and hears
+    nothing again (no acknowledgement, no delivery) until the process restarts. A late PONG is
+    matched to its ping and dropped instead."""
+
+    async def _process_pong(self) -> None:
+        if self._pongs:
+            future = self._pongs.pop(0)
+            if not future.done():
+                future.set_result(True)
+            self._pongs_received += 1
+            self._pings_outstanding = 0
 
 
 class NatsConnection:
@@ -73,17 +89,19 @@ async def connect(
     async def error(exc: Exception) -> None:
         log.debug("NATS client error: %s", exc)
 
+    # nats-py types these as int, and takes fractions of a second
+    seconds: dict[str, Any] = {"connect_timeout": connect_timeout, "reconnect_time_wait": 0.5}
     deadline = asyncio.get_running_loop().time() + wait_seconds
     delay = 0.1
     while True:
         try:
-            client = await nats.connect(
+            client = _Client()
+            await client.connect(
                 servers=urls,
                 name=name,
-                connect_timeout=connect_timeout,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
+                **seconds,
                 reconnected_cb=reconnected,
                 disconnected_cb=disconnected,
                 error_cb=error,

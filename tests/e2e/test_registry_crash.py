@@ -94,6 +94,9 @@ async def test_killed_registry_loses_no_acknowledged_command(bay: BayUp) -> None
 
         history = (await http.get(f"/v1/groups/{GROUP}/history")).json()["events"]
         group = (await http.get(f"/v1/groups/{GROUP}")).json()
+        # the stack is shared by the package: its tasks must not hold the machine's cpus for the next
+        deleted = await http.delete(f"/v1/groups/{GROUP}")
+        assert deleted.status_code == 200, deleted.text
 
     scaled = [e for e in history if e["type"] == "GroupScaled"]
     by_key = {e["idempotency_key"]: e for e in scaled}

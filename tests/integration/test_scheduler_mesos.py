@@ -1,5 +1,6 @@
 """The scheduler process on the Mesos backend, against the master simulator over real HTTP (pymesos):
-scale-up with a SIGKILL in the middle, agent loss, a dropped subscription, health, constraints."""
+scale-up with a SIGKILL in the middle, a kill stored just before a SIGKILL, agent loss, a dropped
+subscription, health, constraints."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bay.v1 import task_pb2
 
 from tests.integration.registry_harness import RunningRegistry, start_registry
 from tests.integration.scheduler_harness import SchedulerProcess, create_group, register_cluster, scale
+from tests.integration.test_scheduler_kills import ended_by_kill, store_kill_as_the_scheduler_does
 from tests.mesos_sim.master import MesosMasterSim, SimConfig, make_agents
 
 SMALL = {"cpus": 0.1, "mem": 32}
@@ -87,6 +89,21 @@ async def test_sigkill_in_the_middle_of_a_scale_up_leaves_exactly_the_desired_co
     assert {t.id for t in await sched.tasks("big")} == set(in_sim)  # none orphaned, none doubled
     assert len(sim.frameworks) == 1  # re-subscribed with the stored framework id
     assert len(set(await framework_events(registry))) == 1
+
+
+async def test_a_kill_stored_just_before_a_sigkill_is_sent_to_mesos_after_the_restart(
+    registry: RunningRegistry, sim: MesosMasterSim, sched: SchedulerProcess
+) -> None:
+    await create_group(registry, name="web", cluster="sim", cmd="serve", instances=2, resources=SMALL)
+    await sched.until("web", lambda s: s.ready == 2)
+    young, old = sorted(await sched.tasks("web"), key=lambda t: t.launched_at, reverse=True)
+    sched.sigkill()
+    await scale(registry, "web", 1)
+    await store_kill_as_the_scheduler_does(registry, young.id, "surplus", cluster="sim")
+    await sched.restart()
+    await sched.until_tasks("web", ended_by_kill(young.id, "surplus"), timeout=20)
+    await sched.until("web", lambda s: s.ready == 1 and s.killing == 0)
+    assert set(running_in_sim(sim)) == {old.id}
 
 
 async def test_a_lost_agent_has_its_tasks_replaced_elsewhere(

@@ -7,6 +7,7 @@ from typing import Any
 
 from libs.spec import GroupSpec, validate_spec
 from services.scheduler.domain import backoff as bo
+from services.scheduler.domain import kills
 from services.scheduler.domain import tasks as t
 from services.scheduler.domain.reconcile import Decision, Desired, Kill, backoff_events, decide
 from services.scheduler.ports import Host, PortRange, TaskState
@@ -106,11 +107,72 @@ def test_new_version_resets_backoff_and_launches_at_once() -> None:
 def test_backoff_events_from_a_terminal_task() -> None:
     state = fold({}, decide(want(instances=1), [], HOSTS, {}, 100.0), 100.0)
     (tid,) = state
-    failed = t.apply(state[tid], t.TaskStatusChanged(tid, TaskState.FAILED, 110.0))
-    ev = backoff_events(want(instances=1), {}, failed, 110.0)
-    assert ev is not None and (ev.failures, ev.next_attempt_at) == (1, 111.0)
-    killed = t.apply(state[tid], t.TaskStatusChanged(tid, TaskState.KILLED, 110.0))
-    assert backoff_events(want(instances=1), {}, killed, 110.0) is None
+    failed = t.apply(state[tid], t.TaskStatusChanged(tid, TaskState.FAILED, 103.0))
+    ev = backoff_events(want(instances=1), {}, state[tid], failed, 103.0)
+    assert ev is not None and (ev.failures, ev.next_attempt_at) == (1, 104.0)
+    killed = t.apply(state[tid], t.TaskStatusChanged(tid, TaskState.KILLED, 103.0))
+    assert backoff_events(want(instances=1), {}, state[tid], killed, 103.0) is None
+
+
+HC = {"health_check": {"protocol": "http", "port_name": "http"}, "ports": [{"name": "http"}]}
+
+
+def test_a_task_that_was_ready_before_it_ended_does_not_grow_the_backoff() -> None:
+    checked = want(instances=1, **HC)
+    state = fold({}, decide(checked, [], HOSTS, {}, 100.0), 100.0)
+    (tid,) = state
+    running = state[tid]
+    healthy = t.apply(running, t.TaskHealthChanged(tid, True, 0, 101.0))
+    for before in (healthy, t.apply(healthy, t.TaskHealthChanged(tid, True, 1, 101.5))):
+        ended = t.apply(before, t.TaskStatusChanged(tid, TaskState.FAILED, 102.0, exit_code=137))
+        assert backoff_events(checked, {}, before, ended, 102.0) is None  # ready, then killed outside
+    # never healthy: it failed to start, however long it ran
+    ended = t.apply(running, t.TaskStatusChanged(tid, TaskState.FAILED, 500.0))
+    ev = backoff_events(checked, {}, running, ended, 500.0)
+    assert ev is not None and ev.failures == 1
+    # without a health check: ready once it ran STARTED_AFTER_SECONDS; a quicker end is a crash loop
+    plain = want(instances=1)
+    late = bo.STARTED_AFTER_SECONDS + 100.0
+    ended = t.apply(running, t.TaskStatusChanged(tid, TaskState.FAILED, late))
+    assert backoff_events(plain, {}, running, ended, late) is None
+    soon = 100.0 + bo.STARTED_AFTER_SECONDS / 2
+    ended = t.apply(running, t.TaskStatusChanged(tid, TaskState.FINISHED, soon))
+    assert backoff_events(plain, {}, running, ended, soon) is not None
+
+
+def test_a_hundred_ready_tasks_killed_at_once_are_replaced_at_once() -> None:
+    checked = want(instances=100, **HC)
+    big = [Host("a", "host", {}, 100, 100_000, 0, (PortRange(31000, 31199),))]
+    state = fold({}, decide(checked, [], big, {}, 100.0), 100.0)
+    state = {k: t.apply(v, t.TaskHealthChanged(k, True, 0, 101.0)) for k, v in state.items()}
+    backoff: dict[str, bo.GroupBackoff] = {}
+    for tid, task in list(state.items()):
+        state[tid] = t.apply(task, t.TaskStatusChanged(tid, TaskState.FAILED, 200.0, exit_code=137))
+        ev = backoff_events(checked, backoff, task, state[tid], 200.0)
+        if ev is not None:
+            backoff["web"] = bo.apply(backoff.get("web"), ev)
+    assert backoff == {}
+    again = decide(checked, state.values(), big, backoff, 200.1)
+    assert len(again.launches) == 100 and not again.delayed
+
+
+def test_a_requested_kill_is_owed_until_the_task_has_ended() -> None:
+    state = fold({}, decide(want(instances=2), [], HOSTS, {}, 100.0), 100.0)
+    a, b = sorted(state)
+    state[a] = t.apply(state[a], t.TaskKillRequested(a, "surplus", 101.0))  # stored, never carried out
+    d = decide(want(instances=1), state.values(), HOSTS, {}, 102.0)
+    assert d.owed == (a,) and d.kills == () and d.launches == ()
+    gone = decide({}, state.values(), HOSTS, {}, 103.0)  # the group deleted: b is an orphan, a still owed
+    assert gone.owed == (a,) and [k.task_id for k in gone.kills] == [b]
+    state[a] = t.apply(state[a], t.TaskStatusChanged(a, TaskState.KILLED, 104.0))
+    assert decide(want(instances=1), state.values(), HOSTS, {}, 105.0).owed == ()
+
+
+def test_an_owed_kill_is_sent_at_once_by_a_new_process_then_every_retry() -> None:
+    assert kills.due(["a", "b"], {}, 100.0, 10.0) == ["a", "b"]  # after a restart: nothing sent yet
+    sent = {"a": 95.0, "b": 85.0}
+    assert kills.due(["a", "b"], sent, 100.0, 10.0) == ["b"]
+    assert kills.due(["a", "b"], sent, 105.0, 10.0) == ["a", "b"]
 
 
 def test_launch_limit_spans_groups_and_the_rest_waits() -> None:

@@ -4,6 +4,11 @@ The first failure of a group's task delays the next launch by ``backoff_seconds`
 FAILED or FINISHED (not KILLED: a kill is our doing, not the task's) multiplies the delay by
 ``backoff_factor``, up to ``max_launch_delay_seconds``. A new group version starts afresh: the
 operator changed something, so the next try should be immediate.
+
+Backoff is for tasks that fail to start. A task that was ready before it ended (it passed its
+health check; without one, it ran ``STARTED_AFTER_SECONDS``) has started: its end, whatever caused
+it, does not count, so a hundred ready tasks killed at once from outside are replaced at once
+rather than after minutes of a delay grown a hundred times over.
 """
 
 from __future__ import annotations
@@ -12,8 +17,19 @@ from dataclasses import dataclass
 
 from libs.events.model import GroupBackoffChanged, TaskState
 from libs.spec import Backoff
+from libs.views import Task
 
 COUNTED = frozenset({TaskState.FAILED, TaskState.FINISHED, TaskState.ERROR})
+#: without a health check, a task that ran this long had started (a crash loop ends sooner)
+STARTED_AFTER_SECONDS = 10.0
+
+
+def failed_to_start(before: Task, ended_at: float, health_checked: bool) -> bool:
+    """Does the end of a task (``before``: as it was until it ended) count as a failure to start?"""
+    if health_checked:
+        return before.healthy is not True
+    started = before.started_at
+    return started is None or ended_at - started < STARTED_AFTER_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

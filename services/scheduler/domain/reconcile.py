@@ -6,7 +6,8 @@ so a slot is never launched twice). Versions are kept simple here: tasks of olde
 toward ``instances``; rolling upgrades are the deployer's.
 
 Kills: tasks of deleted groups (orphan), unhealthy ones (replaced in the same call), and surplus,
-youngest first as Marathon does. Launches: what is missing, unless the group's backoff holds it back,
+youngest first as Marathon does. Tasks already asked to go are ``owed`` their kill until they have
+ended (see ``domain/kills.py``). Launches: what is missing, unless the group's backoff holds it back,
 at most ``launch_limit`` per call over all groups (the rest wait for the next call, not failed).
 """
 
@@ -55,6 +56,7 @@ class Decision:
     failures: tuple[PlacementFailed, ...] = ()
     delayed: Mapping[str, float] = field(default_factory=dict)  # group -> next_attempt_at
     events: tuple[SchedulerEvent, ...] = ()  # to append, in this order
+    owed: tuple[str, ...] = ()  # tasks asked to go before this call that have not ended yet
 
     @property
     def idle(self) -> bool:
@@ -75,14 +77,16 @@ def decide(
     """What to do now. ``seed`` makes the new task ids: pass a fresh one on every call."""
     rng = random.Random(seed)
     kills: list[Kill] = []
+    owed: list[str] = []
     active: dict[str, list[Task]] = defaultdict(list)
     for t in tasks:
         if t.terminal:
             continue
-        if t.group not in desired:
-            if not t.kill_reason:
-                kills.append(Kill(t.id, "orphan"))
-        elif t.healthy is False and not t.kill_reason:
+        if t.kill_reason:
+            owed.append(t.id)
+        elif t.group not in desired:
+            kills.append(Kill(t.id, "orphan"))
+        elif t.healthy is False:
             kills.append(Kill(t.id, "unhealthy"))
         elif t.active:
             active[t.group].append(t)
@@ -127,7 +131,7 @@ def decide(
             failures.append(failed)
             events.append(failed)
     events[:0] = [TaskKillRequested(k.task_id, k.reason, now) for k in kills]
-    return Decision(tuple(launches), tuple(kills), tuple(failures), delayed, tuple(events))
+    return Decision(tuple(launches), tuple(kills), tuple(failures), delayed, tuple(events), tuple(owed))
 
 
 def _launch(want: Desired, p: Placed, rng: random.Random, now: float) -> tuple[LaunchSpec, TaskLaunched]:
@@ -159,13 +163,20 @@ def _launch(want: Desired, p: Placed, rng: random.Random, now: float) -> tuple[L
 
 
 def backoff_events(
-    desired: Mapping[str, Desired], backoff: Mapping[str, bo.GroupBackoff], ended: Task, now: float
+    desired: Mapping[str, Desired],
+    backoff: Mapping[str, bo.GroupBackoff],
+    before: Task,
+    ended: Task,
+    now: float,
 ) -> GroupBackoffChanged | None:
-    """The backoff event a task's terminal status causes (for the status-folding side)."""
+    """The backoff event a task's terminal status causes (for the status-folding side): ``before`` is
+    the task until then, ``ended`` the task with that status."""
     want = desired.get(ended.group)
     if want is None or ended.state not in bo.COUNTED or ended.kill_reason:
         return None
+    if not bo.failed_to_start(before, ended.updated_at, want.spec.health_check is not None):
+        return None
     return bo.on_task_ended(
-        backoff.get(ended.group), ended.group, want.version, ended.group_version, ended.state,
-        want.spec.backoff, now,
+        backoff.get(ended.group), ended.group, want.version,
+        ended.group_version, ended.state, want.spec.backoff, now,
     )  # fmt: skip

@@ -1,11 +1,15 @@
 """The scheduler core: one cluster's desired groups against its actual tasks, round after round.
 
 A round: read the backend's capacity, ``decide`` (pure, see ``domain/reconcile.py``), **append** the
-decision's events, wait until the fold has them, and only then kill and launch. Because a launch is
-stored before the backend hears of it, a scheduler killed at any point leaves no task the log does not
-know: after a restart the projection holds every launched task, the backend re-adopts (local) or
-reconciles (Mesos) them, and a task that never started is answered LOST and replaced. Nothing is
-launched twice for one slot, because a launched task fills its slot from its ``TaskLaunched`` on.
+decision's events, wait until the fold has them, and only then kill and launch. A kill stored earlier
+whose task has not ended is sent again (``domain/kills.py``): a round that failed after its events
+were stored, a scheduler killed before it acted, or a new holder of the lease, still carries it out.
+
+Because a launch is stored before the backend hears of it, a scheduler killed at any point leaves no
+task the log does not know: after a restart the projection holds every launched task, the backend
+re-adopts (local) or reconciles (Mesos) them, and a task that never started is answered LOST and
+replaced. Nothing is launched twice for one slot, because a launched task fills its slot from its
+``TaskLaunched`` on.
 
 Status updates come from the backend through :meth:`Scheduler.on_status`, which returns once the
 update is stored (the Mesos backend acknowledges only then). Health checks run here for the local
@@ -29,7 +33,7 @@ from libs.events import EventMeta
 from libs.views import Cause
 from services.scheduler.adapters.appender import Appender
 from services.scheduler.adapters.healthcheck import CheckTarget, HealthChecker
-from services.scheduler.domain import health, reconcile
+from services.scheduler.domain import health, kills, reconcile
 from services.scheduler.domain import tasks as t
 from services.scheduler.domain.counts import Counts, count
 from services.scheduler.domain.state import SchedulerState
@@ -51,6 +55,7 @@ class SchedulerConfig:
     tick_seconds: float = 1.0  # a round at least this often (backoff expiry, offers, missed wake-ups)
     launch_timeout_seconds: float = 120.0  # STAGING longer than this: ask the backend about the task
     reconcile_interval_seconds: float = 300.0
+    kill_retry_seconds: float = kills.RETRY_SECONDS  # a kill whose task has not ended is sent again
     refuse_seconds: float = 5.0  # Mesos: decline filter while something is pending
     idle_refuse_seconds: float = 60.0  # ... and while nothing is
 
@@ -79,6 +84,7 @@ class Scheduler:
         self.health = HealthChecker(self._on_check)
         self._last_reconcile = 0.0
         self._last_straggler_check = 0.0
+        self._kills_sent: dict[str, float] = {}  # task -> when this process last asked the backend
         self.rounds = 0
 
     @property
@@ -167,11 +173,11 @@ class Scheduler:
             launch_limit=self.config.launch_limit,
             seed=random.getrandbits(64),
         )
+        self._send_owed_kills(decision.owed, now)  # stored already: sent even if this round fails
         events = worth_storing(decision, state.pending, len(hosts), self.backend.offer_based, now)
         await self.store(self._completed(events))
         for kill in decision.kills:
-            self.health.unwatch(kill.task_id)
-            self._spawn(self._kill(kill.task_id))
+            self._send_kill(kill.task_id, now)
         if decision.launches:
             await self.backend.launch(list(decision.launches))
         await self._offers(hosts, decision)
@@ -210,13 +216,33 @@ class Scheduler:
                         self.config.launch_timeout_seconds)  # fmt: skip
             await self.backend.reconcile(stuck)
 
-    async def _kill(self, task_id: str) -> None:
+    def _send_kill(self, task_id: str, now: float) -> None:
+        """Ask the backend to kill a task whose kill is stored."""
+        again = task_id in self._kills_sent
+        self._kills_sent[task_id] = now
+        self.health.unwatch(task_id)
+        self._spawn(self._kill(task_id, again=again))
+
+    def _send_owed_kills(self, owed: tuple[str, ...], now: float) -> None:
+        if self._kills_sent:  # forget the tasks that have ended
+            keep = set(owed)
+            self._kills_sent = {k: v for k, v in self._kills_sent.items() if k in keep}
+        due = kills.due(owed, self._kills_sent, now, self.config.kill_retry_seconds)
+        fresh = sum(1 for task_id in due if task_id not in self._kills_sent)
+        if fresh:
+            log.info("%d task(s) with a kill on the log have not ended: sending their kill", fresh)
+        for task_id in due:
+            self._send_kill(task_id, now)
+
+    async def _kill(self, task_id: str, *, again: bool = False) -> None:
         try:
             await self.backend.kill(task_id, self.config.kill_grace_seconds)
+            if again:  # the task outlived a kill: the backend may know an end the log missed
+                await self.backend.reconcile([task_id])
         except NotFound:
             await self.backend.reconcile([task_id])
         except Exception:
-            log.exception("killing %s failed; the next round retries through reconciliation", task_id)
+            log.exception("killing %s failed; sent again in %.0fs", task_id, self.config.kill_retry_seconds)
 
     # ---- storing events --------------------------------------------------------------------------
 
@@ -276,7 +302,7 @@ class Scheduler:
         if status.state.terminal:
             self.health.unwatch(task.id)
             ended = t.apply(task, changed)
-            backoff = reconcile.backoff_events(self.state.desired(), self.state.backoff, ended, now)
+            backoff = reconcile.backoff_events(self.state.desired(), self.state.backoff, task, ended, now)
             if backoff is not None:
                 # stored first: a round that sees the task ended must also see the delay it causes
                 # (so it names the task's last event before the failure as its cause)
@@ -325,11 +351,12 @@ class Scheduler:
         task = self.state.tasks.get(task_id)
         if task is None:
             raise NotFound(f"no task {task_id!r} in cluster {self.cluster}")
-        if not task.terminal and not task.kill_reason:
+        if task.terminal:
+            return task
+        if not task.kill_reason:
             kill = t.TaskKillRequested(task_id, reason or "operator", self.clock())
             await self.store([kill], meta=meta or EventMeta.command("operator"))
-            self.health.unwatch(task_id)
-            self._spawn(self._kill(task_id))
+        self._send_kill(task_id, self.clock())  # asked again: sent again, whatever was sent before
         return self.state.tasks[task_id]
 
     def counts(self, group: str) -> Counts:
