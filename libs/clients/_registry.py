@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, cast
 
@@ -26,8 +27,19 @@ class RegistryClient(ServiceClient):
     what = "the registry"
     health_service = REGISTRY_SERVICE
 
-    def __init__(self, addr: str, *, timeout: float, caller: Caller | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        addr: str,
+        *,
+        timeout: float,
+        caller: Caller | None = None,
+        field_names: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``field_names``: what the caller's own input calls the registry's fields (the gateway's
+        ``Idempotency-Key`` header is the registry's ``idempotency_key``), for field violations."""
         super().__init__(addr, timeout=timeout, caller=caller, **kwargs)
+        self.field_names = dict(field_names or {})
         # RegistryAsyncStub exists only for type checkers (mypy-protobuf): hence the quoted cast
         self.stub = cast("registry_pb2_grpc.RegistryAsyncStub", registry_pb2_grpc.RegistryStub(self.channel))
 
@@ -55,9 +67,9 @@ class RegistryClient(ServiceClient):
         try:
             return await super().call(rpc, request)
         except ValidationFailed as err:
-            if not body_prefix:
+            if not body_prefix and not self.field_names:
                 raise
-            raise _without_prefix(err, body_prefix) from err.__cause__
+            raise _renamed(err, body_prefix, self.field_names) from err.__cause__
 
     # ---- the common calls, typed ----
 
@@ -107,5 +119,7 @@ class RegistryClient(ServiceClient):
         return registered
 
 
-def _without_prefix(err: ValidationFailed, prefix: str) -> BayError:
-    return ValidationFailed([replace(v, field=v.field.removeprefix(prefix)) for v in err.violations])
+def _renamed(err: ValidationFailed, prefix: str, names: Mapping[str, str]) -> BayError:
+    return ValidationFailed(
+        [replace(v, field=names.get(v.field) or v.field.removeprefix(prefix)) for v in err.violations]
+    )
