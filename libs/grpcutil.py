@@ -113,8 +113,28 @@ def _current_version(details: list[Any]) -> int | None:
     return None
 
 
+def hint_of(exc: grpc.aio.AioRpcError) -> str:
+    """The hint the service sent with its error (a ``Help`` detail), or "" when it sent none (the
+    call failed before the service answered: refused, reset, or by the deadline)."""
+    for d in _details(exc):
+        if d.Is(error_details_pb2.Help.DESCRIPTOR):
+            help_ = error_details_pb2.Help()
+            d.Unpack(help_)
+            if help_.links:
+                return help_.links[0].description
+    return ""
+
+
 def error_from_rpc(exc: grpc.aio.AioRpcError) -> BayError:
     """The BayError a failed call stands for (used by clients such as the gateway)."""
+    err = _error_from_rpc(exc)
+    hint = hint_of(exc)
+    if hint:
+        err.hint = hint  # what the service knows (e.g. whether an append may be stored) goes on
+    return err
+
+
+def _error_from_rpc(exc: grpc.aio.AioRpcError) -> BayError:
     code = exc.code()
     message = exc.details() or code.name
     if code == grpc.StatusCode.INVALID_ARGUMENT:

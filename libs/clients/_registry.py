@@ -12,6 +12,7 @@ from bay.v1 import group_pb2, registry_pb2, registry_pb2_grpc
 from libs.clients._base import Q, R, ServiceClient
 from libs.clients._caller import Caller
 from libs.errors import BayError, Unavailable, ValidationFailed
+from libs.grpcutil import hint_of
 
 REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 
@@ -50,9 +51,14 @@ class RegistryClient(ServiceClient):
         )
 
     def unavailable(self, exc: grpc.aio.AioRpcError) -> Unavailable:
+        # The registry says what it knows (nothing sent to NATS, or an append that may be stored);
+        # without its word the call failed on the way (refused, or the connection broke), and a
+        # broken connection may have carried the command first.
         return Unavailable(
             f"registry ({self.addr}): {exc.details()}",
-            hint="nothing was written; retry with the same Idempotency-Key once it is back",
+            hint=hint_of(exc)
+            or "the registry did not answer: if it got the command, it may have been carried out; "
+            "retry with the same Idempotency-Key once it is back",
         )
 
     async def call(

@@ -148,7 +148,8 @@ class Projection(Generic[S]):
             await asyncio.wait_for(fut, timeout)
         except TimeoutError as exc:
             raise Unavailable(
-                f"{self.name}: event {sequence} is stored but not yet visible here (at {self.sequence})"
+                f"{self.name}: event {sequence} is stored but not yet visible here (at {self.sequence})",
+                hint="the command was carried out; a retry with the same idempotency key answers with it",
             ) from exc
 
     def _schedule_snapshot(self) -> None:
