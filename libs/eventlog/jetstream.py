@@ -236,6 +236,16 @@ class JetStreamEventLog(EventLog):
         ) as exc:
             raise Unavailable("JetStream did not answer") from exc
 
+    async def stream_identity(self) -> str:
+        """The stream's name and creation time: a stream deleted and created again is another."""
+        if not self.conn.connected:
+            raise Unavailable("NATS is not connected (reconnecting)")
+        try:
+            info = await self.js.stream_info(self.stream.name)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise Unavailable("JetStream did not answer") from exc
+        return f"{self.stream.name} {info.created.isoformat()}" if info.created else ""
+
     async def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False
     ) -> AsyncGenerator[list[Record], None]:
