@@ -53,7 +53,7 @@ def summarize(event: JSON) -> str:
     if kind == "GroupDeleted":
         return "deleted"
     if kind == "NothingChanged":
-        return f"{data.get('command', 'a command')} changed nothing (its idempotency key is kept)"
+        return f"{data.get('command', 'a command')}: nothing changed"
     if kind == "ClusterRegistered":
         cluster = data.get("cluster") or {}
         where = f", scheduler {cluster['scheduler_address']}" if cluster.get("scheduler_address") else ""

@@ -26,7 +26,8 @@ from services.registry.handlers import Registry
 
 
 def group_name(name: str) -> str:
-    """A group named in a request: a DNS label, or INVALID_ARGUMENT (not echoed whole: it may be huge)."""
+    """A group named in a command: a DNS label, or INVALID_ARGUMENT (not echoed whole: it may be
+    huge). A query for a name that cannot exist is simply NOT_FOUND (its message clipped)."""
     if not re.match(DNS_LABEL_RE, name):
         shown = name if len(name) <= 70 else f"{name[:60]}... ({len(name)} characters)"
         raise ValidationFailed(
@@ -104,7 +105,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     @translate_errors
     async def GetGroup(self, request, context):  # type: ignore[no-untyped-def]
         self._principal(context, "viewer")
-        return self.wire.get(self.registry.get_group(group_name(request.name)))
+        return self.wire.get(self.registry.get_group(request.name))
 
     @translate_errors
     async def ListGroups(self, request, context):  # type: ignore[no-untyped-def]
@@ -115,7 +116,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     @translate_errors
     async def GroupHistory(self, request, context):  # type: ignore[no-untyped-def]
         self._principal(context, "viewer")
-        records = await self.registry.history(group_name(request.name))
+        records = await self.registry.history(request.name)
         return registry_pb2.GroupHistoryReply(
             events=[
                 envelope_pb2.EventRecord(sequence=r.sequence, subject=r.subject, envelope=r.envelope)

@@ -6,7 +6,9 @@ Idempotency keys. A key names one request: a command, its target and its paramet
 appended, so the keys are rebuilt from the log on every replay and survive any restart (snapshots
 only carry them along). A command that changes nothing still appends one event when it has a key,
 ``NothingChanged``: a key kept only in memory would be forgotten by a restart, and a retry after
-someone else's change would then be carried out again. Without a key, a no-op appends nothing.
+someone else's change would then be carried out again. Without a key, a no-op appends nothing. The
+cost is one small event per keyed no-op (the CLI sends a key with every change, so an unchanged
+``bay apply`` shows in the history as "UpdateGroup: nothing changed").
 A retry of the same request within the TTL gets the first result; the same key with another
 request (another command, target or parameters) is refused, naming ``idempotency_key``.
 """
