@@ -82,4 +82,6 @@ class PermissionDenied(BayError):
 
 
 class Unavailable(BayError):
-    hint = "a dependency is down; nothing was written; retry with the same idempotency key"
+    #: no more than is known: a command that met this may or may not have been carried out, and the
+    #: place that raises it says which where it knows (nothing sent, or an append that may be stored)
+    hint = "a dependency is down or late; retry with the same idempotency key"

@@ -2,6 +2,8 @@
 
 - :func:`make_server`: a grpc.aio server with health checking, reflection (v1 and v1alpha, see
   :mod:`libs.reflection`) and OpenTelemetry.
+- :class:`RefuseUndecodable` (in every server :func:`make_server` makes): a request body that is not
+  its message type is INVALID_ARGUMENT naming ``request``, not UNKNOWN from deep inside grpc.
 - :func:`abort_with`: a :class:`~libs.errors.BayError` as a gRPC status, with machine-readable
   details in ``grpc-status-details-bin`` (a ``google.rpc.Status``; the protos are in ``protos/google/rpc``
   for other languages): field violations as ``BadRequest``, a stale version's current one as
@@ -12,7 +14,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -55,14 +58,26 @@ def status_code_for(exc: BayError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+#: what one error may say: gRPC refuses trailers over 16 KiB (the caller then gets RESOURCE_EXHAUSTED
+#: instead of the error), and the message goes twice (grpc-message and the status details)
+MAX_ERROR_TEXT = 1024
+MAX_VIOLATIONS = 50
+
+
+def _clip(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 async def abort_with(context: grpc.aio.ServicerContext, exc: BayError) -> NoReturn:
     code = status_code_for(exc)
-    status = status_pb2.Status(code=code.value[0], message=exc.message)
+    status = status_pb2.Status(code=code.value[0], message=_clip(exc.message))
     if isinstance(exc, ValidationFailed):
         detail = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in exc.violations
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=_clip(v.field, 256), description=_clip(v.description, 256)
+                )
+                for v in exc.violations[:MAX_VIOLATIONS]
             ]
         )
         status.details.add().Pack(detail)
@@ -96,6 +111,78 @@ def translate_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Undecodable:
+    """A request body that did not parse, handed to the method in place of the request."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # DecodeError, and whatever else a parser of hostile bytes raises
+            return _Undecodable(str(exc) or type(exc).__name__)
+
+    return parse
+
+
+async def _refuse(context: grpc.aio.ServicerContext, request: _Undecodable) -> NoReturn:
+    await abort_with(
+        context, ValidationFailed([FieldViolation("request", f"is not a valid message: {request.error}")])
+    )
+
+
+class RefuseUndecodable(grpc.aio.ServerInterceptor):
+    """Garbage in a request body is the caller's error: INVALID_ARGUMENT naming ``request``.
+
+    grpc parses the body before any servicer code runs and reports a parser's exception as UNKNOWN;
+    here the parser's failure is handed on as a value, and the method refuses it. Client-streaming
+    methods (reflection only) are left as they are.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None or handler.request_streaming:
+            return handler
+        parse = _lenient(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(request, _Undecodable):
+                    await _refuse(context, request)
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, request_deserializer=parse, response_serializer=handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            streaming = handler.unary_stream
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                if isinstance(request, _Undecodable):
+                    await _refuse(context, request)
+                replies = streaming(request, context)
+                if inspect.isasyncgen(replies):
+                    async for reply in replies:
+                        yield reply
+                else:  # a method that writes with context.write()
+                    await replies
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, request_deserializer=parse, response_serializer=handler.response_serializer
+            )
+        return handler
+
+
 def _details(exc: grpc.aio.AioRpcError) -> list[Any]:
     """The ``google.rpc.Status`` details of a failed call (none when it sent no Status)."""
     status = rpc_status.from_call(exc)  # type: ignore[arg-type]
@@ -113,8 +200,28 @@ def _current_version(details: list[Any]) -> int | None:
     return None
 
 
+def hint_of(exc: grpc.aio.AioRpcError) -> str:
+    """The hint the service sent with its error (a ``Help`` detail), or "" when it sent none (the
+    call failed before the service answered: refused, reset, or by the deadline)."""
+    for d in _details(exc):
+        if d.Is(error_details_pb2.Help.DESCRIPTOR):
+            help_ = error_details_pb2.Help()
+            d.Unpack(help_)
+            if help_.links:
+                return help_.links[0].description
+    return ""
+
+
 def error_from_rpc(exc: grpc.aio.AioRpcError) -> BayError:
     """The BayError a failed call stands for (used by clients such as the gateway)."""
+    err = _error_from_rpc(exc)
+    hint = hint_of(exc)
+    if hint:
+        err.hint = hint  # what the service knows (e.g. whether an append may be stored) goes on
+    return err
+
+
+def _error_from_rpc(exc: grpc.aio.AioRpcError) -> BayError:
     code = exc.code()
     message = exc.details() or code.name
     if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -145,7 +252,7 @@ async def make_server(
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), *interceptors],
+        interceptors=[aio_server_interceptor(), RefuseUndecodable(), *interceptors],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),

@@ -7,15 +7,41 @@ into a :class:`~libs.errors.FieldViolation` naming its field.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from libs.errors import FieldViolation, ValidationFailed
 
 #: the most instances a group may have
 MAX_INSTANCES = 100_000
+#: the highest spec version (``uint32`` on the wire)
+MAX_VERSION = 2**32 - 1
+
+#: validation context of specs read back from the log: validated when they were appended, they are
+#: taken as they are (a log from before non-finite numbers were refused may hold ``disk: inf``)
+TRUSTED = {"trusted": True}
+
+
+def _finite(value: float, info: ValidationInfo) -> float:
+    if not math.isfinite(value) and not (info.context or {}).get("trusted"):
+        raise ValueError("must be a finite number")
+    return value
+
+
+#: a number of the spec: an int or a float, never a string or a bool, never NaN or infinite
+Number = Annotated[float, AfterValidator(_finite)]
 
 DNS_LABEL_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_RE)]
@@ -26,13 +52,14 @@ CONSTRAINT_OPS = ("==", "!=", "LIKE", "UNLIKE", "UNIQUE", "MAX_PER", "GROUP_BY")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "5" and true are not numbers, 2.0 is not an int (JSON, YAML and the wire alike)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Resources(_Model):
-    cpus: float = Field(0.1, gt=0, le=1024)
-    mem: float = Field(128.0, gt=0, le=4 * 1024 * 1024, description="MiB")
-    disk: float = Field(0.0, ge=0, description="MiB")
+    cpus: Number = Field(0.1, gt=0, le=1024)
+    mem: Number = Field(128.0, gt=0, le=4 * 1024 * 1024, description="MiB")
+    disk: Number = Field(0.0, ge=0, description="MiB")
 
 
 class PortSpec(_Model):
@@ -79,9 +106,9 @@ class HealthCheck(_Model):
     path: str = "/"
     port_name: str = ""
     command: str = ""
-    grace_period_seconds: float = Field(30.0, ge=0, le=3600)
-    interval_seconds: float = Field(5.0, gt=0, le=3600)
-    timeout_seconds: float = Field(2.0, gt=0, le=600)
+    grace_period_seconds: Number = Field(30.0, ge=0, le=3600)
+    interval_seconds: Number = Field(5.0, gt=0, le=3600)
+    timeout_seconds: Number = Field(2.0, gt=0, le=600)
     max_consecutive_failures: int = Field(3, ge=1, le=100)
 
     @model_validator(mode="after")
@@ -96,14 +123,14 @@ class HealthCheck(_Model):
 
 
 class UpgradeStrategy(_Model):
-    minimum_health_capacity: float = Field(1.0, ge=0, le=1)
-    maximum_over_capacity: float = Field(1.0, ge=0, le=1)
+    minimum_health_capacity: Number = Field(1.0, ge=0, le=1)
+    maximum_over_capacity: Number = Field(1.0, ge=0, le=1)
 
 
 class Backoff(_Model):
-    backoff_seconds: float = Field(1.0, gt=0, le=3600)
-    backoff_factor: float = Field(1.15, ge=1, le=10)
-    max_launch_delay_seconds: float = Field(300.0, gt=0, le=86400)
+    backoff_seconds: Number = Field(1.0, gt=0, le=3600)
+    backoff_factor: Number = Field(1.15, ge=1, le=10)
+    max_launch_delay_seconds: Number = Field(300.0, gt=0, le=86400)
 
 
 class GroupSpec(_Model):

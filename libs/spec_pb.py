@@ -11,7 +11,7 @@ from typing import Any
 
 from bay.v1 import group_pb2
 
-from libs.spec import GroupSpec, validate_spec
+from libs.spec import TRUSTED, GroupSpec, validate_spec
 
 
 def spec_to_pb(spec: GroupSpec) -> group_pb2.GroupSpec:
@@ -127,4 +127,4 @@ def spec_from_pb(msg: group_pb2.GroupSpec, prefix: str = "spec") -> GroupSpec:
 
 def trusted_spec_from_pb(msg: group_pb2.GroupSpec) -> GroupSpec:
     """For specs read back from the log: they were validated before they were appended."""
-    return GroupSpec.model_validate(spec_dict_from_pb(msg))
+    return GroupSpec.model_validate(spec_dict_from_pb(msg), context=TRUSTED)

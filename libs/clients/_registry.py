@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, cast
 
@@ -11,6 +12,7 @@ from bay.v1 import group_pb2, registry_pb2, registry_pb2_grpc
 from libs.clients._base import Q, R, ServiceClient
 from libs.clients._caller import Caller
 from libs.errors import BayError, Unavailable, ValidationFailed
+from libs.grpcutil import hint_of
 
 REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 
@@ -26,8 +28,19 @@ class RegistryClient(ServiceClient):
     what = "the registry"
     health_service = REGISTRY_SERVICE
 
-    def __init__(self, addr: str, *, timeout: float, caller: Caller | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        addr: str,
+        *,
+        timeout: float,
+        caller: Caller | None = None,
+        field_names: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``field_names``: what the caller's own input calls the registry's fields (the gateway's
+        ``Idempotency-Key`` header is the registry's ``idempotency_key``), for field violations."""
         super().__init__(addr, timeout=timeout, caller=caller, **kwargs)
+        self.field_names = dict(field_names or {})
         # RegistryAsyncStub exists only for type checkers (mypy-protobuf): hence the quoted cast
         self.stub = cast("registry_pb2_grpc.RegistryAsyncStub", registry_pb2_grpc.RegistryStub(self.channel))
 
@@ -38,9 +51,14 @@ class RegistryClient(ServiceClient):
         )
 
     def unavailable(self, exc: grpc.aio.AioRpcError) -> Unavailable:
+        # The registry says what it knows (nothing sent to NATS, or an append that may be stored);
+        # without its word the call failed on the way (refused, or the connection broke), and a
+        # broken connection may have carried the command first.
         return Unavailable(
             f"registry ({self.addr}): {exc.details()}",
-            hint="nothing was written; retry with the same Idempotency-Key once it is back",
+            hint=hint_of(exc)
+            or "the registry did not answer: if it got the command, it may have been carried out; "
+            "retry with the same Idempotency-Key once it is back",
         )
 
     async def call(
@@ -55,9 +73,9 @@ class RegistryClient(ServiceClient):
         try:
             return await super().call(rpc, request)
         except ValidationFailed as err:
-            if not body_prefix:
+            if not body_prefix and not self.field_names:
                 raise
-            raise _without_prefix(err, body_prefix) from err.__cause__
+            raise _renamed(err, body_prefix, self.field_names) from err.__cause__
 
     # ---- the common calls, typed ----
 
@@ -107,5 +125,7 @@ class RegistryClient(ServiceClient):
         return registered
 
 
-def _without_prefix(err: ValidationFailed, prefix: str) -> BayError:
-    return ValidationFailed([replace(v, field=v.field.removeprefix(prefix)) for v in err.violations])
+def _renamed(err: ValidationFailed, prefix: str, names: Mapping[str, str]) -> BayError:
+    return ValidationFailed(
+        [replace(v, field=names.get(v.field) or v.field.removeprefix(prefix)) for v in err.violations]
+    )

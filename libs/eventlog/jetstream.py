@@ -42,6 +42,7 @@ log = logging.getLogger("bay.eventlog")
 tracer = trace.get_tracer("bay.eventlog")
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream API error code
+_NOT_SENT = "nothing was sent to NATS: retry with the same idempotency key once it is back"
 
 
 def event_log_for(conn: NatsConnection, settings: CommonSettings) -> JetStreamEventLog:
@@ -79,7 +80,9 @@ class JetStreamEventLog(EventLog):
             return []
         client = self.conn.client
         if not self.conn.connected:
-            return [Unavailable("NATS is not connected (reconnecting); nothing was written")] * len(items)
+            return [
+                Unavailable("NATS is not connected (reconnecting); nothing was written", hint=_NOT_SENT)
+            ] * len(items)
         if self._ack_sub is None:
             self._ack_sub = await client.subscribe(self._ack_prefix + "*", cb=self._on_ack)
         loop = asyncio.get_running_loop()
@@ -167,7 +170,7 @@ class JetStreamEventLog(EventLog):
         headers: Mapping[str, str] | None = None,
     ) -> AppendResult:
         if not self.conn.connected:
-            raise Unavailable("NATS is not connected (reconnecting); nothing was written")
+            raise Unavailable("NATS is not connected (reconnecting); nothing was written", hint=_NOT_SENT)
         hdrs: dict[str, str] = {"Nats-Msg-Id": envelope.event_id}
         if expected_last_seq is not None:
             hdrs["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
@@ -193,17 +196,18 @@ class JetStreamEventLog(EventLog):
                     ) from exc
                 raise Unavailable(f"JetStream refused the append: {exc.description}") from exc
             except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
-                raise Unavailable("NATS is not connected; nothing was written") from exc
+                raise Unavailable("NATS is not connected; nothing was written", hint=_NOT_SENT) from exc
             except nats.js.errors.NoStreamResponseError as exc:
                 # no server took the message (a clustered stream electing its leader, say)
                 raise Unavailable(
-                    "no JetStream server answered the append (is the stream electing a leader?); "
-                    "retry with the same idempotency key"
+                    "no JetStream server took the append (is the stream electing a leader?)",
+                    hint="retry with the same idempotency key",
                 ) from exc
             except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 raise Unavailable(
-                    "JetStream did not acknowledge the append in time; it may or may not be stored: "
-                    "retry with the same idempotency key"
+                    "JetStream did not acknowledge the append in time: it may or may not be stored",
+                    hint="the command may or may not have been carried out: retry with the same "
+                    "idempotency key, which answers with its first result if it was",
                 ) from exc
         return AppendResult(ack.seq, bool(ack.duplicate))
 
@@ -240,6 +244,16 @@ class JetStreamEventLog(EventLog):
             nats.errors.ConnectionClosedError,
         ) as exc:
             raise Unavailable("JetStream did not answer") from exc
+
+    async def stream_identity(self) -> str:
+        """The stream's name and creation time: a stream deleted and created again is another."""
+        if not self.conn.connected:
+            raise Unavailable("NATS is not connected (reconnecting)")
+        try:
+            info = await self.js.stream_info(self.stream.name)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise Unavailable("JetStream did not answer") from exc
+        return f"{self.stream.name} {info.created.isoformat()}" if info.created else ""
 
     async def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False

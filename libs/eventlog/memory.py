@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncGenerator, Mapping
 
 from bay.v1 import envelope_pb2
@@ -18,6 +19,10 @@ class MemoryEventLog(EventLog):
         self._last_by_subject: dict[str, int] = {}
         self._by_event_id: dict[str, int] = {}
         self._changed = asyncio.Condition()
+        self._identity = f"memory {uuid.uuid4()}"
+
+    async def stream_identity(self) -> str:
+        return self._identity
 
     async def append(
         self,

@@ -97,5 +97,10 @@ class EventLog(abc.ABC):
     async def last_sequence(self, subject_filter: str | None = None) -> int:
         """The last stream sequence (of the filter's subjects, when given); 0 when empty."""
 
+    async def stream_identity(self) -> str:
+        """What tells this stream from another of the same name (one deleted and created again), for
+        snapshots to name where they were taken; "" when the log cannot tell."""
+        return ""
+
     async def close(self) -> None:
         return None

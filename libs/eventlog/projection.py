@@ -59,6 +59,7 @@ class Projection(Generic[S]):
         self._snapshot_task: asyncio.Task[None] | None = None
         self.replayed = 0
         self.restore_seconds = 0.0
+        self.stream = ""  # the log's stream identity, read at start: snapshots name it
 
     async def start(self) -> None:
         """Restore and catch up (returns when the state is current), then follow in the background."""
@@ -79,8 +80,21 @@ class Projection(Generic[S]):
     async def _restore(self) -> None:
         if self.snapshots is None or self.decode is None:
             return
+        self.stream = await self._stream_identity()
         snap = await self.snapshots.load(self.name)
         if snap is None:
+            return
+        # A snapshot of another stream (this one was deleted and created again) would restore a
+        # sequence this stream has never had, and every later append would be a conflict.
+        if not self.stream or snap.stream != self.stream:
+            log.warning(
+                "%s: snapshot at %d was taken from stream %r, not this one (%r): discarded; "
+                "replaying from the start",
+                self.name,
+                snap.sequence,
+                snap.stream,
+                self.stream,
+            )
             return
         try:
             self.state = self.decode(snap.data)
@@ -89,6 +103,14 @@ class Projection(Generic[S]):
             log.warning("%s: snapshot could not be decoded; replaying from the start", self.name)
             self.state = self.initial()
             self.sequence = 0
+
+    async def _stream_identity(self) -> str:
+        while True:
+            try:
+                return await self.log.stream_identity()
+            except Unavailable as exc:
+                log.warning("%s: the stream's identity could not be read (%s); retrying", self.name, exc)
+                await asyncio.sleep(0.5)
 
     async def _catch_up(self) -> None:
         while True:
@@ -148,7 +170,8 @@ class Projection(Generic[S]):
             await asyncio.wait_for(fut, timeout)
         except TimeoutError as exc:
             raise Unavailable(
-                f"{self.name}: event {sequence} is stored but not yet visible here (at {self.sequence})"
+                f"{self.name}: event {sequence} is stored but not yet visible here (at {self.sequence})",
+                hint="the command was carried out; a retry with the same idempotency key answers with it",
             ) from exc
 
     def _schedule_snapshot(self) -> None:
@@ -162,7 +185,7 @@ class Projection(Generic[S]):
         except Exception:  # a snapshot is an optimisation: its failure must not stop the fold
             log.exception("%s: snapshot at %d could not be encoded", self.name, self.sequence)
             return
-        self._snapshot_task = asyncio.create_task(self._save(Snapshot(self.sequence, data)))
+        self._snapshot_task = asyncio.create_task(self._save(Snapshot(self.sequence, data, self.stream)))
 
     async def _save(self, snap: Snapshot) -> None:
         assert self.snapshots is not None
@@ -174,7 +197,7 @@ class Projection(Generic[S]):
     async def snapshot_now(self) -> None:
         if self.snapshots is None or self.encode is None:
             return
-        await self._save(Snapshot(self.sequence, self.encode(self.state, self.sequence)))
+        await self._save(Snapshot(self.sequence, self.encode(self.state, self.sequence), self.stream))
         self._since_snapshot = 0
 
     async def stop(self, *, snapshot: bool = True) -> None:

@@ -1,7 +1,13 @@
 """Snapshots: a projection's folded state as bytes, with the stream sequence it stands at.
 
 They only shorten a restart: a missing, unreadable or deleted snapshot means a replay from the
-start, with the same result.
+start, with the same result. A snapshot names the stream it was taken from (the log's
+``stream_identity``: its name and creation time), so one taken from a stream since deleted and
+created again is refused by the projection (:mod:`libs.eventlog.projection`) instead of restoring a
+sequence the new stream has never had.
+
+The file: ``BAYSNAP2``, the sequence (8 bytes, big-endian), the stream identity's length (2 bytes)
+and its UTF-8 text, then the state. ``BAYSNAP1`` files (no stream identity) are refused as unknown.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from pathlib import Path
 
 log = logging.getLogger("bay.snapshots")
 
-_MAGIC = b"BAYSNAP1"
+_MAGIC = b"BAYSNAP2"
+_OLD_MAGIC = b"BAYSNAP1"
+_HEAD = struct.Struct(">QH")  # sequence, length of the stream identity
 
 
 @dataclass(frozen=True)
 class Snapshot:
     sequence: int
     data: bytes
+    stream: str = ""  # the identity of the stream it was taken from ("" : unknown)
 
 
 class SnapshotStore(abc.ABC):
@@ -67,11 +76,22 @@ class FileSnapshotStore(SnapshotStore):
             raw = self._path(name).read_bytes()
         except FileNotFoundError:
             return None
-        if len(raw) < 16 or raw[:8] != _MAGIC:
+        if raw[:8] == _OLD_MAGIC:
+            log.warning(
+                "snapshot %s is of an older format (no stream identity); replaying from the start", name
+            )
+            return None
+        start = 8 + _HEAD.size
+        if len(raw) < start or raw[:8] != _MAGIC:
             log.warning("snapshot %s is unreadable; replaying from the start", name)
             return None
-        (seq,) = struct.unpack(">Q", raw[8:16])
-        return Snapshot(seq, raw[16:])
+        seq, size = _HEAD.unpack_from(raw, 8)
+        try:
+            stream = raw[start : start + size].decode()
+        except UnicodeDecodeError:
+            log.warning("snapshot %s is unreadable; replaying from the start", name)
+            return None
+        return Snapshot(seq, raw[start + size :], stream)
 
     async def save(self, name: str, snapshot: Snapshot) -> None:
         await asyncio.to_thread(self._save, name, snapshot)
@@ -80,7 +100,8 @@ class FileSnapshotStore(SnapshotStore):
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self._path(name).with_suffix(".tmp")
         with open(tmp, "wb") as fh:
-            fh.write(_MAGIC + struct.pack(">Q", snapshot.sequence) + snapshot.data)
+            stream = snapshot.stream.encode()
+            fh.write(_MAGIC + _HEAD.pack(snapshot.sequence, len(stream)) + stream + snapshot.data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._path(name))

@@ -68,6 +68,8 @@ def to_pb(event: m.EventData) -> message.Message:
             return group_pb2.ClusterRegistered(cluster=cluster_to_pb(cluster))
         case m.BuildRegistered(build):
             return group_pb2.BuildRegistered(build=build_to_pb(build))
+        case m.NothingChanged(command):
+            return group_pb2.NothingChanged(command=command)
     return _scheduler_to_pb(event)
 
 
@@ -152,6 +154,7 @@ PAYLOADS: dict[type[message.Message], Callable[[Any, str, float], m.EventData]] 
     group_pb2.GroupDeleted: lambda p, i, at: m.GroupDeleted(p.version),
     group_pb2.ClusterRegistered: lambda p, i, at: m.ClusterRegistered(cluster_from_pb(p.cluster)),
     group_pb2.BuildRegistered: lambda p, i, at: m.BuildRegistered(build_from_pb(p.build)),
+    group_pb2.NothingChanged: lambda p, i, at: m.NothingChanged(p.command),
     task_pb2.TaskLaunched: _launched,
     task_pb2.TaskStatusChanged: _status,
     task_pb2.TaskHealthChanged: lambda p, i, at: m.TaskHealthChanged(

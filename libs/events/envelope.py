@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bay.v1 import envelope_pb2
 from google.protobuf import message
@@ -32,6 +32,9 @@ class EventMeta:
     correlation_id: str = ""
     causation_id: str = ""
     idempotency_key: str = ""
+    #: with an idempotency key: the request it stands for (the command's name, a digest of the rest)
+    command_name: str = ""
+    request_digest: str = ""
 
     @classmethod
     def command(cls, actor: str, correlation_id: str | None = "", idempotency_key: str = "") -> EventMeta:
@@ -40,11 +43,20 @@ class EventMeta:
         correlation = correlation_id or str(uuid.uuid4())
         return cls(actor, correlation, correlation, idempotency_key)
 
+    def for_request(self, command: str, request_digest: str) -> EventMeta:
+        """The same meta, naming the request its idempotency key was given for."""
+        return replace(self, command_name=command, request_digest=request_digest)
+
     def caused_by(self, event_id: str, correlation_id: str = "") -> EventMeta:
         """The meta of an event that ``event_id`` caused, in that event's chain."""
         # built directly, not with dataclasses.replace: a scheduler makes thousands a second
         return EventMeta(
-            self.actor, correlation_id or self.correlation_id or event_id, event_id, self.idempotency_key
+            self.actor,
+            correlation_id or self.correlation_id or event_id,
+            event_id,
+            self.idempotency_key,
+            self.command_name,
+            self.request_digest,
         )
 
 
@@ -83,6 +95,8 @@ def make_envelope(
         correlation_id=meta.correlation_id,
         causation_id=meta.causation_id,
         idempotency_key=meta.idempotency_key,
+        command=meta.command_name,
+        request_digest=meta.request_digest,
     )
     env.time.FromNanoseconds(int(now * 1e9))
     env.payload.Pack(event)

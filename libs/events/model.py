@@ -109,6 +109,14 @@ class GroupDeleted:
 
 
 @dataclass(frozen=True)
+class NothingChanged:
+    """A command with an idempotency key changed nothing; it is recorded so the key is remembered
+    (across restarts: it is in the log). It changes nothing but the aggregate's version."""
+
+    command: str
+
+
+@dataclass(frozen=True)
 class ClusterRegistered:
     cluster: Cluster
 
@@ -120,7 +128,7 @@ class BuildRegistered:
 
 GroupEvent = GroupCreated | GroupUpdated | GroupScaled | GroupRolledBack | GroupDeleted
 GROUP_EVENTS = (GroupCreated, GroupUpdated, GroupScaled, GroupRolledBack, GroupDeleted)
-RegistryEvent = GroupEvent | ClusterRegistered | BuildRegistered
+RegistryEvent = GroupEvent | ClusterRegistered | BuildRegistered | NothingChanged
 
 # ---- a cluster scheduler's events ----
 

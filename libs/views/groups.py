@@ -104,6 +104,14 @@ def apply(group: Group | None, event: m.GroupEvent, at: float, cause: Cause = NO
     raise TypeError(f"not a group event: {event!r}")
 
 
+def recorded(group: Group | None) -> Group:
+    """The group after a NothingChanged: one event more, nothing else (its cause stays the last
+    event that changed it)."""
+    if group is None:
+        raise ImpossibleEvent("NothingChanged before GroupCreated")
+    return group._replace(aggregate_version=group.aggregate_version + 1)
+
+
 def _weight(text: str | None) -> float | None:
     """A weight label that is not a non-negative number is ignored (the registry does not know it)."""
     if text is None:

@@ -126,6 +126,11 @@ class PlatformView:
             registered = first.registered if first is not None else ev.at
             self.clusters[c.name] = replace(c, registered=registered)
             self.on_catalog(data)
+        elif isinstance(data, m.NothingChanged):
+            # it changes nothing; on a group it still counts in the group's aggregate version
+            if ev.subject.startswith(subjects.GROUP_PREFIX):
+                before = self.groups.get(ev.aggregate_id)
+                self.groups[ev.aggregate_id] = gv.recorded(before)
         elif isinstance(data, m.BuildRegistered):
             b = data.build
             self.builds[b.id] = m.Build(b.id, b.image, b.commit, b.metadata, ev.at)

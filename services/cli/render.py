@@ -52,6 +52,8 @@ def summarize(event: JSON) -> str:
         return f"rolled back to the spec of version {data.get('restored_version', 0)}"
     if kind == "GroupDeleted":
         return "deleted"
+    if kind == "NothingChanged":
+        return f"{data.get('command', 'a command')}: nothing changed"
     if kind == "ClusterRegistered":
         cluster = data.get("cluster") or {}
         where = f", scheduler {cluster['scheduler_address']}" if cluster.get("scheduler_address") else ""

@@ -52,7 +52,11 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         raise
     return Backends(
         tokens=TokenStore(settings.resolved_tokens_file(), anonymous_read=settings.anonymous_read),
-        registry=RegistryClient(settings.registry_addr, timeout=settings.registry_timeout_seconds),
+        registry=RegistryClient(
+            settings.registry_addr,
+            timeout=settings.registry_timeout_seconds,
+            field_names={"idempotency_key": "Idempotency-Key"},
+        ),
         nats=conn,
         events=events,
         engine=engine,

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from libs.auth import Principal
 from libs.clients import Caller, DnsClient, RegistryClient, SchedulerPool
 from libs.errors import FieldViolation, ValidationFailed
+from libs.spec import MAX_VERSION
 from services.gateway.backends import Backends
 from services.gateway.body import read_document
 from services.gateway.settings import GatewaySettings
@@ -72,9 +73,15 @@ Dns = Annotated[DnsClient, Depends(dns)]
 def parse_if_match(value: str) -> int:
     """``If-Match: 3``, ``"3"`` or ``W/"3"`` (the ETag the gateway sends) as a spec version."""
     tag = value.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or int(tag) < 1:
+    # the length first: int() of thousands of digits is refused by Python (and slow before that)
+    if not tag.isdigit() or len(tag) > len(str(MAX_VERSION)) or not 1 <= int(tag) <= MAX_VERSION:
+        shown = value if len(value) <= 40 else value[:40] + "..."
         raise ValidationFailed(
-            [FieldViolation("If-Match", f'must be a group version such as "3", not {value!r}')]
+            [
+                FieldViolation(
+                    "If-Match", f'must be a group version (1 to {MAX_VERSION}) such as "3", not {shown!r}'
+                )
+            ]
         )
     return int(tag)
 

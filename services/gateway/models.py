@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from libs.addresses import HOST_PORT_RE, parse_host_port
 from libs.errors import ValidationFailed
-from libs.spec import MAX_INSTANCES, DnsLabel, GroupSpec
+from libs.spec import MAX_INSTANCES, MAX_VERSION, DnsLabel, GroupSpec
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "5" and true are not numbers (a request says what it means)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # ---- requests (the group spec itself is libs.spec.GroupSpec) ----
@@ -25,7 +26,7 @@ class ScaleRequest(_In):
 
 
 class RollbackRequest(_In):
-    version: int = Field(ge=1, description="the spec version to restore (instances are kept)")
+    version: int = Field(ge=1, le=MAX_VERSION, description="the spec version to restore (instances are kept)")
 
 
 class ClusterRequest(_In):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -11,6 +12,7 @@ from libs.auth import Principal, TokenStore
 from libs.errors import BayError, FieldViolation, ValidationFailed
 from libs.events import EventMeta
 from libs.grpcutil import abort_with, metadata_value, translate_errors
+from libs.spec import DNS_LABEL_RE
 from libs.spec_pb import spec_from_pb
 from services.registry.adapters.codec import (
     GroupPbCache,
@@ -21,6 +23,21 @@ from services.registry.adapters.codec import (
 )
 from services.registry.domain import group as g
 from services.registry.handlers import Registry
+
+
+def group_name(name: str) -> str:
+    """A group named in a command: a DNS label, or INVALID_ARGUMENT (not echoed whole: it may be
+    huge). A query for a name that cannot exist is simply NOT_FOUND (its message clipped)."""
+    if not re.match(DNS_LABEL_RE, name):
+        shown = name if len(name) <= 70 else f"{name[:60]}... ({len(name)} characters)"
+        raise ValidationFailed(
+            [
+                FieldViolation(
+                    "name", f"must be a group name (a DNS label, at most 63 characters), not {shown!r}"
+                )
+            ]
+        )
+    return name
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
@@ -64,20 +81,25 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             raise ValidationFailed([FieldViolation("instances", "must be 0 or more")])
         opts = request.options
         return await self._group(
-            g.ScaleGroup(request.name, request.instances, opts.reason, opts.expected_version), meta
+            g.ScaleGroup(group_name(request.name), request.instances, opts.reason, opts.expected_version),
+            meta,
         )
 
     @translate_errors
     async def DeleteGroup(self, request, context):  # type: ignore[no-untyped-def]
         meta = self._meta(context, request.options)
-        return await self._group(g.DeleteGroup(request.name, request.options.expected_version), meta)
+        return await self._group(
+            g.DeleteGroup(group_name(request.name), request.options.expected_version), meta
+        )
 
     @translate_errors
     async def RollbackGroup(self, request, context):  # type: ignore[no-untyped-def]
         meta = self._meta(context, request.options)
         if request.version < 1:
             raise ValidationFailed([FieldViolation("version", "must be 1 or more")])
-        cmd = g.RollbackGroup(request.name, request.version, None, request.options.expected_version)
+        cmd = g.RollbackGroup(
+            group_name(request.name), request.version, None, request.options.expected_version
+        )
         return await self._group(cmd, meta)
 
     @translate_errors

@@ -1,8 +1,10 @@
 """The registry's service layer: a command in, events appended, the resulting state out.
 
-Each handler reads the folded state, asks the pure domain what happens, appends the events with the
-subject's last sequence as the expected one (a concurrent writer loses with Conflict, never
-overwrites), then waits until its own projection has folded the append (read-your-writes).
+Each handler first looks up the command's idempotency key (a retry gets the first result before
+anything is decided: the state may have moved on since), then reads the folded state, asks the pure
+domain what happens, appends the events with the subject's last sequence as the expected one (a
+concurrent writer loses with Conflict, never overwrites), then waits until its own projection has
+folded the append (read-your-writes). Keys are explained in :mod:`services.registry.domain.registry`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from libs.errors import NotFound
 from libs.eventlog import EventLog, Projection, Record
 from libs.events import EventMeta, decode, make_envelope, subjects, to_pb
-from libs.events.model import RegistryEvent
+from libs.events.model import GROUP_EVENTS, NothingChanged, RegistryEvent
+from libs.views.groups import recorded
 from services.registry.domain import group as g
 from services.registry.domain.catalog import (
     Build,
@@ -25,7 +28,14 @@ from services.registry.domain.catalog import (
     decide_build,
     decide_cluster,
 )
-from services.registry.domain.registry import RegistryState, check_references, seen_recently
+from services.registry.domain.registry import (
+    Command,
+    RegistryState,
+    Seen,
+    check_references,
+    first_use,
+    request_of,
+)
 
 
 def fold(state: RegistryState, rec: Record) -> RegistryState:
@@ -51,14 +61,24 @@ class Registry:
     def state(self) -> RegistryState:
         return self.projection.state
 
+    def _first(
+        self, aggregate_type: str, aggregate_id: str, cmd: Command, meta: EventMeta
+    ) -> tuple[EventMeta, Seen | None]:
+        """The meta naming the request its key is for, and where that request landed if it is a retry."""
+        if not meta.idempotency_key:
+            return meta, None
+        command, digest = request_of(cmd)
+        meta = meta.for_request(command, digest)
+        subject = subjects.subject_for(aggregate_type, aggregate_id)
+        return meta, first_use(self.state, meta.idempotency_key, subject, command, digest, self.clock())
+
     async def _append(
         self, aggregate_type: str, aggregate_id: str, events: Sequence[RegistryEvent], meta: EventMeta
     ) -> Outcome:
         subject = subjects.subject_for(aggregate_type, aggregate_id)
-        seen = seen_recently(self.state, meta.idempotency_key, self.clock()) if meta.idempotency_key else None
-        if seen is not None:
-            return Outcome(seen.sequence, duplicate=True)
         expected = self.state.subject_seq.get(subject, 0)
+        if not events and meta.idempotency_key:
+            events = [NothingChanged(meta.command_name)]  # so that the key is remembered
         if not events:
             return Outcome(expected)
         first = 0
@@ -85,6 +105,9 @@ class Registry:
 
     async def group_command(self, cmd: g.GroupCommand, meta: EventMeta) -> tuple[g.Group, Outcome]:
         name = cmd.spec.name if isinstance(cmd, g.CreateGroup | g.UpdateGroup) else cmd.name
+        meta, seen = self._first(subjects.GROUP, name, cmd, meta)
+        if seen is not None:
+            return await self.group_at(name, seen.sequence), Outcome(seen.sequence, duplicate=True)
         if isinstance(cmd, g.RollbackGroup):
             cmd = g.RollbackGroup(
                 cmd.name, cmd.version, await self.spec_at(cmd.name, cmd.version), cmd.expected_version
@@ -96,12 +119,20 @@ class Registry:
         return self.state.groups[name], outcome
 
     async def register_cluster(self, cluster: Cluster, meta: EventMeta) -> tuple[Cluster, Outcome]:
-        events = decide_cluster(self.state.clusters.get(cluster.name), RegisterCluster(cluster))
+        cmd = RegisterCluster(cluster)
+        meta, seen = self._first(subjects.CLUSTER, cluster.name, cmd, meta)
+        if seen is not None:
+            return self.state.clusters[cluster.name], Outcome(seen.sequence, duplicate=True)
+        events = decide_cluster(self.state.clusters.get(cluster.name), cmd)
         outcome = await self._append(subjects.CLUSTER, cluster.name, events, meta)
         return self.state.clusters[cluster.name], outcome
 
     async def register_build(self, build: Build, meta: EventMeta) -> tuple[Build, Outcome]:
-        events = decide_build(self.state.builds.get(build.id), RegisterBuild(build))
+        cmd = RegisterBuild(build)
+        meta, seen = self._first(subjects.BUILD, build.id, cmd, meta)
+        if seen is not None:
+            return self.state.builds[build.id], Outcome(seen.sequence, duplicate=True)
+        events = decide_build(self.state.builds.get(build.id), cmd)
         outcome = await self._append(subjects.BUILD, build.id, events, meta)
         return self.state.builds[build.id], outcome
 
@@ -135,6 +166,22 @@ class Registry:
                 if rec.sequence >= last:
                     break
         return out
+
+    async def group_at(self, name: str, sequence: int) -> g.Group:
+        """The group as it was once the event at ``sequence`` was folded: a retried command's first
+        result, whatever happened to the group since."""
+        grp: g.Group | None = None
+        for rec in await self.history(name):
+            if rec.sequence > sequence:
+                break
+            ev = decode(rec)
+            if isinstance(ev.data, GROUP_EVENTS):
+                grp = g.apply(grp, ev.data, ev.at)
+            elif isinstance(ev.data, NothingChanged):
+                grp = recorded(grp)
+        if grp is None:  # the log holds it, so this is only a key from a subject's lost history
+            return self.get_group(name)
+        return grp
 
     async def spec_at(self, name: str, version: int) -> g.GroupSpec | None:
         """The spec a group had at a version, from its history in the log."""

@@ -21,8 +21,8 @@ async def test_missing_is_none(store: SnapshotStore) -> None:
 async def test_save_load_replace_delete(store: SnapshotStore) -> None:
     await store.save("registry", Snapshot(10, b"state-10"))
     assert await store.load("registry") == Snapshot(10, b"state-10")
-    await store.save("registry", Snapshot(20, b"state-20"))
-    assert await store.load("registry") == Snapshot(20, b"state-20")
+    await store.save("registry", Snapshot(20, b"state-20", "BAY_EVENTS 2026-12-01T10:00:00+00:00"))
+    assert await store.load("registry") == Snapshot(20, b"state-20", "BAY_EVENTS 2026-12-01T10:00:00+00:00")
     assert await store.load("other") is None
     await store.delete("registry")
     assert await store.load("registry") is None

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from libs.errors import FieldViolation, Unavailable, ValidationFailed
 from libs.events.subjects import ROOT as EVENT_SUBJECT_ROOT
 from services.gateway.audit.query import query_events
+from services.gateway.audit.writer import MAX_SEQUENCE
 from services.gateway.backends import Backends
 from services.gateway.deps import BackendsDep, SettingsDep, Viewer
 from services.gateway.models import EventPage
@@ -32,7 +33,9 @@ async def list_events(
     event_type: Annotated[str | None, Query(alias="type", description="e.g. GroupScaled")] = None,
     since: DateTimeParam | None = None,
     until: DateTimeParam | None = None,
-    after: Annotated[int, Query(ge=0, description="only events with a greater sequence")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQUENCE, description="only events with a greater sequence")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
     def query() -> list[dict[str, Any]]:
@@ -70,9 +73,13 @@ def subject_filter(subject: str | None) -> str | None:
 def resume_point(last_event_id: str | None) -> int | None:
     if last_event_id is None:
         return None
-    if not last_event_id.strip().isdigit():
-        raise ValidationFailed([FieldViolation("Last-Event-ID", "must be an event's sequence number")])
-    return int(last_event_id) + 1
+    text = last_event_id.strip()
+    # the length first: int() of thousands of digits is refused by Python (and slow before that)
+    if not text.isdigit() or len(text) > len(str(MAX_SEQUENCE)) or int(text) > MAX_SEQUENCE:
+        raise ValidationFailed(
+            [FieldViolation("Last-Event-ID", f"must be an event's sequence number (0 to {MAX_SEQUENCE})")]
+        )
+    return int(text) + 1
 
 
 async def _next_sequence(backends: Backends) -> int:
@@ -95,7 +102,8 @@ async def stream_events(
     backends: BackendsDep,
     settings: SettingsDep,
     start: Annotated[
-        int | None, Query(alias="from", ge=0, description="first sequence to send (0: the whole log)")
+        int | None,
+        Query(alias="from", ge=0, le=MAX_SEQUENCE, description="first sequence to send (0: the whole log)"),
     ] = None,
     subject: Annotated[str | None, Query(description="e.g. group.web or bay.ev.group.>")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", description="resume after it")] = None,

@@ -65,7 +65,13 @@ def encode_snapshot(state: RegistryState, sequence: int) -> bytes:
     snap.clusters.extend(cluster_to_pb(c) for c in state.clusters.values())
     snap.builds.extend(build_to_pb(b) for b in state.builds.values())
     for key, seen in state.idempotency.items():
-        snap.idempotency.add(key=f"{seen.subject} {key}", sequence=seen.sequence, time=seen.time)
+        snap.idempotency.add(
+            key=f"{seen.subject} {key}",
+            sequence=seen.sequence,
+            time=seen.time,
+            command=seen.command,
+            request_digest=seen.digest,
+        )
     return snap.SerializeToString()
 
 
@@ -94,5 +100,5 @@ def decode_snapshot(data: bytes) -> RegistryState:
         state.builds[b.id] = build_from_pb(b)
     for e in snap.idempotency:
         subject, _, key = e.key.partition(" ")
-        state.idempotency[key] = Seen(subject, e.sequence, e.time)
+        state.idempotency[key] = Seen(subject, e.sequence, e.time, e.command, e.request_digest)
     return state
