@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import nats.errors
 import pytest_asyncio
 
 from libs.lease import BUCKET
@@ -102,12 +103,18 @@ async def audit_events(http: httpx.AsyncClient, through: int) -> list[tuple[int,
 
 async def lease_stream(cluster: NatsCluster) -> str:
     """The stream behind the scheduler's lease bucket (JetStream keeps a bucket as ``KV_<bucket>``)."""
-    nc = await nats.connect(servers=cluster.urls)
-    try:
-        names = await nc.jetstream().streams_info()
-    finally:
-        await nc.close()
-    found = [i.config.name for i in names if i.config.name and i.config.name.startswith(f"KV_{BUCKET}")]
+
+    async def named() -> list[str] | None:
+        nc = await nats.connect(servers=cluster.urls)
+        try:
+            infos = await nc.jetstream().streams_info()
+        except nats.errors.TimeoutError:  # a meta leader election after the first loss
+            return None
+        finally:
+            await nc.close()
+        return [n for i in infos if (n := i.config.name) and n.startswith(f"KV_{BUCKET}")]
+
+    found: list[str] = await poll_until(named, "the lease bucket's stream", 30)
     assert len(found) == 1, found
     return found[0]
 
@@ -144,7 +151,9 @@ def restarts(bay: BayUp) -> list[str]:
 
 
 async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster, tmp_path: Path) -> None:
-    env = {"BAY_STREAM_REPLICAS": "3"}
+    # a lease must outlast the cluster's failover (a new leader for the stream and the lease's
+    # bucket), or its holder stops: 30 s leaves room for elections on a loaded 2-core machine
+    env = {"BAY_STREAM_REPLICAS": "3", "BAY_LEASE_SECONDS": "30"}
     (tmp_path / "bay").mkdir()
     async with running_bay(tmp_path / "bay", nats_url=cluster.url, env_extra=env) as bay:
         assert "nats" not in bay.pids(), "with BAY_NATS_URL set, bay up starts no nats-server"
@@ -163,7 +172,10 @@ async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster
                 await kill_and_return(cluster, first, traffic)
                 # then the node holding the scheduler's lease, unless that was the first: whatever
                 # the stream's placement, losing one node must not cost the scheduler its lease
-                lease = await cluster.leader(await lease_stream(cluster))
+                bucket = await lease_stream(cluster)
+                held = (await cluster.stream_cluster(bucket)).get("replicas")
+                assert isinstance(held, list) and len(held) == 2, "the lease must survive a node's loss"
+                lease = await cluster.leader(bucket)
                 now = await cluster.leader(STREAM)
                 second = next(n for n in (lease, now, *cluster.nodes) if n is not first)
                 await kill_and_return(cluster, second, traffic)
