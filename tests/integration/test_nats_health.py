@@ -1,0 +1,48 @@
+"""A service whose NATS connection stays down says so: gRPC health NOT_SERVING, the gateway's
+``/healthz`` 503 ``unhealthy``; both come back by themselves when NATS does (issue 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from libs.clients import Health, RegistryClient
+from libs.natsconn import DOWN_GRACE_SECONDS
+from tests.conftest import NatsProcess
+from tests.integration.gateway_harness import start_stack
+from tests.poll import poll_until
+
+
+async def test_nats_down_for_good_is_not_serving_and_unhealthy_until_it_is_back(
+    fresh_stream: str, nats_server: NatsProcess, tmp_path: Path
+) -> None:
+    stack = await start_stack(fresh_stream, tmp_path)
+    registry = RegistryClient(f"127.0.0.1:{stack.registry.port}", timeout=2)
+
+    async def registry_says(want: Health) -> bool:
+        return await registry.health() == want
+
+    async def healthz(status: int) -> httpx.Response | None:
+        resp = await stack.client.get("/healthz")
+        return resp if resp.status_code == status else None
+
+    try:
+        assert await registry_says(Health.SERVING)
+        assert (await healthz(200)) is not None
+        nats_server.stop()
+        limit = DOWN_GRACE_SECONDS + 10
+        await poll_until(lambda: registry_says(Health.NOT_SERVING), "the registry NOT_SERVING", limit)
+        down = await poll_until(lambda: healthz(503), "/healthz 503", limit)
+        assert down.json()["status"] == "unhealthy" and down.json()["nats"] is False
+        assert down.json()["registry"] is False
+
+        nats_server.start()
+        await poll_until(lambda: registry_says(Health.SERVING), "the registry SERVING again", 20)
+        up = await poll_until(lambda: healthz(200), "/healthz 200 again", 20)
+        assert up.json()["status"] == "ok"
+    finally:
+        if not nats_server.running:
+            nats_server.start()
+        await registry.close()
+        await stack.stop()
