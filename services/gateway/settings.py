@@ -31,6 +31,9 @@ class GatewaySettings(CommonSettings):
         description="largest request body accepted; default (and most): what fits in one NATS message "
         "with the event's envelope, from the server's max_payload",
     )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection whose request headers take longer is closed"
+    )
     registry_timeout_seconds: float = Field(3.0, gt=0, description="deadline of every registry call")
     sse_heartbeat_seconds: float = Field(15.0, gt=0, description="idle time before an SSE keep-alive")
     schedulers: dict[str, str] = Field(
