@@ -4,7 +4,8 @@ Forever means after a server's ``-ERR`` too: nats-py closes the connection for g
 line but a stale connection or a permission violation (``Client._process_err``, its FIXME: "some
 errors do not cause the server to close the connection, for now we close"), so one message over the
 server's ``max_payload`` (``-ERR 'Maximum Payload Violation'``) used to cut a service off NATS until
-it was restarted. :class:`_ReconnectingClient` reconnects instead.
+it was restarted. :class:`_ReconnectingClient` reconnects instead (credentials refused too: they may
+be put right while the service waits, NOT_SERVING).
 
 A connection down for longer than ``down_grace`` seconds makes the service unhealthy
 (:attr:`NatsConnection.healthy`, and the listeners of :meth:`NatsConnection.on_health`, which set
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from nats import errors as nats_errors
 from nats.aio.client import Client
-from nats.protocol.parser import AUTHORIZATION_VIOLATION, PERMISSIONS_ERR, STALE_CONNECTION
+from nats.protocol.parser import PERMISSIONS_ERR, STALE_CONNECTION
 
 from libs.errors import Unavailable
 
@@ -34,8 +35,8 @@ class _ReconnectingClient(Client):
 
     async def _process_err(self, err_msg: str) -> None:
         lowered = err_msg.lower()
-        if STALE_CONNECTION in lowered or PERMISSIONS_ERR in lowered or AUTHORIZATION_VIOLATION in lowered:
-            await super()._process_err(err_msg)  # reconnects, stays connected, or credentials are wrong
+        if STALE_CONNECTION in lowered or PERMISSIONS_ERR in lowered:
+            await super()._process_err(err_msg)  # nats-py reconnects, or the connection stays up
             return
         err = nats_errors.Error(f"nats: {err_msg.strip().strip(chr(39))}")
         log.error("NATS server error %s; reconnecting", err_msg.strip())

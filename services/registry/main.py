@@ -62,7 +62,10 @@ async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
         nats=conn,
     )
     await server.start()
-    log.info("registry listening on %s (port %d)", settings.registry_listen, port)
+    log.info(
+        "registry listening on %s (port %d); events up to %d bytes (NATS max_payload, headers included)",
+        settings.registry_listen, port, event_log.max_message_bytes,
+    )  # fmt: skip
     await stop.wait()
     log.info("registry stopping")
     await server.stop(grace=2)
