@@ -31,7 +31,9 @@ async def folds(backends: Backends, settings: GatewaySettings) -> dict[str, fold
     return {name: reply for name, reply in answers.items() if reply is not None}
 
 
-@router.get("/healthz", responses={503: {"model": Health, "description": "NATS has stayed down"}})
+@router.get(
+    "/healthz", response_model=Health, responses={503: {"model": Health, "description": "NATS has stayed down"}}
+)
 async def healthz(backends: BackendsDep, settings: SettingsDep) -> Response:
     """Whether the gateway's dependencies answer, and what each folding service skipped.
 
