@@ -32,7 +32,9 @@ async def folds(backends: Backends, settings: GatewaySettings) -> dict[str, fold
 
 
 @router.get(
-    "/healthz", response_model=Health, responses={503: {"model": Health, "description": "NATS has stayed down"}}
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the gateway's NATS connection has stayed down"}},
 )
 async def healthz(backends: BackendsDep, settings: SettingsDep) -> Response:
     """Whether the gateway's dependencies answer, and what each folding service skipped.
