@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 
-from libs.clients import Health, RegistryClient
+from libs.clients import DnsClient, Health, RegistryClient, SchedulerClient
 from libs.natsconn import DOWN_GRACE_SECONDS
+from libs.natsserver import free_port
 from tests.conftest import NatsProcess
+from tests.integration.dns_harness import DnsProcess
 from tests.integration.gateway_harness import start_stack
+from tests.integration.scheduler_harness import SchedulerProcess, kill_tasks
 from tests.poll import poll_until
 
 
@@ -45,4 +48,39 @@ async def test_nats_down_for_good_is_not_serving_and_unhealthy_until_it_is_back(
         if not nats_server.running:
             nats_server.start()
         await registry.close()
+        await stack.stop()
+
+
+async def test_the_scheduler_and_dns_processes_say_not_serving_while_nats_stays_down(
+    fresh_stream: str, nats_server: NatsProcess, tmp_path: Path
+) -> None:
+    sched_port = free_port()
+    stack = await start_stack(fresh_stream, tmp_path, schedulers={"local": f"127.0.0.1:{sched_port}"})
+    sched = SchedulerProcess(stack.registry, fresh_stream, tmp_path, port=sched_port)
+    dns = DnsProcess(fresh_stream, tmp_path / "dns")
+    clients = [
+        SchedulerClient("local", f"127.0.0.1:{sched_port}", timeout=2),
+        DnsClient(f"127.0.0.1:{dns.grpc_port}", timeout=2),
+    ]
+
+    async def all_say(want: Health) -> bool:
+        return all([await c.health() == want for c in clients])
+
+    try:
+        await sched.start()
+        await dns.start()
+        await poll_until(lambda: all_say(Health.SERVING), "the scheduler and DNS SERVING", 20)
+        nats_server.stop()
+        limit = DOWN_GRACE_SECONDS + 10
+        await poll_until(lambda: all_say(Health.NOT_SERVING), "the scheduler and DNS NOT_SERVING", limit)
+        nats_server.start()
+        await poll_until(lambda: all_say(Health.SERVING), "the scheduler and DNS SERVING again", 30)
+    finally:
+        if not nats_server.running:
+            nats_server.start()
+        for c in clients:
+            await c.close()
+        dns.stop()
+        await sched.stop()
+        kill_tasks(tmp_path)
         await stack.stop()
