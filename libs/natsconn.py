@@ -100,7 +100,7 @@ class NatsConnection:
             await self._report(False)
 
     async def _closed(self) -> None:
-        if not self.closing:  # nats-py gave up (e.g. credentials refused): nothing will bring it back
+        if not self.closing:  # nats-py gave up on its own (it should not, now): nothing brings it back
             log.error("NATS connection closed by the client library; the service stays NOT_SERVING")
             await self._report(False)
 
