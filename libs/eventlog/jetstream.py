@@ -36,7 +36,7 @@ from opentelemetry import propagate, trace
 
 from libs.errors import BayError, Conflict, TooLarge, Unavailable
 from libs.eventlog.bulkread import bulk_read
-from libs.eventlog.port import AppendResult, EventLog, Record, StreamSettings
+from libs.eventlog.port import AppendResult, EventLog, Record, StreamSettings, message_size, too_large
 from libs.natsconn import NatsConnection
 from libs.settings import CommonSettings
 
@@ -44,15 +44,6 @@ log = logging.getLogger("bay.eventlog")
 tracer = trace.get_tracer("bay.eventlog")
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream API error code
-
-
-def message_size(payload: bytes, headers: Mapping[str, str]) -> int:
-    """The bytes a message takes against the server's ``max_payload``: nats-server counts the
-    header block with the payload (nats-py's own check counts the payload alone)."""
-    block = len(b"NATS/1.0\r\n\r\n")
-    for key, value in headers.items():
-        block += len(key.strip().encode()) + len(value.strip().encode()) + 4  # ": " and CRLF
-    return block + len(payload)
 
 
 def event_log_for(conn: NatsConnection, settings: CommonSettings) -> JetStreamEventLog:
@@ -138,12 +129,7 @@ class JetStreamEventLog(EventLog):
 
     def _too_large(self, subject: str, payload: bytes, headers: Mapping[str, str]) -> TooLarge | None:
         size, limit = message_size(payload, headers), self.max_message_bytes
-        if size <= limit:
-            return None
-        return TooLarge(
-            f"the event for {subject} would be {size} bytes with its headers; one NATS message may "
-            f"be at most {limit} bytes (the server's max_payload); nothing was written"
-        )
+        return too_large(subject, size, limit) if size > limit else None
 
     async def _on_ack(self, msg: Msg) -> None:
         fut = self._acks.get(msg.subject[len(self._ack_prefix) :])
