@@ -96,7 +96,9 @@ class NatsConnection:
 
     async def _unhealthy_after_grace(self) -> None:
         await asyncio.sleep(self.down_grace)
-        if not self.healthy:
+        # still down (not "not self.healthy": the loop's clock may wake us a hair before
+        # time.monotonic() says the grace is over, and this is the only look)
+        if self._down_since is not None:
             await self._report(False)
 
     async def _closed(self) -> None:
