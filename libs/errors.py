@@ -9,10 +9,11 @@ enter, with ``raise ... from exc``):
     ├── Conflict           a stale expected version, a concurrent writer, or a name already taken
     ├── Unauthenticated    no token, or an unknown one
     ├── PermissionDenied   the token's role may not do this
+    ├── TooLarge           a command would make an event larger than one NATS message may be
     └── Unavailable        a dependency (NATS, a peer service) is down or did not answer in time
 
 Entrypoints map them: gRPC INVALID_ARGUMENT / NOT_FOUND / ABORTED / UNAUTHENTICATED /
-PERMISSION_DENIED / UNAVAILABLE, HTTP 422 / 404 / 409 / 401 / 403 / 503.
+PERMISSION_DENIED / RESOURCE_EXHAUSTED / UNAVAILABLE, HTTP 422 / 404 / 409 / 401 / 403 / 413 / 503.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "FieldViolation",
     "NotFound",
     "PermissionDenied",
+    "TooLarge",
     "Unauthenticated",
     "Unavailable",
     "ValidationFailed",
@@ -79,6 +81,10 @@ class Unauthenticated(BayError):
 
 class PermissionDenied(BayError):
     hint = "use a token with a role that allows this (viewer < operator < admin)"
+
+
+class TooLarge(BayError):
+    hint = "send a smaller spec (long values belong in a build or a file); nothing was written"
 
 
 class Unavailable(BayError):

@@ -1,7 +1,8 @@
 """gRPC plumbing shared by every Bay service.
 
 - :func:`make_server`: a grpc.aio server with health checking, reflection (v1 and v1alpha, see
-  :mod:`libs.reflection`) and OpenTelemetry.
+  :mod:`libs.reflection`) and OpenTelemetry. Given the service's NATS connection, health says
+  NOT_SERVING while that connection stays down (a service cut off the log cannot serve).
 - :class:`RefuseUndecodable` (in every server :func:`make_server` makes): a request body that is not
   its message type is INVALID_ARGUMENT naming ``request``, not UNKNOWN from deep inside grpc.
 - :func:`abort_with`: a :class:`~libs.errors.BayError` as a gRPC status, with machine-readable
@@ -29,10 +30,12 @@ from libs.errors import (
     FieldViolation,
     NotFound,
     PermissionDenied,
+    TooLarge,
     Unauthenticated,
     Unavailable,
     ValidationFailed,
 )
+from libs.natsconn import NatsConnection
 from libs.reflection import enable_reflection
 
 _TO_CODE: list[tuple[type[BayError], grpc.StatusCode]] = [
@@ -41,6 +44,7 @@ _TO_CODE: list[tuple[type[BayError], grpc.StatusCode]] = [
     (Conflict, grpc.StatusCode.ABORTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (TooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
 ]
 
@@ -247,6 +251,7 @@ async def make_server(
     register: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
     *,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    nats: NatsConnection | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Server with the given servicers plus health and reflection; returns it and its bound port."""
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -265,8 +270,15 @@ async def make_server(
         names.append(name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ["", *names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+    async def follow_nats(healthy: bool) -> None:
+        for name in ["", *names]:
+            await health_servicer.set(name, serving if healthy else not_serving)
+
+    await follow_nats(nats is None or nats.healthy)
+    if nats is not None:
+        nats.on_health(follow_nats)
     enable_reflection([*names, health.SERVICE_NAME], server)
     port = server.add_insecure_port(bind)
     if port == 0:

@@ -1,21 +1,52 @@
-"""Connecting to NATS: retry until it answers, reconnect forever, and tell listeners about it."""
+"""Connecting to NATS: retry until it answers, reconnect forever, and tell listeners about it.
+
+Forever means after a server's ``-ERR`` too: nats-py closes the connection for good on any error
+line but a stale connection or a permission violation (``Client._process_err``, its FIXME: "some
+errors do not cause the server to close the connection, for now we close"), so one message over the
+server's ``max_payload`` (``-ERR 'Maximum Payload Violation'``) used to cut a service off NATS until
+it was restarted. :class:`_ReconnectingClient` reconnects instead (credentials refused too: they may
+be put right while the service waits, NOT_SERVING).
+
+A connection down for longer than ``down_grace`` seconds makes the service unhealthy
+(:attr:`NatsConnection.healthy`, and the listeners of :meth:`NatsConnection.on_health`, which set
+the gRPC health status); a blip while the client reconnects does not.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from nats import errors as nats_errors
 from nats.aio.client import Client
+from nats.protocol.parser import PERMISSIONS_ERR, STALE_CONNECTION
 
 from libs.errors import Unavailable
 
 log = logging.getLogger("bay.nats")
 
+DOWN_GRACE_SECONDS = 3.0
 
-class _Client(Client):
-    """nats-py's client with one repair. A flush that times out cancels its PONG's future; when that
+
+class _ReconnectingClient(Client):
+    """nats-py's client, but a server's error line leads to a reconnect rather than a close."""
+
+    async def _process_err(self, err_msg: str) -> None:
+        lowered = err_msg.lower()
+        if STALE_CONNECTION in lowered or PERMISSIONS_ERR in lowered:
+            await super()._process_err(err_msg)  # nats-py reconnects, or the connection stays up
+            return
+        err = nats_errors.Error(f"nats: {err_msg.strip().strip(chr(39))}")
+        log.error("NATS server error %s; reconnecting", err_msg.strip())
+        await self._error_cb(err)
+        await self._process_op_err(err)
+
+
+class _Client(_ReconnectingClient):
+    """nats-py's client with a second repair. A flush that times out cancels its PONG's future; when that
     PONG comes late (a stalled server or network), nats-py sets the cancelled future's result, gets
     InvalidStateError, and its read loop ends for good: the connection stays "connected" and hears
     nothing again (no acknowledgement, no delivery) until the process restarts. A late PONG is
@@ -33,15 +64,64 @@ class _Client(Client):
 class NatsConnection:
     """A NATS client that keeps reconnecting, with hooks for code that must redo work after it."""
 
-    def __init__(self, client: Client, urls: list[str]) -> None:
+    def __init__(self, client: Client, urls: list[str], *, down_grace: float = DOWN_GRACE_SECONDS) -> None:
         self.client = client
         self.urls = urls
+        self.down_grace = down_grace
         self._on_reconnect: list[Callable[[], Awaitable[None]]] = []
+        self._on_health: list[Callable[[bool], Awaitable[None]]] = []
+        self._down_since: float | None = None
+        self._reported_healthy = True
+        self._watch: asyncio.Task[None] | None = None
         self.closing = False
 
     @property
     def connected(self) -> bool:
         return bool(self.client.is_connected)
+
+    @property
+    def healthy(self) -> bool:
+        """Connected, or down for less than ``down_grace`` seconds (reconnecting)."""
+        if self.client.is_closed and not self.closing:
+            return False
+        return self._down_since is None or time.monotonic() - self._down_since < self.down_grace
+
+    def on_health(self, cb: Callable[[bool], Awaitable[None]]) -> None:
+        """``cb(False)`` once the connection has stayed down ``down_grace`` seconds, ``cb(True)``
+        when it is back."""
+        self._on_health.append(cb)
+
+    async def _report(self, healthy: bool) -> None:
+        if healthy == self._reported_healthy:
+            return
+        self._reported_healthy = healthy
+        if not healthy:
+            log.error("NATS connection down for %.0fs: reporting NOT_SERVING; reconnecting", self.down_grace)
+        for cb in list(self._on_health):
+            try:
+                await cb(healthy)
+            except Exception:
+                log.exception("health listener failed")
+
+    async def _disconnected(self) -> None:
+        if self.closing:
+            return
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._unhealthy_after_grace())
+
+    async def _unhealthy_after_grace(self) -> None:
+        await asyncio.sleep(self.down_grace)
+        # still down (not "not self.healthy": the loop's clock may wake us a hair before
+        # time.monotonic() says the grace is over, and this is the only look)
+        if self._down_since is not None:
+            await self._report(False)
+
+    async def _closed(self) -> None:
+        if not self.closing:  # nats-py gave up on its own (it should not, now): nothing brings it back
+            log.error("NATS connection closed by the client library; the service stays NOT_SERVING")
+            await self._report(False)
 
     def on_reconnect(self, cb: Callable[[], Awaitable[None]]) -> None:
         self._on_reconnect.append(cb)
@@ -51,6 +131,10 @@ class NatsConnection:
             self._on_reconnect.remove(cb)
 
     async def _reconnected(self) -> None:
+        self._down_since = None
+        if self._watch is not None:
+            self._watch.cancel()
+        await self._report(True)
         log.info(
             "reconnected to NATS at %s",
             self.client.connected_url.netloc if self.client.connected_url else "?",
@@ -63,6 +147,8 @@ class NatsConnection:
 
     async def close(self) -> None:
         self.closing = True
+        if self._watch is not None:
+            self._watch.cancel()
         if not self.client.is_closed:
             try:
                 await self.client.drain()
@@ -85,6 +171,11 @@ async def connect(
         conn = holder.get("c")
         if conn is not None and not conn.closing:
             log.warning("disconnected from NATS; reconnecting")
+            await conn._disconnected()
+
+    async def closed() -> None:
+        if "c" in holder:
+            await holder["c"]._closed()
 
     async def error(exc: Exception) -> None:
         log.debug("NATS client error: %s", exc)
@@ -104,6 +195,7 @@ async def connect(
                 **seconds,
                 reconnected_cb=reconnected,
                 disconnected_cb=disconnected,
+                closed_cb=closed,
                 error_cb=error,
                 # while reconnecting, a publish must fail, not queue and be sent later
                 pending_size=0,

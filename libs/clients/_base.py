@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
+from bay.v1 import fold_pb2, fold_pb2_grpc
 from google.protobuf import message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -84,6 +85,7 @@ class ServiceClient:
             addr, options=[("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS), *options]
         )
         self._health = health_pb2_grpc.HealthStub(self.channel)
+        self._fold = fold_pb2_grpc.FoldStatusStub(self.channel)
 
     # ---- how failures read ----
 
@@ -195,6 +197,18 @@ class ServiceClient:
             return await self.health(timeout) == Health.SERVING
         except BayError:
             return False
+
+    async def fold_status(self, timeout: float | None = None) -> fold_pb2.FoldStatusReply | None:
+        """How far the service has folded the log and what it skipped; None when it does not say
+        (down, late, or a service that folds nothing)."""
+        seconds = self.timeout if timeout is None else timeout
+        try:
+            reply: fold_pb2.FoldStatusReply = await self._fold.Get(
+                fold_pb2.FoldStatusRequest(), timeout=seconds
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return reply
 
     async def until_serving(self, *, poll_seconds: float = 0.1, attempt_timeout: float = 1.0) -> None:
         """Return once the health check says SERVING; the caller bounds the wait (``asyncio.timeout``).

@@ -6,6 +6,8 @@ import asyncio
 import copy
 from typing import Self
 
+from bay.v1 import fold_pb2
+
 from libs.clients._caller import Caller
 from libs.clients._scheduler import SchedulerClient
 from libs.errors import Unavailable
@@ -57,6 +59,11 @@ class SchedulerPool:
     async def serving(self, timeout: float | None = None) -> dict[str, bool]:
         """Each scheduler's health, asked all at once."""
         answers = await asyncio.gather(*(c.serving(timeout) for c in self.clients.values()))
+        return dict(zip(self.clients, answers, strict=True))
+
+    async def fold_status(self, timeout: float | None = None) -> dict[str, fold_pb2.FoldStatusReply | None]:
+        """Each scheduler's fold of the log, asked all at once."""
+        answers = await asyncio.gather(*(c.fold_status(timeout) for c in self.clients.values()))
         return dict(zip(self.clients, answers, strict=True))
 
     async def close(self) -> None:

@@ -1,7 +1,9 @@
 """The event log on NATS JetStream.
 
 - append: ``Nats-Expected-Last-Subject-Sequence`` for optimistic concurrency and ``Nats-Msg-Id`` =
-  event id for idempotency; W3C trace context goes into the headers.
+  event id for idempotency; W3C trace context goes into the headers. An event that would not fit in
+  one NATS message with its headers (the server's ``max_payload``) is refused before it is sent
+  (:class:`~libs.errors.TooLarge`): sent, the server would drop the whole connection.
 - read: catch-up through :mod:`libs.eventlog.bulkread` (a bulk frame reader, ~4x nats-py's per
   message path), then live follow through a nats-py ordered consumer that is recreated from the last
   delivered sequence after every reconnect, so a follower never skips or repeats an event.
@@ -32,9 +34,9 @@ from nats.js.api import (
 )
 from opentelemetry import propagate, trace
 
-from libs.errors import BayError, Conflict, Unavailable
+from libs.errors import BayError, Conflict, TooLarge, Unavailable
 from libs.eventlog.bulkread import bulk_read
-from libs.eventlog.port import AppendResult, EventLog, Record, StreamSettings
+from libs.eventlog.port import AppendResult, EventLog, Record, StreamSettings, message_size, too_large
 from libs.natsconn import NatsConnection
 from libs.settings import CommonSettings
 
@@ -100,9 +102,12 @@ class JetStreamEventLog(EventLog):
                     hdrs.update(own)
                 elif traced:
                     propagate.inject(hdrs)
-                await client.publish(
-                    subject, envelope.SerializeToString(), reply=self._ack_prefix + token, headers=hdrs
-                )
+                payload = envelope.SerializeToString()
+                too_large = self._too_large(subject, payload, hdrs)
+                if too_large is not None:
+                    fut.set_result(too_large)
+                    continue
+                await client.publish(subject, payload, reply=self._ack_prefix + token, headers=hdrs)
         except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError):
             for _, fut in waiting:
                 if not fut.done():
@@ -119,6 +124,15 @@ class JetStreamEventLog(EventLog):
                 out.append(Unavailable("JetStream did not acknowledge the append in time; retry it"))
         out.extend(Unavailable("not sent") for _ in range(len(items) - len(out)))
         return out
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message the server takes, headers included (its INFO's ``max_payload``)."""
+        return int(self.conn.client.max_payload)
+
+    def _too_large(self, subject: str, payload: bytes, headers: Mapping[str, str]) -> TooLarge | None:
+        size, limit = message_size(payload, headers), self.max_message_bytes
+        return too_large(subject, size, limit) if size > limit else None
 
     async def _on_ack(self, msg: Msg) -> None:
         fut = self._acks.get(msg.subject[len(self._ack_prefix) :])
@@ -182,10 +196,12 @@ class JetStreamEventLog(EventLog):
             attributes={"messaging.destination.name": subject, "bay.event.type": envelope.type},
         ):
             propagate.inject(hdrs)
+            payload = envelope.SerializeToString()
+            too_large = self._too_large(subject, payload, hdrs)
+            if too_large is not None:
+                raise too_large
             try:
-                ack = await self.js.publish(
-                    subject, envelope.SerializeToString(), timeout=self.timeout, headers=hdrs
-                )
+                ack = await self.js.publish(subject, payload, timeout=self.timeout, headers=hdrs)
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     stored = await self._already_stored(subject, envelope.event_id, expected_last_seq or 0)

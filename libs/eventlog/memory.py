@@ -9,12 +9,20 @@ from collections.abc import AsyncGenerator, Mapping
 from bay.v1 import envelope_pb2
 
 from libs.errors import Conflict
-from libs.eventlog.port import AppendResult, EventLog, Record
+from libs.eventlog.port import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    AppendResult,
+    EventLog,
+    Record,
+    message_size,
+    too_large,
+)
 from libs.events.subjects import matches as subject_matches
 
 
 class MemoryEventLog(EventLog):
-    def __init__(self) -> None:
+    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self._max_message_bytes = max_message_bytes
         self._records: list[Record] = []
         self._last_by_subject: dict[str, int] = {}
         self._by_event_id: dict[str, int] = {}
@@ -32,6 +40,12 @@ class MemoryEventLog(EventLog):
         expected_last_seq: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AppendResult:
+        hdrs = {"Nats-Msg-Id": envelope.event_id, **(headers or {})}  # as JetStream would send it
+        if expected_last_seq is not None:
+            hdrs["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
+        size = message_size(envelope.SerializeToString(), hdrs)
+        if size > self._max_message_bytes:
+            raise too_large(subject, size, self._max_message_bytes)
         if envelope.event_id in self._by_event_id:
             return AppendResult(self._by_event_id[envelope.event_id], duplicate=True)
         last = self._last_by_subject.get(subject, 0)
@@ -46,6 +60,10 @@ class MemoryEventLog(EventLog):
         async with self._changed:
             self._changed.notify_all()
         return AppendResult(seq)
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self._max_message_bytes
 
     async def read_batches(
         self, from_seq: int = 1, *, subject_filter: str | None = None, follow: bool = False

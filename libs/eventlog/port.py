@@ -10,10 +10,30 @@ from typing import NamedTuple
 
 from bay.v1 import envelope_pb2
 
-from libs.errors import BayError
+from libs.errors import BayError, TooLarge
 from libs.events import subjects as event_subjects
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+#: nats-server's default max_payload
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def message_size(payload: bytes, headers: Mapping[str, str]) -> int:
+    """The bytes a message takes against the server's ``max_payload``: nats-server counts the
+    header block (``NATS/1.0``, one ``Key: Value`` line each, a blank line) with the payload;
+    nats-py's own check counts the payload alone."""
+    block = len(b"NATS/1.0\r\n\r\n")
+    for key, value in headers.items():
+        block += len(key.strip().encode()) + len(value.strip().encode()) + 4  # ": " and CRLF
+    return block + len(payload)
+
+
+def too_large(subject: str, size: int, limit: int) -> TooLarge:
+    return TooLarge(
+        f"the event for {subject} would be {size} bytes with its headers; one NATS message may "
+        f"be at most {limit} bytes (the server's max_payload); nothing was written"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,8 +68,14 @@ class EventLog(abc.ABC):
     ``append`` raises :class:`libs.errors.Conflict` when ``expected_last_seq`` is not the subject's
     last sequence (0 = the subject must be empty), and :class:`libs.errors.Unavailable` when the
     log cannot be reached; on Unavailable the event may or may not be stored, and a retry with the
-    same event id is safe.
+    same event id is safe. An event larger than :attr:`max_message_bytes` with its headers is
+    :class:`libs.errors.TooLarge`, and nothing is sent.
     """
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest event, headers included, the log takes."""
+        return DEFAULT_MAX_MESSAGE_BYTES
 
     @abc.abstractmethod
     async def append(

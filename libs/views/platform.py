@@ -8,9 +8,9 @@ This is what a reader of the log builds on (the scheduler, DNS, the deployer, th
     projection.state.groups["web"].instances, projection.state.ready_tasks("web")
 
 (:func:`libs.views.live.open_view` does those lines.) ``fold`` decodes each record once through
-:mod:`libs.events`; an event it cannot decode or apply is skipped, counted in ``skipped`` and logged
-once per kind, and folding goes on. Subclasses react to changes through the ``on_*`` hooks and may
-fold events of their own in ``on_other``.
+:mod:`libs.events`; an event it cannot decode or apply is skipped, counted in ``skipped`` (the last
+one's sequence in ``last_skipped``) and logged once per kind, and folding goes on. Subclasses react to
+changes through the ``on_*`` hooks and may fold events of their own in ``on_other``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class PlatformView:
         self.task_view = tv.TasksView(cluster, keep_ended)
         self.tasks = self.task_view.tasks
         self.skipped = 0  # events that could not be decoded or applied
+        self.last_skipped = 0  # the stream sequence of the last of them
         self._said: set[str] = set()
         self._task_prefix = subjects.task_prefix(cluster) if cluster else subjects.TASK_PREFIX
 
@@ -141,6 +142,7 @@ class PlatformView:
     def skip(self, rec: Record, why: Exception) -> None:
         """Count an event that cannot be folded; say so once per kind of problem."""
         self.skipped += 1
+        self.last_skipped = rec.sequence
         kind = f"{rec.envelope.type}:{type(why).__name__}"
         if kind not in self._said:
             self._said.add(kind)

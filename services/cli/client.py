@@ -60,11 +60,14 @@ class GatewayClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         mutation: bool = False,
+        timeout: float | None = None,
     ) -> JSON:
+        """``timeout``: this call's own, in seconds (else the client's)."""
         headers = {"Idempotency-Key": str(uuid.uuid4())} if mutation else {}
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        limit: Any = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            resp = self._http.request(method, path, json=json, params=clean, headers=headers)
+            resp = self._http.request(method, path, json=json, params=clean, headers=headers, timeout=limit)
         except httpx.TimeoutException as exc:
             raise CliError(
                 f"the gateway at {self.base_url} did not answer in time",
@@ -169,8 +172,8 @@ class GatewayClient:
         params = {"state": state, "all": "true" if include_ended else None}
         return self.request("GET", f"/v1/groups/{_q(name)}/tasks", params=params)
 
-    def group_status(self, name: str) -> JSON:
-        return self.request("GET", f"/v1/groups/{_q(name)}/status")
+    def group_status(self, name: str, *, timeout: float | None = None) -> JSON:
+        return self.request("GET", f"/v1/groups/{_q(name)}/status", timeout=timeout)
 
     def status_stream(self, name: str) -> httpx.Response:
         """The group's status as server-sent events (``event: status``), open; the caller closes it."""

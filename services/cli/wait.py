@@ -3,6 +3,12 @@
 The status comes from the gateway's status stream (server-sent events, read by a thread so that
 the deadline is kept exactly, whatever the stream does); if the stream breaks, the status endpoint
 is polled instead. :func:`settled` is the pure part: when is a scale done.
+
+A status that is unavailable for a while (a 503 because the scheduler is slow or restarting, the
+gateway not answering in time or not reachable) is not the end of a wait: during a large scale-up
+a scheduler may miss one deadline. The wait rides it out, polling, until its own deadline; only
+then does it say what it last saw (and why the status is unavailable, if it still is). Any other
+error (the group deleted, a token refused) ends it at once.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import httpx
 
 from services.cli import sse
 from services.cli.client import GatewayClient
-from services.cli.errors import CliError
+from services.cli.errors import CliError, ExitCode
 
 JSON = dict[str, Any]
 POLL_SECONDS = 0.2
+#: a status call never waits past the wait's deadline, nor longer than this
+STATUS_CALL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,13 +59,29 @@ def settled(status: JSON, target: Target) -> bool:
     )
 
 
-class StatusFeed:
-    """A group's statuses as they change; :meth:`next` waits at most its timeout."""
+def transient(exc: CliError) -> bool:
+    """Unavailable for now (503, a late or unreachable gateway): worth asking again."""
+    return exc.code == ExitCode.UNAVAILABLE
 
-    def __init__(self, gw: GatewayClient, group: str, *, poll_seconds: float = POLL_SECONDS) -> None:
+
+class StatusFeed:
+    """A group's statuses as they change; :meth:`next` waits at most its timeout.
+
+    ``on_unavailable`` hears each transient failure (then the feed polls); any other error is
+    raised from :meth:`next`."""
+
+    def __init__(
+        self,
+        gw: GatewayClient,
+        group: str,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        on_unavailable: Callable[[CliError], None] = lambda exc: None,
+    ) -> None:
         self.gw = gw
         self.group = group
         self.poll_seconds = poll_seconds
+        self.on_unavailable = on_unavailable
         self._items: queue.Queue[JSON | CliError | None] = queue.Queue()
         self._resp: httpx.Response | None = None
         self._polling = False
@@ -84,17 +108,29 @@ class StatusFeed:
         """The next status, or None if none came within ``timeout`` seconds."""
         if self._polling:
             time.sleep(max(0.0, min(self.poll_seconds, timeout)))
-            return self.gw.group_status(self.group)
+            return self._poll(timeout)
         try:
             item = self._items.get(timeout=max(0.0, timeout))
         except queue.Empty:
             return None
         if isinstance(item, CliError):
-            raise item
+            if not transient(item):
+                raise item
+            self.on_unavailable(item)
+            return None  # the stream's end follows: polling from then on
         if item is None:
             self._polling = True
-            return self.gw.group_status(self.group)
+            return self._poll(timeout)
         return item
+
+    def _poll(self, timeout: float) -> JSON | None:
+        try:
+            return self.gw.group_status(self.group, timeout=max(0.1, min(STATUS_CALL_SECONDS, timeout)))
+        except CliError as exc:
+            if not transient(exc):
+                raise
+            self.on_unavailable(exc)
+            return None
 
     def close(self) -> None:
         self._closed.set()
@@ -109,11 +145,13 @@ def wait_settled(
     timeout: float,
     on_status: Callable[[JSON], None],
     *,
+    on_unavailable: Callable[[CliError], None] = lambda exc: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[bool, JSON | None]:
-    """(settled in time, the last status seen); ``on_status`` hears every status."""
+    """(settled in time, the last status seen); ``on_status`` hears every status,
+    ``on_unavailable`` every time the status could not be had (the wait goes on)."""
     deadline = clock() + timeout
-    feed = StatusFeed(gw, group)
+    feed = StatusFeed(gw, group, on_unavailable=on_unavailable)
     last: JSON | None = None
     try:
         while True:

@@ -22,6 +22,7 @@ from libs.auth import TokenStore
 from libs.errors import Unavailable
 from libs.eventlog import Projection
 from libs.eventlog.jetstream import ensure_stream_when_ready, event_log_for
+from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.natsconn import connect
 from libs.runtime import run_service
@@ -115,8 +116,10 @@ async def serve(settings: DnsSettings, stop: asyncio.Event) -> None:
                     dns_pb2_grpc.add_DnsServicer_to_server,
                     DnsServicer(responder, projection, tokens),
                     SERVICE_NAME,
-                )
+                ),
+                fold_status("dns", projection),
             ],
+            nats=conn,
         )
         await grpc_server.start()
         workers = start_workers(settings) if reuse else []

@@ -13,6 +13,7 @@ from libs.eventlog import EventLog
 from libs.eventlog.jetstream import event_log_for
 from libs.natsconn import NatsConnection, connect
 from services.gateway.audit.db import init_db, make_engine
+from services.gateway.body import body_limit
 from services.gateway.settings import GatewaySettings
 
 #: whose settings hold the peers' addresses, as the hints of "it is down" say it
@@ -28,6 +29,8 @@ class Backends:
     engine: Engine
     schedulers: SchedulerPool
     dns: DnsClient
+    #: the largest request body taken (:func:`services.gateway.body.body_limit`)
+    max_body_bytes: int
     #: set when the gateway stops: open event streams end, so their connections can close
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -44,6 +47,7 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
     conn = await connect(settings.nats_url, name="bay-gateway", wait_seconds=nats_wait_seconds)
     events = event_log_for(conn, settings)
     try:
+        max_body = body_limit(events.max_message_bytes, settings.max_body_bytes)
         await events.ensure_stream()  # whichever service starts first creates it, all alike
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
@@ -64,4 +68,5 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
             settings.schedulers, timeout=settings.scheduler_timeout_seconds, configured_by=GATEWAY
         ),
         dns=DnsClient(settings.dns_addr, timeout=settings.dns_timeout_seconds, configured_by=GATEWAY),
+        max_body_bytes=max_body,
     )

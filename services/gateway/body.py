@@ -3,6 +3,11 @@
 The gateway reads bodies itself rather than through FastAPI's body parameters, so that the token
 is checked before a byte of the body is read (see ``deps.document``), one size limit covers every
 route, and JSON and YAML documents go through the same validation (``libs.spec.validate_spec``).
+
+The size limit is derived from the NATS server's ``max_payload`` (:func:`body_limit`): a body
+becomes one event, and one event is one NATS message, its envelope and headers included. A body
+under the limit whose event still does not fit (its encoding grew it) is refused by the event log
+with the same 413, before anything is written.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from libs.errors import ValidationFailed
+from libs.errors import BayError, ValidationFailed
 from libs.spec import violations_from
 from services.gateway.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
 
@@ -23,6 +28,32 @@ M = TypeVar("M", bound=BaseModel)
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+#: what an event holds besides the body's own content: the envelope (ids, actor, correlation,
+#: time), the spec's defaults and the message headers (msg id, expected sequence, traceparent); a
+#: 1 MiB server took 332 bytes for them, so 8 KiB leaves room for long names and keys
+ENVELOPE_ROOM = 8 * 1024
+
+
+def body_limit(max_payload: int, configured: int | None) -> int:
+    """The largest body the gateway takes, given the server's ``max_payload``; a configured limit
+    above what fits is refused at start-up (it would only turn 413s into 413s later, or worse)."""
+    fits = max_payload - ENVELOPE_ROOM
+    if fits <= 0:
+        raise BayError(
+            f"the NATS server takes messages of at most {max_payload} bytes: too few for an event",
+            hint="raise max_payload in the nats-server configuration",
+        )
+    if configured is None:
+        return fits
+    if configured > fits:
+        raise BayError(
+            f"BAY_MAX_BODY_BYTES={configured} is over what one event can carry: the NATS server's "
+            f"max_payload is {max_payload} bytes, so bodies may be at most {fits} bytes",
+            hint=f"unset BAY_MAX_BODY_BYTES (the default is {fits}), or raise max_payload in nats-server",
+        )
+    return configured
 
 
 def media_kind(content_type: str | None) -> str:

@@ -108,8 +108,8 @@ def command_options(
 Options = Annotated[registry_pb2.CommandOptions, Depends(command_options)]
 
 
-async def document(request: Request, _: Operator, settings: SettingsDep) -> Any:
-    return await read_document(request, settings.max_body_bytes)
+async def document(request: Request, _: Operator, backends: BackendsDep) -> Any:
+    return await read_document(request, backends.max_body_bytes)
 
 
 Document = Annotated[Any, Depends(document)]

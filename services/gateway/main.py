@@ -30,7 +30,9 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event) -> None:
             ", ".join(f"{c} {a}" for c, a in settings.schedulers.items()) or "none",
             settings.dns_addr,
         )
-        await serve_http(app, sock, stop, on_stop=backends.closing.set)
+        await serve_http(
+            app, sock, stop, on_stop=backends.closing.set, header_timeout=settings.header_timeout_seconds
+        )
     finally:
         log.info("gateway stopping")
         await backends.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
+from bay.v1 import fold_pb2
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,6 +40,34 @@ class GatewayMetrics:
             "requests being answered (open event streams too)",
             registry=self.registry,
         )
+
+        self.fold_skipped = Gauge(
+            "bay_fold_skipped_events",
+            "events a service folding the log could not decode or apply and skipped, since it started",
+            ["service"],
+            registry=self.registry,
+        )
+        self.fold_last_skipped = Gauge(
+            "bay_fold_last_skipped_sequence",
+            "the stream sequence of the last event a service skipped (0: none)",
+            ["service"],
+            registry=self.registry,
+        )
+        self.fold_sequence = Gauge(
+            "bay_fold_sequence",
+            "the last event of the log a service has folded",
+            ["service"],
+            registry=self.registry,
+        )
+
+    def set_folds(self, answers: Mapping[str, fold_pb2.FoldStatusReply]) -> None:
+        """The folding services' answers at this scrape; one that did not answer is left out of it."""
+        for gauge in (self.fold_skipped, self.fold_last_skipped, self.fold_sequence):
+            gauge.clear()
+        for service, reply in answers.items():
+            self.fold_skipped.labels(service).set(reply.skipped)
+            self.fold_last_skipped.labels(service).set(reply.last_skipped_sequence)
+            self.fold_sequence.labels(service).set(reply.sequence)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -263,14 +263,27 @@ class DnsStats(BaseModel):
     upstreams: list[str]
 
 
+class FoldHealth(BaseModel):
+    sequence: int = Field(description="the last event of the log it folded")
+    skipped: int = Field(description="events it could not decode or apply and skipped, since it started")
+    last_skipped_sequence: int | None = Field(description="the stream sequence of the last one; null: none")
+
+
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded", "unhealthy"] = Field(
+        description="unhealthy (HTTP 503): the gateway's own NATS connection has stayed down; "
+        "degraded: the registry does not serve or NATS is reconnecting"
+    )
     nats: bool
     registry: bool
     schedulers: dict[str, bool] = Field(
         description="each cluster's scheduler answering; informative: `status` does not count it"
     )
     dns: bool = Field(description="the DNS service answering (BAY_DNS_ADDR); informative, like schedulers")
+    folds: dict[str, FoldHealth] = Field(
+        description='each service folding the log that answered ("registry", "scheduler.<cluster>", '
+        '"dns"): how far it is and what it skipped'
+    )
 
 
 class Violation(BaseModel):

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from libs.errors import Unavailable
+from services.gateway.slowheaders import header_deadline_protocol
 
 
 class _Server(uvicorn.Server):
@@ -29,10 +30,22 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def serve_http(
-    app: FastAPI, sock: socket.socket, stop: asyncio.Event, *, on_stop: Callable[[], None] = lambda: None
+    app: FastAPI,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    *,
+    on_stop: Callable[[], None] = lambda: None,
+    header_timeout: float = 10.0,
 ) -> None:
-    """Answer on ``sock`` until ``stop`` is set; ``on_stop`` runs first (to end open streams)."""
-    config = uvicorn.Config(app, lifespan="off", log_config=None, timeout_graceful_shutdown=5)
+    """Answer on ``sock`` until ``stop`` is set; ``on_stop`` runs first (to end open streams). A
+    connection whose request headers take longer than ``header_timeout`` seconds is closed."""
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        timeout_graceful_shutdown=5,
+        http=header_deadline_protocol(header_timeout),
+    )
     server = _Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())

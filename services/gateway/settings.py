@@ -25,7 +25,15 @@ class GatewaySettings(CommonSettings):
     gateway_listen: str = Field(defaults.GATEWAY_ADDRESS, description="host:port the REST API listens on")
     database_url: str = Field("", description="SQL read models (audit); default sqlite:///<data_dir>/bay.db")
     anonymous_read: bool = Field(False, description="allow GET requests without a token")
-    max_body_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted")
+    max_body_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="largest request body accepted; default (and most): what fits in one NATS message "
+        "with the event's envelope, from the server's max_payload",
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection whose request headers take longer is closed"
+    )
     registry_timeout_seconds: float = Field(3.0, gt=0, description="deadline of every registry call")
     sse_heartbeat_seconds: float = Field(15.0, gt=0, description="idle time before an SSE keep-alive")
     schedulers: dict[str, str] = Field(

@@ -10,6 +10,7 @@ from bay.v1 import registry_pb2, registry_pb2_grpc
 from libs.auth import TokenStore
 from libs.eventlog import FileSnapshotStore, Projection
 from libs.eventlog.jetstream import JetStreamEventLog, ensure_stream_when_ready, event_log_for
+from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.natsconn import connect
 from libs.runtime import run_service
@@ -55,11 +56,16 @@ async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
                 registry_pb2_grpc.add_RegistryServicer_to_server,
                 RegistryServicer(registry, tokens),
                 SERVICE_NAME,
-            )
+            ),
+            fold_status("registry", projection),
         ],
+        nats=conn,
     )
     await server.start()
-    log.info("registry listening on %s (port %d)", settings.registry_listen, port)
+    log.info(
+        "registry listening on %s (port %d); events up to %d bytes (NATS max_payload, headers included)",
+        settings.registry_listen, port, event_log.max_message_bytes,
+    )  # fmt: skip
     await stop.wait()
     log.info("registry stopping")
     await server.stop(grace=2)

@@ -10,6 +10,7 @@ from bay.v1 import scheduler_pb2, scheduler_pb2_grpc
 from libs.auth import TokenStore
 from libs.errors import Unavailable
 from libs.eventlog.jetstream import ensure_stream_when_ready, event_log_for
+from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.lease import Lease
 from libs.natsconn import connect
@@ -69,8 +70,10 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
                 scheduler_pb2_grpc.add_SchedulerServicer_to_server,
                 SchedulerServicer(scheduler, tokens),
                 SERVICE_NAME,
-            )
+            ),
+            fold_status("scheduler", projection),
         ],
+        nats=conn,
     )
     await server.start()
     usage = UsagePublisher(

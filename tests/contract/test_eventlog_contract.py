@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 from bay.v1 import group_pb2
 
-from libs.errors import Conflict
+from libs.errors import Conflict, TooLarge
 from libs.eventlog import EventLog, StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
 from libs.eventlog.memory import MemoryEventLog
@@ -144,3 +144,13 @@ async def test_follow_sees_a_large_burst_complete_and_in_order(log: EventLog) ->
     await asyncio.wait_for(done.wait(), 10)
     await task
     assert received == [r.sequence for r in results if isinstance(r, AppendResult)]
+
+
+async def test_an_event_over_the_message_limit_is_refused_and_nothing_is_written(log: EventLog) -> None:
+    first = await log.append("bay.ev.group.web", env(1), expected_last_seq=0)
+    big = env(2)
+    big.payload.value = b"x" * log.max_message_bytes  # with the envelope and headers: over the limit
+    with pytest.raises(TooLarge) as info:
+        await log.append("bay.ev.group.web", big, expected_last_seq=first.sequence)
+    assert str(log.max_message_bytes) in info.value.message
+    assert await log.last_sequence() == first.sequence

@@ -71,7 +71,15 @@ class ServedGateway:
 async def serve(gw: RunningGateway) -> ServedGateway:
     sock = bind("127.0.0.1", 0)  # listening already: requests wait in the backlog until uvicorn runs
     stop = asyncio.Event()
-    task = asyncio.create_task(serve_http(gw.app, sock, stop, on_stop=gw.backends.closing.set))
+    task = asyncio.create_task(
+        serve_http(
+            gw.app,
+            sock,
+            stop,
+            on_stop=gw.backends.closing.set,
+            header_timeout=gw.settings.header_timeout_seconds,
+        )
+    )
     return ServedGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", stop, task)
 
 

@@ -12,6 +12,7 @@ from bay.v1 import registry_pb2_grpc
 from libs.auth import TokenStore
 from libs.eventlog import FileSnapshotStore, Projection, StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
+from libs.foldstatus import fold_status
 from libs.grpcutil import channel, make_server
 from libs.natsconn import NatsConnection, connect
 from services.registry.adapters.codec import decode_snapshot, encode_snapshot
@@ -70,8 +71,10 @@ async def start_registry(nats_url: str, data_dir: Path, *, snapshot_every: int =
                 registry_pb2_grpc.add_RegistryServicer_to_server,
                 RegistryServicer(registry, tokens),
                 SERVICE_NAME,
-            )
+            ),
+            fold_status("registry", projection),
         ],
+        nats=conn,
     )
     await server.start()
     ch = channel(f"127.0.0.1:{port}")

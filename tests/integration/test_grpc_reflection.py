@@ -44,6 +44,7 @@ async def test_lists_services_and_serves_descriptors(
     names = {s.name for s in listed.list_services_response.service}
     assert names == {
         "bay.v1.Registry",
+        "bay.v1.FoldStatus",  # the fold's progress and skipped events, beside every folding service
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

@@ -77,11 +77,47 @@ def test_gives_up_at_the_deadline_with_the_last_status() -> None:
     assert not ok and last is not None and last["desired"] == 50
 
 
-def test_an_error_from_the_stream_is_the_commands_error() -> None:
+def unavailable() -> httpx.Response:
+    return httpx.Response(
+        503, json={"error": "unavailable", "message": "scheduler of cluster 'local'", "hint": "start it"}
+    )
+
+
+def test_an_unavailable_status_is_ridden_out_until_it_answers() -> None:
+    answers = [unavailable(), unavailable(), httpx.Response(200, json=status(ready=2)), unavailable()]
+    answers += [httpx.Response(200, json=status())]
+    heard: list[CliError] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/stream"):
+            return unavailable()
+        return answers.pop(0)
+
+    gw = GatewayClient("http://gw.test", "t", transport=httpx.MockTransport(handler))
+    seen: list[dict[str, Any]] = []
+    ok, last = wait_settled(gw, "web", Target(5, 10), 10.0, seen.append, on_unavailable=heard.append)
+    assert ok and last == status() and [s["ready"] for s in seen] == [2, 5]
+    assert len(heard) == 4 and all(e.code == ExitCode.UNAVAILABLE for e in heard)
+
+
+def test_unavailable_until_the_deadline_gives_up_with_the_last_status() -> None:
+    answers = [httpx.Response(200, json=status(ready=1))]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/stream"):
+            return unavailable()
+        return answers.pop(0) if answers else unavailable()
+
+    gw = GatewayClient("http://gw.test", "t", transport=httpx.MockTransport(handler))
+    ok, last = wait_settled(gw, "web", Target(5, 10), 0.5, lambda s: None)
+    assert not ok and last == status(ready=1)
+
+
+def test_an_error_that_is_not_unavailability_ends_the_wait() -> None:
     stream = httpx.Response(
-        503, json={"error": "unavailable", "message": "scheduler of cluster 'local'", "hint": ""}
+        404, json={"error": "not_found", "message": "group 'web' does not exist", "hint": ""}
     )
     gw, _ = _gateway(stream, [status()])
     with pytest.raises(CliError) as info:
         wait_settled(gw, "web", Target(5, 10), 5.0, lambda s: None)
-    assert info.value.code == ExitCode.UNAVAILABLE and "local" in info.value.message
+    assert info.value.code == ExitCode.NOT_FOUND and "web" in info.value.message

@@ -14,7 +14,7 @@ from services.cli.app import DocOutput, Output, client_of, print_doc, stderr, st
 from services.cli.client import GatewayClient
 from services.cli.errors import CliError, ExitCode
 from services.cli.specfile import read_specs
-from services.cli.wait import Target, wait_settled
+from services.cli.wait import STATUS_CALL_SECONDS, Target, transient, wait_settled
 
 
 def _current(gw: GatewayClient, name: str) -> dict[str, Any] | None:
@@ -130,17 +130,37 @@ def wait_ready(gw: GatewayClient, name: str, target: Target, timeout: float) -> 
             detail=detail,
         )
 
+    unavailable: list[CliError] = []
+
+    def hold_on(exc: CliError) -> None:  # a slow or restarting scheduler: the wait goes on
+        unavailable[:] = [exc]
+        progress.update(bar, detail="status unavailable; retrying")
+
     with progress:
-        ok, last = wait_settled(gw, name, target, timeout, show)
+        ok, last = wait_settled(gw, name, target, timeout, show, on_unavailable=hold_on)
     if ok and last is not None:
         typer.echo(f"group {name}: {render.status_line(last)}")
         return
-    status = gw.group_status(name)  # the freshest reason, however long ago the last change was
+    try:  # the freshest reason, however long ago the last change was
+        status: dict[str, Any] | None = gw.group_status(name, timeout=STATUS_CALL_SECONDS)
+        unavailable.clear()
+    except CliError as exc:
+        if not transient(exc):
+            raise
+        status, unavailable[:] = last, [exc]
+    now = f"; its status is unavailable now: {unavailable[0].message}" if unavailable else ""
+    if status is None:
+        raise CliError(
+            f"group {name} not ready in time: no status in {timeout:g}s{now}",
+            ExitCode.NOT_READY,
+            unavailable[0].hint if unavailable else "",
+        )
     why = render.pending_line(status) or f"not settled: {render.status_line(status)}"
     stderr.print(escape(why))
+    seen = "" if not unavailable else " (the last status seen)"
     raise CliError(
         f"group {name} not ready in time: {status.get('ready', 0)}/{status.get('desired', 0)} ready "
-        f"after {timeout:g}s",
+        f"after {timeout:g}s{seen}{now}",
         ExitCode.NOT_READY,
         f"the scale itself is done; see `bay tasks {name}` for what the tasks are doing",
     )

@@ -4,37 +4,72 @@ from __future__ import annotations
 
 import asyncio
 
+from bay.v1 import fold_pb2
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
+from services.gateway.backends import Backends
 from services.gateway.deps import BackendsDep, SettingsDep
 from services.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
-from services.gateway.models import Health
+from services.gateway.models import FoldHealth, Health
+from services.gateway.settings import GatewaySettings
 
 router = APIRouter(tags=["operations"])
 
+#: a /healthz or a scrape must answer quickly, whoever is slow behind it
+ASK_SECONDS = 1.0
 
-@router.get("/healthz")
-async def healthz(backends: BackendsDep, settings: SettingsDep) -> Health:
-    """Whether the gateway's dependencies answer. The status code stays 200 when they do not
-    (``status: degraded``): restarting the gateway would not bring the registry back. Schedulers
+
+async def folds(backends: Backends, settings: GatewaySettings) -> dict[str, fold_pb2.FoldStatusReply]:
+    """Each folding service's answer, asked all at once; those that do not answer are left out."""
+    registry, schedulers, dns = await asyncio.gather(
+        backends.registry.fold_status(min(ASK_SECONDS, settings.registry_timeout_seconds)),
+        backends.schedulers.fold_status(min(ASK_SECONDS, settings.scheduler_timeout_seconds)),
+        backends.dns.fold_status(min(ASK_SECONDS, settings.dns_timeout_seconds)),
+    )
+    answers = {"registry": registry, "dns": dns, **{f"scheduler.{c}": r for c, r in schedulers.items()}}
+    return {name: reply for name, reply in answers.items() if reply is not None}
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the gateway's NATS connection has stayed down"}},
+)
+async def healthz(backends: BackendsDep, settings: SettingsDep) -> Response:
+    """Whether the gateway's dependencies answer, and what each folding service skipped.
+
+    The status code stays 200 while the registry is down (``status: degraded``): restarting the
+    gateway would not bring it back. It is 503 (``unhealthy``) when the gateway's own NATS connection
+    has stayed down past a short grace (event streams and the audit table stop with it). Schedulers
     and the DNS service are reported but do not make the gateway degraded: one cluster down leaves
     the others usable, and names resolve on the DNS port whatever the gateway says."""
-    registry_ok, schedulers, dns_ok = await asyncio.gather(
-        backends.registry.serving(min(1.0, settings.registry_timeout_seconds)),
-        backends.schedulers.serving(min(1.0, settings.scheduler_timeout_seconds)),
-        backends.dns.serving(min(1.0, settings.dns_timeout_seconds)),
+    registry_ok, schedulers, dns_ok, answers = await asyncio.gather(
+        backends.registry.serving(min(ASK_SECONDS, settings.registry_timeout_seconds)),
+        backends.schedulers.serving(min(ASK_SECONDS, settings.scheduler_timeout_seconds)),
+        backends.dns.serving(min(ASK_SECONDS, settings.dns_timeout_seconds)),
+        folds(backends, settings),
     )
-    nats_ok = backends.nats.connected
-    return Health(
-        status="ok" if registry_ok and nats_ok else "degraded",
-        nats=nats_ok,
+    nats = backends.nats
+    status = "unhealthy" if not nats.healthy else "ok" if registry_ok and nats.connected else "degraded"
+    body = Health(
+        status=status,
+        nats=nats.connected,
         registry=registry_ok,
         schedulers=schedulers,
         dns=dns_ok,
+        folds={
+            name: FoldHealth(
+                sequence=r.sequence, skipped=r.skipped, last_skipped_sequence=r.last_skipped_sequence or None
+            )
+            for name, r in answers.items()
+        },
     )
+    return JSONResponse(body.model_dump(mode="json"), 503 if status == "unhealthy" else 200)
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
     gm: GatewayMetrics = request.app.state.metrics
+    gm.set_folds(await folds(backends, settings))
     return Response(gm.render(), media_type=CONTENT_TYPE_LATEST)
