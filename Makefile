@@ -12,7 +12,7 @@ PROTOS  := $(wildcard protos/bay/v1/*.proto)
 REFLECTION_V1 := protos/grpc/reflection/v1/reflection.proto
 GEN_OK  := gen/bay/v1/.generated
 
-.PHONY: run test lint protos bench clean setup tools native
+.PHONY: run test lint protos bench chaos clean setup tools native
 
 setup: $(STAMP) $(GEN_OK) tools native
 
@@ -59,6 +59,10 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# SIGKILL every service of a real `bay up` under load; prints what was lost, doubled, orphaned, stuck
+chaos: setup
+	$(BIN)/python -m bench.chaos --rounds 3
 
 clean:
 	rm -rf gen .venv .bay .mypy_cache .ruff_cache .pytest_cache services/dns/_udpfast*.so
