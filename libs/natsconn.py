@@ -10,6 +10,7 @@ import nats
 from nats.aio.client import Client
 
 from libs.errors import Unavailable
+from libs.natscreds import NatsCredentials, redact_url
 
 log = logging.getLogger("bay.nats")
 
@@ -17,9 +18,10 @@ log = logging.getLogger("bay.nats")
 class NatsConnection:
     """A NATS client that keeps reconnecting, with hooks for code that must redo work after it."""
 
-    def __init__(self, client: Client, urls: list[str]) -> None:
+    def __init__(self, client: Client, urls: list[str], credentials: NatsCredentials | None = None) -> None:
         self.client = client
         self.urls = urls
+        self.credentials = credentials or NatsCredentials()  # for a raw connection of our own
         self._on_reconnect: list[Callable[[], Awaitable[None]]] = []
         self.closing = False
 
@@ -37,7 +39,7 @@ class NatsConnection:
     async def _reconnected(self) -> None:
         log.info(
             "reconnected to NATS at %s",
-            self.client.connected_url.netloc if self.client.connected_url else "?",
+            redact_url(self.client.connected_url.geturl()) if self.client.connected_url else "?",
         )
         for cb in list(self._on_reconnect):
             try:
@@ -55,9 +57,17 @@ class NatsConnection:
 
 
 async def connect(
-    url: str, *, name: str, wait_seconds: float = 30.0, connect_timeout: float = 2.0
+    url: str,
+    *,
+    name: str,
+    wait_seconds: float = 30.0,
+    connect_timeout: float = 2.0,
+    credentials: NatsCredentials | None = None,
 ) -> NatsConnection:
-    """Connect to NATS, retrying for up to ``wait_seconds`` (a service may start before NATS)."""
+    """Connect to NATS, retrying for up to ``wait_seconds`` (a service may start before NATS).
+
+    ``credentials``: user/password, nkey seed file or creds file (a user and password in the URL
+    work too); the URL is logged without them."""
     urls = [u.strip() for u in url.split(",") if u.strip()]
     holder: dict[str, NatsConnection] = {}
 
@@ -89,13 +99,16 @@ async def connect(
                 error_cb=error,
                 # while reconnecting, a publish must fail, not queue and be sent later
                 pending_size=0,
+                **(credentials.connect_options() if credentials else {}),
             )
             break
         except Exception as exc:
             if asyncio.get_running_loop().time() + delay > deadline:
-                raise Unavailable(f"NATS at {url} did not answer within {wait_seconds:.0f}s: {exc}") from exc
+                raise Unavailable(
+                    f"NATS at {redact_url(url)} did not answer within {wait_seconds:.0f}s: {exc}"
+                ) from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-    conn = NatsConnection(client, urls)
+    conn = NatsConnection(client, urls, credentials)
     holder["c"] = conn
     return conn

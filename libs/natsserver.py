@@ -39,6 +39,23 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def server_config(
+    store_dir: Path, port: int, host: str = "127.0.0.1", *, include: Path | None = None, extra: str = ""
+) -> str:
+    """A nats-server configuration: JetStream in ``store_dir``, clients on ``host:port``, the file
+    ``include`` (an authorization block, see :mod:`libs.natsusers`) and ``extra`` lines (e.g. a
+    ``server_name`` and a ``cluster { routes [...] }`` block for a node of a cluster)."""
+    lines = [
+        f'listen: "{host}:{port}"',
+        f'jetstream {{ store_dir: "{store_dir}" }}',
+    ]
+    if include is not None:
+        lines.append(f'include "{include}"')
+    if extra:
+        lines.append(extra.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
 def start_nats(
     store_dir: Path,
     port: int,
@@ -46,13 +63,17 @@ def start_nats(
     log_file: Path | None = None,
     ready_timeout: float = 10.0,
     preexec_fn: Callable[[], None] | None = None,
+    config_file: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start nats-server with JetStream in ``store_dir``; returns once it accepts connections.
 
-    ``preexec_fn`` runs in the child before exec (the supervisor uses it to have the server die
-    with it)."""
+    ``config_file`` (written by :func:`server_config`, naming the same store and port): the server
+    runs with it, authorization included. ``preexec_fn`` runs in the child before exec (the
+    supervisor uses it to have the server die with it)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    if config_file is not None:
+        args += ["-c", str(config_file)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
