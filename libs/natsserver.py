@@ -39,18 +39,15 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-def server_config(
-    store_dir: Path, port: int, host: str = "127.0.0.1", *, include: Path | None = None, extra: str = ""
-) -> str:
-    """A nats-server configuration: JetStream in ``store_dir``, clients on ``host:port``, the file
-    ``include`` (an authorization block, see :mod:`libs.natsusers`) and ``extra`` lines (e.g. a
-    ``server_name`` and a ``cluster { routes [...] }`` block for a node of a cluster)."""
-    lines = [
-        f'listen: "{host}:{port}"',
-        f'jetstream {{ store_dir: "{store_dir}" }}',
-    ]
+def server_config(config_file: Path, *, include: Path | None = None, extra: str = "") -> str:
+    """The text of the nats-server configuration file ``config_file``: the file ``include`` (an
+    authorization block, see :mod:`libs.natsusers`) and ``extra`` lines (e.g. ``server_name`` and
+    a ``cluster { routes [...] }`` block for a node of a cluster). Address, port and JetStream store
+    are :func:`start_nats`'s flags (nats-server refuses a store given twice)."""
+    lines = []
     if include is not None:
-        lines.append(f'include "{include}"')
+        # nats-server resolves an include relative to the including file, never as an absolute path
+        lines.append(f'include "{os.path.relpath(include, config_file.parent)}"')
     if extra:
         lines.append(extra.rstrip("\n"))
     return "\n".join(lines) + "\n"
@@ -67,8 +64,8 @@ def start_nats(
 ) -> subprocess.Popen[bytes]:
     """Start nats-server with JetStream in ``store_dir``; returns once it accepts connections.
 
-    ``config_file`` (written by :func:`server_config`, naming the same store and port): the server
-    runs with it, authorization included. ``preexec_fn`` runs in the child before exec (the
+    ``config_file`` (see :func:`server_config`): the server runs with it too, authorization
+    included. ``preexec_fn`` runs in the child before exec (the
     supervisor uses it to have the server die with it)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]

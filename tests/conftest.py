@@ -1,4 +1,5 @@
-"""Shared fixtures: one real nats-server per test session (free port, JetStream in a temp dir)."""
+"""Shared fixtures: one real nats-server per test session (free port, JetStream in a temp dir), run
+with Bay's NATS users and permissions (see tests/natsauth.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,37 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from libs.natsserver import free_port, start_nats
+from libs.natsserver import free_port, server_config, start_nats
+from libs.natsusers import NatsUsers, public_key, write_private
+from tests import natsauth
 
 
 class NatsProcess:
-    """The session's nats-server; tests may stop and start it again (same port, same data)."""
+    """The session's nats-server; tests may stop and start it again (same port, same data).
+
+    Its users are Bay's (``users``, in ``store/auth``); a connection without credentials is the
+    set-up (``no_auth_user``), with every right."""
 
     def __init__(self, store: Path) -> None:
         self.store = store
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.users = NatsUsers(store / "auth")
+        self.config = store / "nats.conf"
+        auth = self.users.write_auth_config(natsauth.ROLES)
+        setup = public_key(self.users.service_seed("setup"))
+        conf = server_config(self.config, include=auth, extra=f"no_auth_user: {setup}")
+        write_private(self.config, conf.encode())
+        self.pidfile = store / "nats.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.store / "nats.log"
 
     def start(self) -> None:
-        self.proc = start_nats(self.store, self.port, log_file=self.store / "nats.log")
+        self.proc = start_nats(self.store, self.port, log_file=self.log_file, config_file=self.config)
+        self.pidfile.write_text(f"{self.proc.pid}\n")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -38,30 +56,36 @@ class NatsProcess:
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsProcess]:
     server = NatsProcess(tmp_path_factory.mktemp("nats"))
+    natsauth.use(server.users)
     server.start()
     yield server
     server.stop()
 
 
 async def reset_stream(server: NatsProcess) -> str:
-    """Delete the BAY_EVENTS stream (the stream itself may go; its messages may not be deleted)."""
-    import nats
+    """Delete the BAY_EVENTS stream (the set-up may; its messages may not be deleted) and let the
+    set-up make it anew, with the lease bucket, as ``bay up`` does."""
     import nats.js.errors
+
+    from libs.natsconn import connect
+    from libs.natssetup import set_up
+    from libs.settings import CommonSettings
 
     if not server.running:
         server.start()
-    nc = await nats.connect(server.url)
+    conn = await connect(server.url, name="test-setup", wait_seconds=5)  # no credentials: the set-up
     try:
-        await nc.jetstream().delete_stream("BAY_EVENTS")
+        await conn.client.jetstream().delete_stream("BAY_EVENTS")
     except nats.js.errors.NotFoundError:
         pass
-    await nc.close()
+    await set_up(conn, CommonSettings(), wait_seconds=5)
+    await conn.close()
     return server.url
 
 
 @pytest_asyncio.fixture
 async def fresh_stream(nats_server: NatsProcess) -> AsyncIterator[str]:
-    """The session server with no BAY_EVENTS stream: every test starts from an empty log."""
+    """The session server with an empty BAY_EVENTS stream: every test starts from an empty log."""
     yield await reset_stream(nats_server)
 
 

@@ -105,7 +105,7 @@ class Supervisor:
         s = self.settings
         roles = ["setup", *(svc.nats_role for svc in self.services if svc.nats_role)]
         auth = self.nats_users.write_auth_config(roles)
-        conf = server_config(s.data_path / "nats", s.nats_port, include=auth)
+        conf = server_config(s.nats_config_path, include=auth)
         write_private(s.nats_config_path, conf.encode())
 
     async def _set_up_nats(self) -> None:
