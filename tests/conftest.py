@@ -32,7 +32,9 @@ class NatsProcess:
         setup = public_key(self.users.service_seed("setup"))
         conf = server_config(self.config, include=auth, extra=f"no_auth_user: {setup}")
         write_private(self.config, conf.encode())
-        self.pidfile = store / "nats.pid"
+        # where `bay nats audit-credential` looks for the server to reload (as under `bay up`)
+        self.pidfile = self.users.root.parent / "nats" / "bay-nats.pid"
+        self.pidfile.parent.mkdir(exist_ok=True)
 
     @property
     def log_file(self) -> Path:
