@@ -37,9 +37,11 @@ def bucket_name(ttl: float) -> str:
     return f"{BUCKET}_{round(ttl * 1000)}"
 
 
-def bucket_config(ttl: float) -> KeyValueConfig:
+def bucket_config(ttl: float, replicas: int = 1) -> KeyValueConfig:
     """The lease bucket for ``ttl``, as the set-up creates it (services may not create streams)."""
-    return KeyValueConfig(bucket=bucket_name(ttl), ttl=ttl, history=1, storage=StorageType.FILE)
+    return KeyValueConfig(
+        bucket=bucket_name(ttl), ttl=ttl, history=1, storage=StorageType.FILE, replicas=replicas
+    )
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ async def set_up(
             try:
                 await js.key_value(bucket_name(ttl))
             except nats.js.errors.BucketNotFoundError:
-                await js.create_key_value(bucket_config(ttl))
+                await js.create_key_value(bucket_config(ttl, settings.stream_replicas))
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
             raise Unavailable(
                 f"JetStream did not answer creating the lease bucket {bucket_name(ttl)}"
