@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-import nats
 from nats.aio.client import Client
 
 from libs.errors import Unavailable
@@ -80,28 +80,48 @@ async def connect(
         if conn is not None and not conn.closing:
             log.warning("disconnected from NATS; reconnecting")
 
+    refused = asyncio.Event()  # wrong credentials: nats-py would retry them for ever
+
     async def error(exc: Exception) -> None:
+        if "c" not in holder and "authorization violation" in str(exc).lower():
+            refused.set()
         log.debug("NATS client error: %s", exc)
 
+    options: dict[str, Any] = dict(
+        servers=urls,
+        name=name,
+        connect_timeout=connect_timeout,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        reconnected_cb=reconnected,
+        disconnected_cb=disconnected,
+        error_cb=error,
+        # while reconnecting, a publish must fail, not queue and be sent later
+        pending_size=0,
+        **(credentials.connect_options() if credentials else {}),
+    )
     deadline = asyncio.get_running_loop().time() + wait_seconds
     delay = 0.1
     while True:
+        client = Client()
         try:
-            client = await nats.connect(
-                servers=urls,
-                name=name,
-                connect_timeout=connect_timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                reconnected_cb=reconnected,
-                disconnected_cb=disconnected,
-                error_cb=error,
-                # while reconnecting, a publish must fail, not queue and be sent later
-                pending_size=0,
-                **(credentials.connect_options() if credentials else {}),
-            )
+            connecting = asyncio.ensure_future(client.connect(**options))
+            told = asyncio.ensure_future(refused.wait())
+            await asyncio.wait({connecting, told}, return_when=asyncio.FIRST_COMPLETED)
+            told.cancel()
+            if refused.is_set() and not connecting.done():
+                connecting.cancel()
+                await client.close()
+                what = credentials.describe() if credentials else "the URL's user, if any"
+                raise Unavailable(
+                    f"NATS at {redact_url(url)} refused this process's credentials ({what})",
+                    hint="check BAY_NATS_NKEY_SEED, BAY_NATS_CREDS or BAY_NATS_USER/BAY_NATS_PASSWORD",
+                )
+            await connecting
             break
+        except Unavailable:
+            raise
         except Exception as exc:
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise Unavailable(
