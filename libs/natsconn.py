@@ -83,9 +83,13 @@ async def connect(
     refused = asyncio.Event()  # wrong credentials: nats-py would retry them for ever
 
     async def error(exc: Exception) -> None:
-        if "c" not in holder and "authorization violation" in str(exc).lower():
+        text = str(exc).lower()
+        if "authorization violation" in text and "c" not in holder:
             refused.set()
-        log.debug("NATS client error: %s", exc)
+        elif "violation" in text:  # a permission this process's NATS user lacks: worth seeing
+            log.warning("NATS refused: %s", exc)
+        else:
+            log.debug("NATS client error: %s", exc)
 
     options: dict[str, Any] = dict(
         servers=urls,
@@ -120,6 +124,9 @@ async def connect(
                 )
             await connecting
             break
+        except asyncio.CancelledError:
+            connecting.cancel()
+            raise
         except Unavailable:
             raise
         except Exception as exc:
