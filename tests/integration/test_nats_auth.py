@@ -18,16 +18,26 @@ import nats.js.errors
 import pytest
 from bay.v1 import group_pb2, registry_pb2
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
+from sqlmodel import Session
 
 from libs.events import EventMeta, make_envelope, subjects, to_pb
 from libs.events import model as m
+from libs.natsconn import connect
+from services.gateway.audit.db import init_db, make_engine
+from services.gateway.audit.query import query_events
+from services.gateway.audit.sqlstore import SqlAuditStore
+from services.gateway.audit.writer import PROGRESS_SUBJECT, AuditWriter
 from tests import natsauth
 from tests.conftest import NatsProcess
 from tests.integration.registry_harness import RunningRegistry, start_registry
+from tests.integration.scheduler_harness import SchedulerProcess, create_group, kill_tasks, scale
+from tests.integration.test_scheduler_local import port_range
 from tests.poll import poll_until
 
 DEADLINE = 10.0
+SMALL = {"cpus": 0.1, "mem": 16}
 BAY = str(Path(sys.executable).parent / "bay")
 
 
@@ -218,3 +228,52 @@ async def test_an_audit_credential_reads_every_event_and_writes_nothing(
         assert (await js.consumer_info("BAY_EVENTS", "acme")).num_ack_pending == 0
     finally:
         await nc.close()
+
+
+async def test_a_forged_scale_launches_nothing_and_is_not_audited(
+    registry: RunningRegistry, fresh_stream: str, tmp_path: Path
+) -> None:
+    """The scheduler and the audit writer, each under its own user, after a reader's forged scale."""
+    sched = SchedulerProcess(registry, fresh_stream, tmp_path, extra_env=port_range())
+    audit = await connect(fresh_stream, name="test-audit", credentials=natsauth.credentials("audit"))
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    await asyncio.to_thread(init_db, engine)
+    writer = AuditWriter(audit, SqlAuditStore(engine, "bay-audit"), fetch_timeout=0.5)
+    stop = asyncio.Event()
+    writing = asyncio.create_task(writer.run(stop))
+    watcher = await nats.connect(fresh_stream)
+    positions: asyncio.Queue[int] = asyncio.Queue()
+
+    async def on_progress(msg: Msg) -> None:
+        await positions.put(int(msg.data))
+
+    await watcher.subscribe(PROGRESS_SUBJECT, cb=on_progress)
+    try:
+        await sched.start()
+        await create_group(registry, name="calm", cmd="sleep 300", instances=1, resources=SMALL)
+        await sched.until("calm", lambda s: s.ready == 1)
+        nc, refusals = await as_user(fresh_stream, natsauth.seed("dns"))
+        await refused_publish(nc, refusals, subjects.group("calm"), forged_scale("calm", 2))
+        await nc.close()
+        await scale(registry, "calm", 2)
+        await sched.until("calm", lambda s: s.ready == 2)
+        assert len(await sched.tasks("calm")) == 2  # not 40
+        last = await registry.log.last_sequence()
+
+        async def audited() -> None:
+            while await positions.get() < last:
+                pass
+
+        await asyncio.wait_for(audited(), DEADLINE)
+        with Session(engine) as session:
+            rows = query_events(session, limit=1000)
+        assert [r["sequence"] for r in rows] == list(range(1, last + 1))
+        assert "admin" not in {r["actor"] for r in rows}
+    finally:
+        stop.set()
+        await asyncio.wait_for(writing, DEADLINE)
+        await watcher.close()
+        await audit.close()
+        engine.dispose()
+        await sched.stop()
+        kill_tasks(tmp_path)
