@@ -223,7 +223,7 @@ async def test_an_audit_credential_reads_every_event_and_writes_nothing(
         while len(seen) < last:
             for msg in await sub.fetch(last - len(seen), timeout=DEADLINE):
                 seen.append(msg.metadata.sequence.stream)
-                await msg.ack()
+                await msg.ack_sync()  # confirmed: the consumer info below counts it
         assert seen == list(range(1, last + 1))
         assert (await js.consumer_info("BAY_EVENTS", "acme")).num_ack_pending == 0
     finally:
