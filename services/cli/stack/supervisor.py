@@ -78,6 +78,9 @@ class Supervisor:
         )
         self.nats_users = NatsUsers(settings.data_path, settings.stream)
         env = settings.child_environment(dict(os.environ))
+        if self.nats is not None:  # each service gets its own seed below; no other way may compete
+            for var in ("BAY_NATS_USER", "BAY_NATS_PASSWORD", "BAY_NATS_NKEY_SEED", "BAY_NATS_CREDS"):
+                env.pop(var, None)
         self.children = [
             ServiceChild(
                 s.name,
