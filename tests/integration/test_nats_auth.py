@@ -100,7 +100,8 @@ def make_audit_credential(data_dir: Path, name: str) -> tuple[Path, str, int, st
     )
     assert cli.returncode == 0, cli.stderr
     seed = Path(cli.stdout.strip())
-    return seed, cli.stdout + cli.stderr, stat.S_IMODE(seed.stat().st_mode), seed.read_text().strip()
+    said = " ".join((cli.stdout + cli.stderr).split())  # as a reader sees it, wrapped or not
+    return seed, said, stat.S_IMODE(seed.stat().st_mode), seed.read_text().strip()
 
 
 @pytest.fixture

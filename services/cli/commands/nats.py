@@ -112,5 +112,6 @@ def audit_credential(ctx: typer.Context, name: str, auth_config: AuthConfig = No
     )
     stderr.print(
         f"audit credential {escape(name)}: nkey seed in {escape(str(seed))} (keep it secret; "
-        f"connect with nkeys_seed=<that file>); {told}"
+        f"connect with nkeys_seed=<that file>); {told}",
+        soft_wrap=True,  # a path cut in two is no path
     )
