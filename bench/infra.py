@@ -42,6 +42,15 @@ class NatsServer:
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc = start_nats(self.dir / "nats", self.port, log_file=self.dir / "nats.log")
+        # the stream and the lease bucket, as `bay up` makes them (services only wait for them)
+        subprocess.run(
+            [sys.executable, "-m", "services.cli", "nats", "setup"],
+            cwd=REPO,
+            env={**os.environ, "BAY_NATS_URL": self.url, "BAY_DATA_DIR": str(self.dir)},
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def close(self) -> None:
         stop_process(self.proc)

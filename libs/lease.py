@@ -39,6 +39,17 @@ log = logging.getLogger("bay.lease")
 BUCKET = "bay_leases"  # + the TTL in ms: a bucket's TTL is fixed when it is made, one bucket per TTL
 
 
+def bucket_name(ttl: float) -> str:
+    return f"{BUCKET}_{round(ttl * 1000)}"
+
+
+def bucket_config(ttl: float, replicas: int = 1) -> KeyValueConfig:
+    """The lease bucket for ``ttl``, as the set-up creates it (services may not create streams)."""
+    return KeyValueConfig(
+        bucket=bucket_name(ttl), ttl=ttl, history=1, storage=StorageType.FILE, replicas=replicas
+    )
+
+
 @dataclass(frozen=True)
 class Holder:
     host: str
@@ -84,14 +95,10 @@ class Lease:
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
             js = self.conn.client.jetstream(timeout=self._call_timeout)
-            bucket = f"{BUCKET}_{round(self.ttl * 1000)}"
             try:
-                self._kv = await js.key_value(bucket)
-            except nats.js.errors.BucketNotFoundError:
-                config = KeyValueConfig(
-                    bucket=bucket, ttl=self.ttl, history=1, storage=StorageType.FILE, replicas=self.replicas
-                )
-                self._kv = await js.create_key_value(config)
+                self._kv = await js.key_value(bucket_name(self.ttl))
+            except nats.js.errors.BucketNotFoundError:  # the set-up makes it; a test may not have
+                self._kv = await js.create_key_value(bucket_config(self.ttl, self.replicas))
         return self._kv
 
     def _value(self) -> bytes:

@@ -25,6 +25,7 @@ from nats.aio.client import Client
 from nats.protocol.parser import PERMISSIONS_ERR, STALE_CONNECTION
 
 from libs.errors import Unavailable
+from libs.natscreds import NatsCredentials, redact_url
 
 log = logging.getLogger("bay.nats")
 
@@ -64,9 +65,17 @@ class _Client(_ReconnectingClient):
 class NatsConnection:
     """A NATS client that keeps reconnecting, with hooks for code that must redo work after it."""
 
-    def __init__(self, client: Client, urls: list[str], *, down_grace: float = DOWN_GRACE_SECONDS) -> None:
+    def __init__(
+        self,
+        client: Client,
+        urls: list[str],
+        credentials: NatsCredentials | None = None,
+        *,
+        down_grace: float = DOWN_GRACE_SECONDS,
+    ) -> None:
         self.client = client
         self.urls = urls
+        self.credentials = credentials or NatsCredentials()  # for a raw connection of our own
         self.down_grace = down_grace
         self._on_reconnect: list[Callable[[], Awaitable[None]]] = []
         self._on_health: list[Callable[[bool], Awaitable[None]]] = []
@@ -137,7 +146,7 @@ class NatsConnection:
         await self._report(True)
         log.info(
             "reconnected to NATS at %s",
-            self.client.connected_url.netloc if self.client.connected_url else "?",
+            redact_url(self.client.connected_url.geturl()) if self.client.connected_url else "?",
         )
         for cb in list(self._on_reconnect):
             try:
@@ -157,9 +166,17 @@ class NatsConnection:
 
 
 async def connect(
-    url: str, *, name: str, wait_seconds: float = 30.0, connect_timeout: float = 2.0
+    url: str,
+    *,
+    name: str,
+    wait_seconds: float = 30.0,
+    connect_timeout: float = 2.0,
+    credentials: NatsCredentials | None = None,
 ) -> NatsConnection:
-    """Connect to NATS, retrying for up to ``wait_seconds`` (a service may start before NATS)."""
+    """Connect to NATS, retrying for up to ``wait_seconds`` (a service may start before NATS).
+
+    ``credentials``: user/password, nkey seed file or creds file (a user and password in the URL
+    work too); the URL is logged without them."""
     urls = [u.strip() for u in url.split(",") if u.strip()]
     holder: dict[str, NatsConnection] = {}
 
@@ -177,35 +194,63 @@ async def connect(
         if "c" in holder:
             await holder["c"]._closed()
 
-    async def error(exc: Exception) -> None:
-        log.debug("NATS client error: %s", exc)
+    refused = asyncio.Event()  # wrong credentials: nats-py would retry them for ever
 
-    # nats-py types these as int, and takes fractions of a second
-    seconds: dict[str, Any] = {"connect_timeout": connect_timeout, "reconnect_time_wait": 0.5}
+    async def error(exc: Exception) -> None:
+        text = str(exc).lower()
+        if "authorization violation" in text and "c" not in holder:
+            refused.set()
+        elif "violation" in text:  # a permission this process's NATS user lacks: worth seeing
+            log.warning("NATS refused: %s", exc)
+        else:
+            log.debug("NATS client error: %s", exc)
+
+    options: dict[str, Any] = dict(
+        servers=urls,
+        name=name,
+        connect_timeout=connect_timeout,  # nats-py types these as int, and takes fractions
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        reconnected_cb=reconnected,
+        disconnected_cb=disconnected,
+        closed_cb=closed,
+        error_cb=error,
+        # while reconnecting, a publish must fail, not queue and be sent later
+        pending_size=0,
+        **(credentials.connect_options() if credentials else {}),
+    )
     deadline = asyncio.get_running_loop().time() + wait_seconds
     delay = 0.1
     while True:
+        client = _Client()
         try:
-            client = _Client()
-            await client.connect(
-                servers=urls,
-                name=name,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                **seconds,
-                reconnected_cb=reconnected,
-                disconnected_cb=disconnected,
-                closed_cb=closed,
-                error_cb=error,
-                # while reconnecting, a publish must fail, not queue and be sent later
-                pending_size=0,
-            )
+            connecting = asyncio.ensure_future(client.connect(**options))
+            told = asyncio.ensure_future(refused.wait())
+            await asyncio.wait({connecting, told}, return_when=asyncio.FIRST_COMPLETED)
+            told.cancel()
+            if refused.is_set() and not connecting.done():
+                connecting.cancel()
+                await client.close()
+                what = credentials.describe() if credentials else "the URL's user, if any"
+                raise Unavailable(
+                    f"NATS at {redact_url(url)} refused this process's credentials ({what})",
+                    hint="check BAY_NATS_NKEY_SEED, BAY_NATS_CREDS or BAY_NATS_USER/BAY_NATS_PASSWORD",
+                )
+            await connecting
             break
+        except asyncio.CancelledError:
+            connecting.cancel()
+            raise
+        except Unavailable:
+            raise
         except Exception as exc:
             if asyncio.get_running_loop().time() + delay > deadline:
-                raise Unavailable(f"NATS at {url} did not answer within {wait_seconds:.0f}s: {exc}") from exc
+                raise Unavailable(
+                    f"NATS at {redact_url(url)} did not answer within {wait_seconds:.0f}s: {exc}"
+                ) from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-    conn = NatsConnection(client, urls)
+    conn = NatsConnection(client, urls, credentials)
     holder["c"] = conn
     return conn

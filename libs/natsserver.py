@@ -39,6 +39,20 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def server_config(config_file: Path, *, include: Path | None = None, extra: str = "") -> str:
+    """The text of the nats-server configuration file ``config_file``: the file ``include`` (an
+    authorization block, see :mod:`libs.natsusers`) and ``extra`` lines (e.g. ``server_name`` and
+    a ``cluster { routes [...] }`` block for a node of a cluster). Address, port and JetStream store
+    are :func:`start_nats`'s flags (nats-server refuses a store given twice)."""
+    lines = []
+    if include is not None:
+        # nats-server resolves an include relative to the including file, never as an absolute path
+        lines.append(f'include "{os.path.relpath(include, config_file.parent)}"')
+    if extra:
+        lines.append(extra.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
 def start_nats(
     store_dir: Path,
     port: int,
@@ -46,13 +60,17 @@ def start_nats(
     log_file: Path | None = None,
     ready_timeout: float = 10.0,
     preexec_fn: Callable[[], None] | None = None,
+    config_file: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start nats-server with JetStream in ``store_dir``; returns once it accepts connections.
 
-    ``preexec_fn`` runs in the child before exec (the supervisor uses it to have the server die
-    with it)."""
+    ``config_file`` (see :func:`server_config`): the server runs with it too, authorization
+    included. ``preexec_fn`` runs in the child before exec (the
+    supervisor uses it to have the server die with it)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    if config_file is not None:
+        args += ["-c", str(config_file)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real nats-server per test session (free port, JetStream in a temp dir)."""
+"""Shared fixtures: one real nats-server per test session (free port, JetStream in a temp dir), run
+with Bay's NATS users and permissions (see tests/natsauth.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,39 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from libs.natsserver import free_port, start_nats
+from libs.natsserver import free_port, server_config, start_nats
+from libs.natsusers import NatsUsers, public_key, write_private
+from tests import natsauth
 
 
 class NatsProcess:
-    """The session's nats-server; tests may stop and start it again (same port, same data)."""
+    """The session's nats-server; tests may stop and start it again (same port, same data).
+
+    Its users are Bay's (``users``, in ``store/auth``); a connection without credentials is the
+    set-up (``no_auth_user``), with every right."""
 
     def __init__(self, store: Path) -> None:
         self.store = store
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.users = NatsUsers(store / "auth")
+        self.config = store / "nats.conf"
+        auth = self.users.write_auth_config(natsauth.ROLES)
+        setup = public_key(self.users.service_seed("setup"))
+        conf = server_config(self.config, include=auth, extra=f"no_auth_user: {setup}")
+        write_private(self.config, conf.encode())
+        # where `bay nats audit-credential` looks for the server to reload (as under `bay up`)
+        self.pidfile = self.users.root.parent / "nats" / "bay-nats.pid"
+        self.pidfile.parent.mkdir(exist_ok=True)
+
+    @property
+    def log_file(self) -> Path:
+        return self.store / "nats.log"
 
     def start(self) -> None:
-        self.proc = start_nats(self.store, self.port, log_file=self.store / "nats.log")
+        self.proc = start_nats(self.store, self.port, log_file=self.log_file, config_file=self.config)
+        self.pidfile.write_text(f"{self.proc.pid}\n")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -39,21 +59,26 @@ class NatsProcess:
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsProcess]:
     server = NatsProcess(tmp_path_factory.mktemp("nats"))
+    natsauth.use(server.users)
     server.start()
     yield server
     server.stop()
 
 
 async def reset_stream(server: NatsProcess) -> str:
-    """Delete the BAY_EVENTS stream (the stream itself may go; its messages may not be deleted)."""
-    import nats
-    import nats.js.errors
+    """Delete the BAY_EVENTS stream (the set-up may; its messages may not be deleted) and let the
+    set-up make it anew, with the lease bucket, as ``bay up`` does."""
+
+    from libs.natsconn import connect
+    from libs.natssetup import set_up
+    from libs.settings import CommonSettings
 
     if not server.running:
         server.start()
-    nc = await nats.connect(server.url)
-    await _delete_for_good(nc.jetstream(), "BAY_EVENTS")
-    await nc.close()
+    conn = await connect(server.url, name="test-setup", wait_seconds=5)  # no credentials: the set-up
+    await _delete_for_good(conn.client.jetstream(), "BAY_EVENTS")
+    await set_up(conn, CommonSettings(), wait_seconds=5)
+    await conn.close()
     return server.url
 
 
@@ -78,7 +103,7 @@ async def _delete_for_good(js: Any, name: str) -> None:
 
 @pytest_asyncio.fixture
 async def fresh_stream(nats_server: NatsProcess) -> AsyncIterator[str]:
-    """The session server with no BAY_EVENTS stream: every test starts from an empty log."""
+    """The session server with an empty BAY_EVENTS stream: every test starts from an empty log."""
     yield await reset_stream(nats_server)
 
 

@@ -103,6 +103,12 @@ async def bulk_read(
         }
         if url.username:
             opts.update({"user": url.username, "pass": url.password or ""})
+        try:
+            opts.update(conn.credentials.connect_fields(info.get("nonce")))
+        except (OSError, ValueError) as exc:
+            raise Unavailable(
+                f"cannot read the NATS credentials ({conn.credentials.describe()}): {exc}"
+            ) from exc
         writer.write(
             b"CONNECT " + json.dumps(opts).encode() + b"\r\nSUB " + deliver.encode() + b" 1\r\nPING\r\n"
         )

@@ -175,6 +175,22 @@ class JetStreamEventLog(EventLog):
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
             raise Unavailable(f"JetStream did not answer creating stream {self.stream.name}") from exc
 
+    async def stream_exists(self) -> bool:
+        """Whether the stream is there (what a service checks: only the set-up creates it)."""
+        try:
+            await self.js.stream_info(self.stream.name)
+            return True
+        except nats.js.errors.NotFoundError:
+            return False
+        except nats.js.errors.ServiceUnavailableError as exc:
+            raise Unavailable(f"JetStream is not ready: {exc.description}") from exc
+        except (
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError,
+        ) as exc:
+            raise Unavailable(f"JetStream did not answer about stream {self.stream.name}") from exc
+
     async def append(
         self,
         subject: str,
@@ -376,3 +392,26 @@ async def ensure_stream_when_ready(event_log: JetStreamEventLog, wait_seconds: f
                 raise
             log.warning("JetStream not ready yet; retrying")
             await asyncio.sleep(1.0)
+
+
+async def wait_for_stream(event_log: JetStreamEventLog, wait_seconds: float = 60.0) -> None:
+    """Until the stream exists. Services never create it (their NATS users may not: see
+    :mod:`libs.natsperms`); the set-up does (``bay up``, ``bay nats setup``). Missing after
+    ``wait_seconds``: Unavailable, and the process exits for its supervisor to start it again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    said = -1e9
+    name = event_log.stream.name
+    while True:
+        try:
+            if await event_log.stream_exists():
+                return
+            why = f"stream {name} does not exist: the set-up creates it (`bay up`, or `bay nats setup`)"
+        except Unavailable as exc:
+            why = exc.message
+        if loop.time() > deadline:
+            raise Unavailable(why, hint="run `bay nats setup` with the set-up credential, then start this")
+        if loop.time() - said >= 10.0:
+            said = loop.time()
+            log.warning("%s; waiting", why)
+        await asyncio.sleep(0.5)

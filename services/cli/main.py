@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.app import BayApp
-from services.cli.commands import dns, events, groups, tasks, tokens
+from services.cli.commands import dns, events, groups, nats, tasks, tokens
 from services.cli.commands.clusters import cluster_app
 from services.cli.errors import EPILOG, CliError
 from services.cli.settings import CliSettings
@@ -102,3 +102,10 @@ token_app.command("create")(tokens.create)
 token_app.command("list")(tokens.list_)
 app.add_typer(token_app, name="token")
 app.add_typer(cluster_app, name="cluster")
+nats_app = typer.Typer(
+    help="The platform's NATS users (local: the data directory's nats-auth/).", no_args_is_help=True
+)
+nats_app.command("init")(nats.init)
+nats_app.command("setup")(nats.setup)
+nats_app.command("audit-credential")(nats.audit_credential)
+app.add_typer(nats_app, name="nats")

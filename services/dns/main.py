@@ -21,7 +21,7 @@ from libs.addresses import parse_host_port
 from libs.auth import TokenStore
 from libs.errors import Unavailable
 from libs.eventlog import Projection
-from libs.eventlog.jetstream import ensure_stream_when_ready, event_log_for
+from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.natsconn import connect
@@ -78,9 +78,9 @@ async def serve(settings: DnsSettings, stop: asyncio.Event) -> None:
     fast_path = udpfast.load() if settings.dns_fast_path != "python" else None
     if fast_path is None and settings.dns_fast_path == "c":
         raise Unavailable("the C fast path is not built", hint="run `make setup`, or BAY_DNS_FAST_PATH=auto")
-    conn = await connect(settings.nats_url, name=f"bay-{role}")
+    conn = await connect(settings.nats_url, name=f"bay-{role}", credentials=settings.nats_credentials())
     event_log = event_log_for(conn, settings)
-    await ensure_stream_when_ready(event_log)
+    await wait_for_stream(event_log)
     state = DnsState()
     static = read_hosts_file(settings.dns_hosts_file) if settings.dns_hosts_file else {}
     hosts = HostBook(static)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from libs.auth import TokenStore
 from libs.clients import DnsClient, RegistryClient, SchedulerPool
 from libs.eventlog import EventLog
-from libs.eventlog.jetstream import event_log_for
+from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.natsconn import NatsConnection, connect
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.body import body_limit
@@ -44,11 +44,16 @@ class Backends:
 
 
 async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float = 30.0) -> Backends:
-    conn = await connect(settings.nats_url, name="bay-gateway", wait_seconds=nats_wait_seconds)
+    conn = await connect(
+        settings.nats_url,
+        name="bay-gateway",
+        wait_seconds=nats_wait_seconds,
+        credentials=settings.nats_credentials(),
+    )
     events = event_log_for(conn, settings)
     try:
         max_body = body_limit(events.max_message_bytes, settings.max_body_bytes)
-        await events.ensure_stream()  # whichever service starts first creates it, all alike
+        await wait_for_stream(events)  # the set-up creates it
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
     except BaseException:

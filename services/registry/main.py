@@ -9,7 +9,7 @@ from bay.v1 import registry_pb2, registry_pb2_grpc
 
 from libs.auth import TokenStore
 from libs.eventlog import FileSnapshotStore, Projection
-from libs.eventlog.jetstream import JetStreamEventLog, ensure_stream_when_ready, event_log_for
+from libs.eventlog.jetstream import JetStreamEventLog, event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.natsconn import connect
@@ -42,9 +42,9 @@ def make_projection(log_: JetStreamEventLog, settings: RegistrySettings) -> Proj
 
 async def serve(settings: RegistrySettings, stop: asyncio.Event) -> None:
     setup_telemetry("bay-registry")
-    conn = await connect(settings.nats_url, name="bay-registry")
+    conn = await connect(settings.nats_url, name="bay-registry", credentials=settings.nats_credentials())
     event_log = event_log_for(conn, settings)
-    await ensure_stream_when_ready(event_log)
+    await wait_for_stream(event_log)
     projection = make_projection(event_log, settings)
     await projection.start()
     registry = Registry(event_log, projection)

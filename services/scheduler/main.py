@@ -9,7 +9,7 @@ from bay.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from libs.auth import TokenStore
 from libs.errors import Unavailable
-from libs.eventlog.jetstream import ensure_stream_when_ready, event_log_for
+from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.lease import Lease
@@ -29,9 +29,11 @@ SERVICE_NAME = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name
 
 async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     setup_telemetry(f"bay-scheduler-{settings.cluster}")
-    conn = await connect(settings.nats_url, name=f"bay-scheduler-{settings.cluster}")
+    conn = await connect(
+        settings.nats_url, name=f"bay-scheduler-{settings.cluster}", credentials=settings.nats_credentials()
+    )
     event_log = event_log_for(conn, settings)
-    await ensure_stream_when_ready(event_log)
+    await wait_for_stream(event_log)
     lost: list[str] = []
 
     def lease_lost(why: str) -> None:

@@ -9,11 +9,13 @@ from collections import defaultdict
 from contextlib import aclosing
 from pathlib import Path
 
+from libs.errors import Unavailable
 from libs.eventlog.jetstream import JetStreamEventLog
 from libs.eventlog.port import Record, StreamSettings
 from libs.events import decode
 from libs.events import model as m
-from libs.natsconn import connect
+from libs.natsconn import NatsConnection, connect
+from libs.natscreds import NatsCredentials
 from tests.e2e.harness import READY, BayUp, running_bay
 from tests.poll import poll_until
 
@@ -33,8 +35,18 @@ async def ready_count(bay: BayUp, want: int) -> bool:
     return bool(status.get("ready") == want and status.get("killing", 0) == 0)
 
 
-async def read_all(nats_url: str) -> tuple[list[Record], float]:
-    conn = await connect(nats_url, name="contract-reader")
+async def read_all(nats_url: str, seed: Path) -> tuple[list[Record], float]:
+    """Every event, read as an audit system outside Bay would: with an audit credential."""
+
+    async def admitted() -> NatsConnection | None:  # nats-server reloads its users just after the signal
+        try:
+            return await connect(
+                nats_url, name="contract-reader", credentials=NatsCredentials(nkey_seed=seed)
+            )
+        except Unavailable:
+            return None
+
+    conn = await poll_until(admitted, "the audit credential is admitted", 10)
     try:
         log = JetStreamEventLog(conn, StreamSettings("BAY_EVENTS"))
         info = await conn.client.jetstream().stream_info("BAY_EVENTS")
@@ -70,7 +82,9 @@ async def test_the_stream_keeps_its_contract(tmp_path: Path) -> None:
                 return gone and await ready_count(bay, 5)
 
             await poll_until(replaced, "the killed task ended and was replaced", 30)
-        records, created = await read_all(nats_url)
+        code, out, err = await bay.cli("nats", "audit-credential", "contract")
+        assert code == 0, err
+        records, created = await read_all(nats_url, Path(out.strip()))
 
     assert created > 0
     events = [decode(rec) for rec in records]  # every message decodes (UndecodableEvent otherwise)

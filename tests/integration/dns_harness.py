@@ -26,6 +26,7 @@ from libs.eventlog.jetstream import JetStreamEventLog, StreamSettings
 from libs.events import EventMeta, make_envelope
 from libs.natsconn import connect
 from libs.natsserver import free_port
+from tests import natsauth
 
 REPO = Path(__file__).resolve().parents[2]
 META = EventMeta(actor="test")
@@ -152,6 +153,7 @@ class DnsProcess:
             "BAY_DNS_GRPC_LISTEN": f"127.0.0.1:{self.grpc_port}",
             "BAY_ANONYMOUS_READ": "true",
             "OTEL_TRACES_EXPORTER": "none",
+            **natsauth.env("dns"),
             **self.env,
         }
         out = open(self.log_file, "ab")

@@ -20,6 +20,7 @@ from services.gateway.app import create_app
 from services.gateway.backends import Backends, open_backends
 from services.gateway.server import bind, serve_http
 from services.gateway.settings import GatewaySettings
+from tests import natsauth
 from tests.integration.registry_harness import RunningRegistry, start_registry
 
 
@@ -47,6 +48,7 @@ async def start_gateway(
         data_dir=data_dir,
         registry_addr=f"127.0.0.1:{registry_port}",
         tokens_file=data_dir / "tokens.json",  # the registry harness writes its tokens there
+        nats_nkey_seed=natsauth.seed("gateway"),
         **{"dns_addr": f"127.0.0.1:{free_port()}", **overrides},  # no DNS service unless a test runs one
     )
     backends = await open_backends(settings, nats_wait_seconds=5)

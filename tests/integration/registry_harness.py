@@ -11,7 +11,7 @@ from bay.v1 import registry_pb2_grpc
 
 from libs.auth import TokenStore
 from libs.eventlog import FileSnapshotStore, Projection, StreamSettings
-from libs.eventlog.jetstream import JetStreamEventLog
+from libs.eventlog.jetstream import JetStreamEventLog, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import channel, make_server
 from libs.natsconn import NatsConnection, connect
@@ -20,6 +20,7 @@ from services.registry.domain.registry import RegistryState
 from services.registry.grpc_api import RegistryServicer
 from services.registry.handlers import Registry, fold
 from services.registry.main import SERVICE_NAME
+from tests import natsauth
 
 
 @dataclass
@@ -46,9 +47,11 @@ class RunningRegistry:
 
 
 async def start_registry(nats_url: str, data_dir: Path, *, snapshot_every: int = 50_000) -> RunningRegistry:
-    conn = await connect(nats_url, name="test-registry", wait_seconds=5)
+    conn = await connect(
+        nats_url, name="test-registry", wait_seconds=5, credentials=natsauth.credentials("registry")
+    )
     log = JetStreamEventLog(conn, StreamSettings(), timeout=2.0)
-    await log.ensure_stream()
+    await wait_for_stream(log, 5)  # made by the set-up (the fresh_stream fixture)
     projection = Projection(
         name="registry",
         log=log,

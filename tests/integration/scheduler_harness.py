@@ -20,6 +20,7 @@ from bay.v1 import group_pb2, registry_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 from libs.grpcutil import channel
 from libs.natsserver import free_port
+from tests import natsauth
 from tests.integration.registry_harness import RunningRegistry
 
 DEADLINE = 15.0
@@ -72,6 +73,7 @@ class SchedulerProcess:
                 "BAY_LOCAL_HOSTNAME": "bay-test-host",
                 "BAY_KILL_GRACE_SECONDS": "2",
                 "BAY_USAGE_INTERVAL_SECONDS": "0.2",
+                **natsauth.env(f"scheduler-{self.cluster}"),
                 **self.extra_env,
             }
         )

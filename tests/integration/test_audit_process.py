@@ -21,6 +21,7 @@ from libs.natsconn import connect
 from services.gateway.audit.db import make_engine
 from services.gateway.audit.query import query_events
 from services.gateway.audit.writer import PROGRESS_SUBJECT
+from tests import natsauth
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 20.0
@@ -71,6 +72,7 @@ async def test_the_audit_process_writes_events_and_continues_their_trace(
     environ.update(
         BAY_NATS_URL=fresh_stream, BAY_DATA_DIR=str(tmp_path / "data"), OTEL_TRACES_EXPORTER="console"
     )
+    environ.update(natsauth.env("audit"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -19,6 +19,7 @@ from libs.natsconn import connect
 from libs.natsserver import free_port
 from services.gateway.audit.sqlstore import SqlAuditStore
 from services.gateway.audit.writer import PROGRESS_SUBJECT, AuditWriter
+from tests import natsauth
 from tests.integration.gateway_harness import SseMessage, Stack, serve, sse_messages, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,9 @@ async def test_events_query_reads_the_audit_table(stack: Stack, fresh_stream: st
 
     await nc.subscribe(PROGRESS_SUBJECT, cb=progress)
     await nc.flush()
-    conn = await connect(fresh_stream, name="test-audit", wait_seconds=5)
+    conn = await connect(
+        fresh_stream, name="test-audit", wait_seconds=5, credentials=natsauth.credentials("audit")
+    )
     store = SqlAuditStore(stack.gateway.backends.engine, "gateway-test")
     writer = AuditWriter(conn, store, durable="gateway-test", fetch_timeout=0.5)
     stop = asyncio.Event()
@@ -170,6 +173,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(stack: Stack, tmp_pat
         "BAY_REGISTRY_ADDR": stack.gateway.settings.registry_addr,
         "BAY_GATEWAY_LISTEN": f"127.0.0.1:{port}",
         "BAY_DNS_ADDR": f"127.0.0.1:{free_port()}",
+        **natsauth.env("gateway"),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.gateway", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE

@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest_asyncio
 from bay.v1 import scheduler_pb2
 from nats.aio.msg import Msg
@@ -252,7 +253,7 @@ async def test_deleting_a_group_kills_its_tasks(registry: RunningRegistry, sched
 
 
 async def test_task_usage_is_published_on_nats_for_the_autoscaler(
-    registry: RunningRegistry, sched: SchedulerProcess
+    registry: RunningRegistry, sched: SchedulerProcess, fresh_stream: str
 ) -> None:
     from bay.v1 import scheduler_pb2 as spb
 
@@ -261,7 +262,8 @@ async def test_task_usage_is_published_on_nats_for_the_autoscaler(
     async def on_msg(msg: Msg) -> None:
         got.put_nowait(spb.UsageBatch.FromString(msg.data))
 
-    sub = await registry.conn.client.subscribe("bay.usage.local.busy", cb=on_msg)
+    reader = await nats.connect(fresh_stream)  # as the set-up: no service of Bay reads usage yet
+    sub = await reader.subscribe("bay.usage.local.busy", cb=on_msg)
     try:
         await create_group(
             registry, name="busy", cmd="while :; do :; done", instances=1, resources={"cpus": 0.1, "mem": 16}
@@ -281,6 +283,7 @@ async def test_task_usage_is_published_on_nats_for_the_autoscaler(
         assert sample.cpu_seconds > 0 and sample.mem_bytes > 0 and sample.cpus_limit == 0.1
     finally:
         await sub.unsubscribe()
+        await reader.close()
 
 
 async def test_a_second_scheduler_of_the_cluster_waits_until_the_first_is_gone(

@@ -15,10 +15,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from libs.natsconn import connect
 from libs.telemetry import setup_telemetry
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.audit.sqlstore import SqlAuditStore
 from services.gateway.audit.writer import AuditWriter
+from tests import natsauth
 from tests.integration.gateway_harness import bearer, start_gateway
 from tests.integration.registry_harness import start_registry
 
@@ -35,7 +37,8 @@ async def test_rest_call_to_audit_write_is_one_trace(fresh_stream: str, tmp_path
     gw = await start_gateway(fresh_stream, tmp_path, reg.port)
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     init_db(engine)
-    writer = AuditWriter(reg.conn, SqlAuditStore(engine, "bay-audit"), fetch_timeout=0.5)
+    audit = await connect(fresh_stream, name="test-audit", credentials=natsauth.credentials("audit"))
+    writer = AuditWriter(audit, SqlAuditStore(engine, "bay-audit"), fetch_timeout=0.5)
     stop = asyncio.Event()
     writer_task = asyncio.create_task(writer.run(stop))
     progress = await nats.connect(fresh_stream)
@@ -68,6 +71,7 @@ async def test_rest_call_to_audit_write_is_one_trace(fresh_stream: str, tmp_path
         await progress.close()
         await gw.stop()
         await reg.stop()
+        await audit.close()
         engine.dispose()
 
     spans = list(EXPORTER.get_finished_spans())

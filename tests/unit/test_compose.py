@@ -23,6 +23,8 @@ BAY_MODULES = {
     "dns": "services.dns",
 }
 
+SET_UP = {"nats-auth", "nats-setup"}
+
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
@@ -85,6 +87,9 @@ def test_bay_services_run_modules_of_this_repo(compose: dict[str, Any]) -> None:
     assert set(BAY_MODULES) <= set(bay), f"missing Bay services: {set(BAY_MODULES) - set(bay)}"
     for name, svc in bay.items():
         cmd = command_of(svc)
+        if name in SET_UP:  # one-shot: `bay nats ...`, before and after the NATS nodes start
+            assert cmd[:4] == ["python", "-m", "services.cli", "nats"] and svc["restart"] == "no", name
+            continue
         assert cmd[:2] == ["python", "-m"] and len(cmd) == 3, f"{name}: command is {cmd}"
         module = cmd[2]
         if name in BAY_MODULES:
@@ -200,8 +205,11 @@ def test_bay_services_use_every_nats_node_with_three_replicas(compose: dict[str,
         assert env["BAY_STREAM_REPLICAS"] == "3", name
         urls = env["BAY_NATS_URL"].split(",")
         assert sorted(urls) == sorted(f"nats://{n}:{p}" for n, p in ports.items()), f"{name}: {urls}"
-        deps = svc.get("depends_on", {})
-        assert set(nodes) <= set(deps), f"{name} does not depend on every NATS node"
+        deps = set(svc.get("depends_on", {}))
+        if "nats-setup" in deps:  # which waits for every node
+            deps |= set(services(compose)["nats-setup"]["depends_on"])
+        if name != "nats-auth":  # the one that runs before them (it writes their users)
+            assert set(nodes) <= deps, f"{name} does not depend on every NATS node"
         assert env["BAY_DATA_DIR"] and any(str(v).endswith(":" + env["BAY_DATA_DIR"]) for v in svc["volumes"])
 
 
@@ -218,7 +226,7 @@ def test_database_password_comes_from_the_environment(compose: dict[str, Any]) -
 def test_every_container_restarts_and_mesos_is_there(compose: dict[str, Any]) -> None:
     svc = services(compose)
     for name, s in svc.items():
-        assert s.get("restart") == "unless-stopped", name
+        assert s.get("restart") == ("no" if name in SET_UP else "unless-stopped"), name
     assert {"zookeeper", "mesos-master", "mesos-agent"} <= set(svc)
     assert "zookeeper" in svc["mesos-master"]["environment"]["MESOS_ZK"]
     for name in ("registry", "gateway", "postgres", *nats_nodes(compose)):
@@ -239,3 +247,25 @@ def test_dockerfile_mirrors_the_makefile_protos_target() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     for needed in ("pyproject.toml", "protos", "libs", "services"):
         assert needed not in ignored
+
+
+def test_nats_runs_with_a_user_per_service(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    init = command_of(svc["nats-auth"])
+    auth_conf = init[init.index("--auth-config") + 1]
+    for name, node in nats_nodes(compose).items():
+        _, mounts = node_config(name, node)
+        conf = next(ROOT / str(v).split(":")[0] for v in node["volumes"] if str(v).endswith("nats.conf:ro"))
+        include = re.search(r'^include "([^"]+)"', conf.read_text(), re.M)
+        assert include, f"{name}: its config includes no authorization"
+        assert "/etc/nats/" + include.group(1) in [m + "/auth.conf" for m in mounts], f"{name}: {include}"
+        assert node["depends_on"]["nats-auth"]["condition"] == "service_completed_successfully"
+    assert Path(auth_conf).name == "auth.conf"
+    assert init[init.index("--cluster") + 1] == "mesos"  # the scheduler of the cluster below has a user
+    for name, s in bay_services(compose).items():
+        if name in SET_UP:
+            continue
+        seed = env_of(s)["BAY_NATS_NKEY_SEED"]
+        assert seed == f"/var/lib/bay/nats-auth/services/{name}.nk", name
+        assert s["depends_on"]["nats-setup"]["condition"] == "service_completed_successfully", name
+    assert env_of(svc["nats-setup"])["BAY_NATS_NKEY_SEED"].endswith("/services/setup.nk")

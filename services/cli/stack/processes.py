@@ -133,9 +133,10 @@ class NatsChild:
 
     name = "nats"
 
-    def __init__(self, store: Path, port: int) -> None:
+    def __init__(self, store: Path, port: int, config_file: Path | None = None) -> None:
         self.store = store
         self.port = port
+        self.config_file = config_file
         self.started_at = 0.0
         self.pidfile = store / "bay-nats.pid"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -172,7 +173,7 @@ class NatsChild:
 
     async def start(self) -> int:
         self._proc = await asyncio.to_thread(
-            start_nats, self.store, self.port, log_file=self.store / "nats.log"
+            start_nats, self.store, self.port, log_file=self.store / "nats.log", config_file=self.config_file
         )
         self.started_at = time.monotonic()
         self.pidfile.write_text(f"{self._proc.pid}\n")

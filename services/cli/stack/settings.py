@@ -47,6 +47,9 @@ class StackSettings(CommonSettings):
         defaults.SIM_SCHEDULER_ADDRESS, description="where the simulated cluster's scheduler listens (gRPC)"
     )
     nats_port: int = Field(defaults.NATS_PORT, gt=0, lt=65536, description="the embedded nats-server's port")
+    lease_seconds: float = Field(
+        10.0, ge=1, description="the schedulers' lease TTL (the set-up makes its bucket)"
+    )
     stop_timeout_seconds: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL, per service")
     slow_start_warning_seconds: float = Field(30.0, gt=0, description="say what is not ready yet")
 
@@ -76,6 +79,15 @@ class StackSettings(CommonSettings):
     @property
     def effective_nats_url(self) -> str:
         return self.nats_url if self.external_nats else f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def nats_config_path(self) -> Path:
+        """The embedded nats-server's configuration (listen, JetStream, authorization)."""
+        return self.data_path / "nats" / "nats.conf"
+
+    @property
+    def nats_pidfile(self) -> Path:
+        return self.data_path / "nats" / "bay-nats.pid"
 
     @property
     def registry_address(self) -> str:

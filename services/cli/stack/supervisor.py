@@ -1,12 +1,14 @@
 """``bay up``: the whole platform on this machine, in the foreground.
 
-Start order: embedded nats-server (unless ``BAY_NATS_URL`` names one), admin token, every service
-of :data:`~services.cli.stack.table.SERVICES` (plus the Mesos simulator and its cluster's scheduler
-with ``--sim-cluster``). The clusters are registered as soon as the registry answers (a scheduler
-serves only once its cluster is registered); once every probe answers, one ``bay: ready ...``
-line. A process that dies is restarted with :class:`RestartBackoff`. SIGINT/SIGTERM (and any crash
-of the supervisor itself) stop the services (SIGTERM, then SIGKILL of their process group), then
-nats-server.
+Start order: embedded nats-server (unless ``BAY_NATS_URL`` names one) with a user per service
+(:mod:`libs.natsusers`: nkey seeds in ``<data_dir>/nats-auth``, each service given the path of its
+own), the set-up (:mod:`libs.natssetup`: the stream and the lease bucket, as the set-up user),
+admin token, every service of :data:`~services.cli.stack.table.SERVICES` (plus the Mesos simulator
+and its cluster's scheduler with ``--sim-cluster``). The clusters are registered as soon as the
+registry answers (a scheduler serves only once its cluster is registered); once every probe
+answers, one ``bay: ready ...`` line. A process that dies is restarted with
+:class:`RestartBackoff`. SIGINT/SIGTERM (and any crash of the supervisor itself) stop the services
+(SIGTERM, then SIGKILL of their process group), then nats-server.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from typing import IO, TypeVar
 from libs.addresses import parse_host_port
 from libs.auth import TokenStore, ensure_token_file
 from libs.errors import BayError
+from libs.natsconn import connect
+from libs.natscreds import NatsCredentials, redact_url
+from libs.natsserver import server_config
+from libs.natssetup import set_up
+from libs.natsusers import NatsUsers, write_private
 from services.cli.stack.backoff import RestartBackoff
 from services.cli.stack.output import Output, describe_exit
 from services.cli.stack.processes import Managed, NatsChild, ServiceChild
@@ -65,14 +72,20 @@ class Supervisor:
         self.services = services
         self.out = out or Output(name_width=max([4, *(len(s.name) for s in services)]))
         self.nats = (
-            None if settings.external_nats else NatsChild(settings.data_path / "nats", settings.nats_port)
+            None
+            if settings.external_nats
+            else NatsChild(settings.data_path / "nats", settings.nats_port, settings.nats_config_path)
         )
+        self.nats_users = NatsUsers(settings.data_path, settings.stream)
         env = settings.child_environment(dict(os.environ))
+        if self.nats is not None:  # each service gets its own seed below; no other way may compete
+            for var in ("BAY_NATS_USER", "BAY_NATS_PASSWORD", "BAY_NATS_NKEY_SEED", "BAY_NATS_CREDS"):
+                env.pop(var, None)
         self.children = [
             ServiceChild(
                 s.name,
                 [sys.executable, "-m", s.module, *(s.args(settings) if s.args else [])],
-                {**env, **(s.env(settings) if s.env else {})},
+                {**env, **(s.env(settings) if s.env else {}), **self._nats_env(s)},
                 self.out,
             )
             for s in services
@@ -81,6 +94,47 @@ class Supervisor:
         self._lock: IO[str] | None = None
 
     # ---- start-up ----
+
+    def _nats_env(self, svc: ServiceProcess) -> dict[str, str]:
+        """The embedded NATS: each service's own seed, by path (and nothing else that would
+        compete with it). An outside NATS: the credentials in the environment, as given."""
+        if self.nats is None or not svc.nats_role:
+            return {}
+        return {"BAY_NATS_NKEY_SEED": str(self.nats_users.seed_path(svc.nats_role))}
+
+    def _write_nats_config(self) -> None:
+        """Seeds for the set-up and every service (kept across runs), the authorization block of
+        those and of any audit credential, and the server's configuration including it."""
+        s = self.settings
+        roles = ["setup", *(svc.nats_role for svc in self.services if svc.nats_role)]
+        auth = self.nats_users.write_auth_config(roles)
+        conf = server_config(s.nats_config_path, include=auth)
+        write_private(s.nats_config_path, conf.encode())
+
+    async def _set_up_nats(self) -> None:
+        """The stream and the lease bucket, as the set-up (embedded) or with the environment's
+        credentials (an outside NATS, where the operator may have run `bay nats setup` already)."""
+        s = self.settings
+        creds = (
+            s.nats_credentials()
+            if self.nats is None
+            else NatsCredentials(nkey_seed=self.nats_users.service_seed("setup"))
+        )
+        try:
+            conn = await connect(s.effective_nats_url, name="bay-setup", wait_seconds=10, credentials=creds)
+        except BayError as exc:
+            raise StartupError(f"cannot reach NATS for the set-up: {exc.message}") from exc
+        try:
+            await set_up(conn, s, [s.lease_seconds], wait_seconds=10 if self.nats is None else 5)
+        except BayError as exc:
+            if self.nats is not None:
+                raise StartupError(f"the set-up of JetStream failed: {exc.message}") from exc
+            self.out.say(
+                f"could not create or update the stream {s.stream} with these NATS credentials "
+                f"({exc.message}); the services wait for it: run `bay nats setup` as the set-up user"
+            )
+        finally:
+            await conn.close()
 
     def _check(self) -> None:
         s = self.settings
@@ -95,7 +149,8 @@ class Supervisor:
         wanted = [("BAY_GATEWAY_LISTEN", s.gateway_listen), ("BAY_REGISTRY_LISTEN", s.registry_listen)]
         wanted += [svc.listen(s) for svc in self.services if svc.listen is not None]
         if self.nats is not None:
-            s.data_path.joinpath("nats").mkdir(exist_ok=True)
+            s.data_path.joinpath("nats").mkdir(mode=0o700, exist_ok=True)
+            s.data_path.joinpath("nats").chmod(0o700)
             if (leftover := self.nats.stop_leftover()) is not None:
                 self.out.say(f"stopped the nats-server an earlier `bay up` left running (pid {leftover})")
             wanted.append(("BAY_NATS_PORT", f"127.0.0.1:{s.nats_port}"))
@@ -185,7 +240,7 @@ class Supervisor:
         )
         self.out.say(
             f"ready — gateway {s.gateway_url}, registry {s.registry_address}, "
-            f"nats {s.effective_nats_url}, data {s.data_dir}"
+            f"nats {redact_url(s.effective_nats_url)}, data {s.data_dir}"
             + (f"; schedulers {schedulers}" if schedulers else "")
             + (f"; dns {s.dns_listen}" if any(svc.name == "dns" for svc in self.services) else "")
         )
@@ -220,8 +275,10 @@ class Supervisor:
             self._check()
             token = self._admin_token()
             if self.nats is not None:
+                self._write_nats_config()
                 await self._start(self.nats)
                 supervisors.append(asyncio.create_task(self._supervise(self.nats)))
+            await self._set_up_nats()
             for child in self.children:
                 await self._start(child)
                 supervisors.append(asyncio.create_task(self._supervise(child)))

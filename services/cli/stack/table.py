@@ -35,10 +35,15 @@ class ServiceProcess:
     args: Args | None = None
     env: Env | None = field(default=None, compare=False)
     cluster: str = ""  # a scheduler: the cluster it runs
+    nats_user: str = ""  # its user on the embedded nats-server (libs.natsperms); "": it uses no NATS
+
+    @property
+    def nats_role(self) -> str:
+        return f"scheduler-{self.cluster}" if self.cluster else self.nats_user
 
 
 SERVICES: tuple[ServiceProcess, ...] = (
-    ServiceProcess("registry", "services.registry", readiness.registry_serving),
+    ServiceProcess("registry", "services.registry", readiness.registry_serving, nats_user="registry"),
     ServiceProcess(
         "scheduler",
         "services.scheduler",
@@ -47,10 +52,14 @@ SERVICES: tuple[ServiceProcess, ...] = (
         cluster="local",
     ),
     ServiceProcess(
-        "dns", "services.dns", readiness.dns_serving, listen=lambda s: ("BAY_DNS_LISTEN", s.dns_listen)
+        "dns",
+        "services.dns",
+        readiness.dns_serving,
+        listen=lambda s: ("BAY_DNS_LISTEN", s.dns_listen),
+        nats_user="dns",
     ),
-    ServiceProcess("gateway", "services.gateway", readiness.gateway_healthy),
-    ServiceProcess("audit", "services.gateway.audit"),
+    ServiceProcess("gateway", "services.gateway", readiness.gateway_healthy, nats_user="gateway"),
+    ServiceProcess("audit", "services.gateway.audit", nats_user="audit"),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from libs.eventlog.jetstream import event_log_for
+from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
@@ -31,10 +31,10 @@ async def serve(settings: AuditSettings, stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), settings.audit_retry_seconds)
             except TimeoutError:
                 pass
-    conn = await connect(settings.nats_url, name="bay-audit")
+    conn = await connect(settings.nats_url, name="bay-audit", credentials=settings.nats_credentials())
     try:
         event_log = event_log_for(conn, settings)
-        await event_log.ensure_stream()  # the audit may start before any writer of events
+        await wait_for_stream(event_log)  # the set-up creates it; the audit may start first
         writer = AuditWriter(
             conn,
             SqlAuditStore(engine, settings.audit_durable),

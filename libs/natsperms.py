@@ -1,0 +1,161 @@
+"""Who may do what on NATS: one user per Bay service, read-only users for audit systems, and the
+set-up. Pure: subjects in, nats-server configuration text out (no I/O).
+
+- ``registry`` publishes ``bay.ev.group.>``, ``bay.ev.cluster.>``, ``bay.ev.build.>``; reads the stream.
+- ``scheduler-<cluster>`` publishes ``bay.ev.task.<cluster>.>``, ``bay.ev.sched.<cluster>.>``,
+  ``bay.ev.framework.<cluster>``, ``bay.usage.<cluster>.>`` and its lease key; reads the stream and
+  the lease bucket.
+- ``dns``, ``gateway``: no event; read the stream.
+- ``audit`` (Bay's audit table): ``bay.audit.progress``; reads the stream with its durable consumer.
+- ``audit/<name>`` (systems outside Bay): no event; read the stream with consumers of their own.
+- ``setup``: every right (it creates the stream and the lease bucket).
+
+Reading the stream is JetStream's API for consumers (create, info, delete, fetch), stream info and
+direct/message gets, acks and flow-control replies, and replies on inboxes. Managing any stream
+(create, update, delete, purge, message delete, snapshot, restore) is denied to every user but the
+set-up, on top of not being allowed: a deny wins over any allow nats-server is given later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from libs.events import subjects
+
+#: the JetStream API of stream management: only the set-up may use it
+_STREAM_OPS = ("CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE", "SNAPSHOT", "RESTORE", "PEER.REMOVE")
+MANAGE_STREAMS = (
+    *(f"$JS.API.STREAM.{op}.>" for op in _STREAM_OPS),
+    "$JS.API.META.>",
+    "$JS.API.SERVER.>",
+    "$JS.API.ACCOUNT.>",
+)
+
+#: plain NATS replies: nats-py's inboxes, the event log's pipelined acks, the bulk reader's consumer
+REPLIES = ("_INBOX.>", "_BAY_ACK.>", "_BAY_REPLAY.>")
+
+AUDIT_PROGRESS = "bay.audit.progress"  # services/gateway/audit/writer.py
+LEASE_KEY_PREFIX = "scheduler."  # libs/lease.py keys: scheduler.<cluster>
+
+
+def usage_subjects(cluster: str) -> str:
+    """services/scheduler/adapters/usage.py: ``bay.usage.<cluster>.<group>``."""
+    return f"bay.usage.{cluster}.>"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    deny_publish: tuple[str, ...] = MANAGE_STREAMS
+
+
+def read_stream(stream: str) -> tuple[str, ...]:
+    """What reading ``stream`` publishes: JetStream API requests, acks, flow-control answers."""
+    return (
+        "$JS.API.INFO",
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.*",
+        f"$JS.API.CONSUMER.INFO.{stream}.*",
+        f"$JS.API.CONSUMER.DELETE.{stream}.*",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+        f"$JS.API.CONSUMER.NAMES.{stream}",
+        f"$JS.API.CONSUMER.LIST.{stream}",
+        f"$JS.ACK.{stream}.>",
+        "$JS.FC.>",
+    )
+
+
+def read_kv(bucket_token: str = "*") -> tuple[str, ...]:
+    """Reading a KV bucket (``*``: any; a bucket is the stream ``KV_<bucket>``, and a wildcard
+    cannot stand for part of a token)."""
+    return (
+        f"$JS.API.STREAM.INFO.{'*' if bucket_token == '*' else 'KV_' + bucket_token}",
+        "$JS.API.STREAM.MSG.GET.*",
+        "$JS.API.DIRECT.GET.*.$KV.>",
+    )
+
+
+def registry(stream: str) -> Permissions:
+    own = (f"{subjects.GROUP_PREFIX}>", f"{subjects.CLUSTER_PREFIX}>", f"{subjects.BUILD_PREFIX}>")
+    return Permissions(own + read_stream(stream), REPLIES)
+
+
+def scheduler(stream: str, cluster: str) -> Permissions:
+    own = (
+        f"{subjects.task_prefix(cluster)}>",
+        f"{subjects.sched_prefix(cluster)}>",
+        subjects.framework(cluster),
+        usage_subjects(cluster),
+        f"$KV.*.{LEASE_KEY_PREFIX}{cluster}",  # its lease in the lease bucket, no other key
+    )
+    return Permissions(own + read_stream(stream) + read_kv(), REPLIES)
+
+
+def reader(stream: str) -> Permissions:
+    """dns and gateway: fold the stream, publish nothing."""
+    return Permissions(read_stream(stream), REPLIES)
+
+
+def audit_writer(stream: str) -> Permissions:
+    """Bay's audit table: a durable consumer, and its progress on plain NATS."""
+    return Permissions((AUDIT_PROGRESS, *read_stream(stream)), REPLIES)
+
+
+def audit_consumer(stream: str) -> Permissions:
+    """An audit system outside Bay: its own consumers on the stream, nothing published."""
+    return Permissions(("$JS.API.STREAM.NAMES", *read_stream(stream)), REPLIES)
+
+
+SERVICE_ROLES = ("registry", "dns", "gateway", "audit")
+
+
+def for_service(role: str, stream: str) -> Permissions | None:
+    """``registry``, ``dns``, ``gateway``, ``audit``, ``scheduler-<cluster>``; ``setup``: None (all)."""
+    if role == "setup":
+        return None
+    if role.startswith("scheduler-") and len(role) > len("scheduler-"):
+        return scheduler(stream, role.removeprefix("scheduler-"))
+    if role == "registry":
+        return registry(stream)
+    if role in ("dns", "gateway"):
+        return reader(stream)
+    if role == "audit":
+        return audit_writer(stream)
+    raise ValueError(f"unknown NATS user {role!r}: {', '.join(SERVICE_ROLES)}, scheduler-<cluster> or setup")
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    name: str  # written as a comment: nats-server logs an nkey user by its public key
+    nkey: str  # the public key (U...); the seed stays with the user
+    permissions: Permissions | None  # None: every right (the set-up)
+
+
+def _subjects(items: Sequence[str]) -> str:
+    return "[" + ", ".join(f'"{s}"' for s in items) + "]"
+
+
+def authorization_block(users: Sequence[NatsUser]) -> str:
+    """nats-server configuration: ``authorization { users [...] }``."""
+    lines = ["authorization {", "  users = ["]
+    for u in users:
+        lines.append(f"    # {u.name}")
+        if u.permissions is None:
+            lines.append(f"    {{ nkey: {u.nkey} }}")
+            continue
+        p = u.permissions
+        lines += [
+            f"    {{ nkey: {u.nkey}, permissions: {{",
+            f"      publish: {{ allow: {_subjects(p.publish)}, deny: {_subjects(p.deny_publish)} }}",
+            f"      subscribe: {{ allow: {_subjects(p.subscribe)} }}",
+            "    } }",
+        ]
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
