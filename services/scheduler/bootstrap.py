@@ -84,6 +84,8 @@ def local_backend(settings: SchedulerSettings) -> LocalBackend:
             port_end=settings.local_port_end,
             cgroups=settings.local_cgroups,
             address=settings.local_address,
+            task_user=settings.task_user,
+            task_uids=settings.task_uid_range,
         )
     )
 

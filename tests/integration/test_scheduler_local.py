@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,10 +21,12 @@ from tests.integration.scheduler_harness import (
     kill_tasks,
     register_cluster,
     scale,
+    task_readable_dir,
 )
 from tests.poll import poll_until
+from tests.tasks import TINYHTTP
 
-TINYHTTP = f"{sys.executable} -S {Path(__file__).parents[1] / 'tasks' / 'tinyhttp.py'}"
+SICK_DIR = task_readable_dir()
 _ranges = itertools.count()
 
 
@@ -143,7 +144,7 @@ async def test_a_task_failing_its_health_check_is_replaced(
         registry,
         name="hc",
         cmd=TINYHTTP,
-        env={"BAY_SICK_DIR": str(sched.data_dir)},
+        env={"BAY_SICK_DIR": str(SICK_DIR)},
         ports=[{"name": "http"}],
         instances=2,
         resources={"cpus": 0.1, "mem": 16},
@@ -158,7 +159,7 @@ async def test_a_task_failing_its_health_check_is_replaced(
     )
     await sched.until("hc", lambda s: s.ready == 2 and s.healthy == 2)
     sick, well = await sched.tasks("hc")
-    (sched.data_dir / f"sick-{sick.ports['http']}").touch()
+    (SICK_DIR / f"sick-{sick.ports['http']}").touch()
     now = await sched.until_tasks(
         "hc",
         lambda ts: (

@@ -263,6 +263,11 @@ class Scheduler:
                 log.warning("task %s is not in the event log; killing it", status.task_id)
                 self._spawn(self._kill(status.task_id))
             return
+        if task.terminal and not status.state.terminal:
+            # e.g. answered LOST while a crash hid it: the log's word stands, the process goes
+            log.warning("task %s has ended in the event log but still runs; killing it", task.id)
+            self._spawn(self._kill(status.task_id))
+            return
         if task.terminal or (
             status.state == task.state
             and (status.healthy is None or status.healthy == task.healthy)
@@ -293,6 +298,7 @@ class Scheduler:
         g = self.state.group(task.group)
         if g is None or g.spec.health_check is None:
             return
+        where = self.backend.command_context(task.id)
         self.health.watch(
             CheckTarget(
                 task_id=task.id,
@@ -300,6 +306,8 @@ class Scheduler:
                 host=task.host_address or task.hostname,
                 ports=dict(task.ports),
                 env=_check_env(task, task.host_address),
+                cwd=where.cwd if where else None,
+                run_as=where.run_as if where else (),
             )
         )
 
