@@ -128,6 +128,12 @@ class ClusterBackend(abc.ABC):
         on this machine know; None: in the scheduler's directory with its rights)."""
         return None
 
+    async def end_tasks(self, task_ids: list[str], grace_seconds: float) -> None:
+        """Kill these tasks and return once they have ended (or the grace and a little more has
+        passed): what a stack that owns the cluster's tasks does when it stops. Default: kill."""
+        for task_id in task_ids:
+            await self.kill(task_id, grace_seconds)
+
     @abc.abstractmethod
     async def start(self, sink: StatusSink) -> None:
         """Connect (Mesos: subscribe, re-using the framework id), re-adopt or reconcile tasks."""

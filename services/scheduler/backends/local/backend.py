@@ -92,7 +92,7 @@ class LocalBackend(ClusterBackend):
         self._background: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._pidfd_ok = hasattr(os, "pidfd_open")
-        self._uids = UidPool(identity.TaskUsers(switch=False, gid=None))
+        self._uids = UidPool(identity.TaskUsers(switch=False, group=None))
         self._ended_uids: set[int] = set()  # uids of ended tasks, from their records
 
     def command_context(self, task_id: str) -> CommandContext | None:
@@ -106,8 +106,8 @@ class LocalBackend(ClusterBackend):
     def _identity(self, task: _Task) -> TaskIdentity | None:
         if task.uid is None or not self._uids.users.switch:
             return None
-        gid = task.sandbox.path.stat().st_gid  # the sandbox's group is the task's
-        return TaskIdentity(task.uid, gid, self._uids.users.setpriv)
+        users = self._uids.users
+        return TaskIdentity(task.uid, task.uid, users.group, users.setpriv)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -327,6 +327,13 @@ class LocalBackend(ClusterBackend):
         task.sandbox.mark_kill(self._clock() + grace_seconds)
         signalled = self._terminate_group(task, set())
         self._spawn_bg(self._escalate(task, grace_seconds, signalled))
+
+    async def end_tasks(self, task_ids: list[str], grace_seconds: float) -> None:
+        for task_id in task_ids:
+            await self.kill(task_id, grace_seconds)
+        ending = [t.exited.wait() for tid in task_ids if (t := self._tasks.get(tid)) is not None]
+        with contextlib.suppress(TimeoutError):  # SIGKILL comes at the grace; reporting may lag
+            await asyncio.wait_for(asyncio.gather(*ending), grace_seconds + 5.0)
 
     def _terminate_group(self, task: _Task, signalled: set[int]) -> set[int]:
         """SIGTERM each process of the group once, including ones that appear during the grace

@@ -1,12 +1,14 @@
-"""Who a local task runs as: its own unprivileged uid, in the task user's group.
+"""Who a local task runs as: a uid and group of its own, plus the task account's group.
 
-Every task gets a uid of its own from a range no account uses (``BAY_TASK_UIDS``), and the group of
-the task account (``BAY_TASK_USER``, ``bay-task``; ``make setup`` creates it). A uid per task rather
-than one shared account: processes of one uid may read each other's ``/proc/<pid>/cwd``, environment
-and memory and signal each other, so a shared uid cannot keep one task out of another's sandbox,
-whatever the directory modes say. The shared group lets an operator find every task's processes and
-files (``ps -G bay-task``). A uid is handed out round-robin over the range, so it is reused only after
-the whole range has been, and never while a live task holds it.
+Every task gets a uid from a range no account uses (``BAY_TASK_UIDS``) and the group of the same
+number (its sandbox's group), and, as its only supplementary group, the group of the task account
+(``BAY_TASK_USER``, ``bay-task``; ``make setup`` creates it). A uid per task rather than one shared
+account: processes of one uid may read each other's ``/proc/<pid>/cwd``, environment and memory and
+signal each other, so a shared uid cannot keep one task out of another's sandbox, whatever the
+directory modes say; a shared primary group would open every sandbox to every task. The shared
+supplementary group is a handle on all tasks at once, e.g. for a firewall rule
+(``iptables -m owner --gid-owner bay-task --suppl-groups``). A uid is handed out round-robin over the
+range, so it is reused only after the whole range has been, and never while a live task holds it.
 
 The switch is made by util-linux's ``setpriv`` (which also sets no-new-privs, so no setuid program
 gives a task its rights back), not by ``subprocess``'s ``user=``: that forks without ``vfork``, and a
@@ -36,13 +38,14 @@ DEFAULT_UIDS = (1_900_000, 1_999_999)
 class TaskIdentity:
     uid: int
     gid: int
+    group: int | None = None  # the task account's group, as the only supplementary one
     setpriv: str = "setpriv"
 
     @property
     def run_as(self) -> tuple[str, ...]:
-        """A prefix to an argv: run as this identity, no supplementary groups, no way to gain more."""
-        ids = (f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--no-new-privs")
-        return (self.setpriv, *ids, "--")
+        """A prefix to an argv: run as this identity, with no way to gain more (no-new-privs)."""
+        groups = f"--groups={self.group}" if self.group is not None else "--clear-groups"
+        return (self.setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", groups, "--no-new-privs", "--")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class TaskUsers:
     """What the backend needs to hand out identities; :func:`resolve` builds it at start-up."""
 
     switch: bool  # False: tasks run as the scheduler's own user (it is not root)
-    gid: int | None  # the task account's group; None (no such account): each task its own group
+    group: int | None  # the task account's group (None: there is no such account)
     uid_begin: int = DEFAULT_UIDS[0]
     uid_end: int = DEFAULT_UIDS[1]  # inclusive
     setpriv: str = "setpriv"
@@ -79,22 +82,20 @@ def resolve(user: str, uids: tuple[int, int], *, euid: int | None = None) -> Tas
     """The identities tasks get here; logs a warning where they cannot be switched."""
     if (os.geteuid() if euid is None else euid) != 0:
         log.warning("%s", not_root_warning(user))
-        return TaskUsers(switch=False, gid=None)
+        return TaskUsers(switch=False, group=None)
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         log.warning("no setpriv (util-linux) on PATH: tasks and command checks run as root")
-        return TaskUsers(switch=False, gid=None)
+        return TaskUsers(switch=False, group=None)
     try:
-        gid: int | None = pwd.getpwnam(user).pw_gid
+        group: int | None = pwd.getpwnam(user).pw_gid
     except KeyError:
         try:
-            gid = grp.getgrnam(user).gr_gid
+            group = grp.getgrnam(user).gr_gid
         except KeyError:
-            gid = None
-            log.warning(
-                "no user or group %r (make setup creates it): each task runs in a group of its own", user
-            )
-    return TaskUsers(switch=True, gid=gid, uid_begin=uids[0], uid_end=uids[1], setpriv=setpriv)
+            group = None
+            log.warning("no user or group %r (make setup creates it): tasks get no shared group", user)
+    return TaskUsers(switch=True, group=group, uid_begin=uids[0], uid_end=uids[1], setpriv=setpriv)
 
 
 class UidPool:
@@ -122,7 +123,7 @@ class UidPool:
             self._next = uid + 1
             if uid not in self._held:
                 self._held.add(uid)
-                return TaskIdentity(uid, u.gid if u.gid is not None else uid, u.setpriv)
+                return TaskIdentity(uid, uid, u.group, u.setpriv)
         raise Conflict(f"every task uid {u.uid_begin}-{u.uid_end} is in use (BAY_TASK_UIDS)")
 
     def release(self, uid: int | None) -> None:

@@ -8,7 +8,7 @@ Layout of ``<work_dir>/sandboxes/<task_id>/`` (``BAY_SANDBOX``):
   final.json       the terminal status, written once the sink took it (never reported twice)
   work/            the task's working directory and HOME: the only place it can write
 
-The sandbox belongs to the platform (root, mode 0750, group: the task's own group), so the task
+The sandbox belongs to the platform (root, mode 0750, group: the task's own), so the task
 reads its own logs and record but cannot rewrite them: a task that could edit ``task.json`` could
 make a restarted scheduler adopt, and later kill, any process of the machine, and a symlink planted
 where the platform writes would let it write any file. Only ``work/`` (0700) and ``exit_code`` belong
@@ -50,6 +50,9 @@ WORK_MODE = 0o700
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    if os.geteuid() == 0:  # the task reads its record, in the sandbox's group
+        os.fchown(fd, 0, path.parent.stat().st_gid)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
@@ -77,10 +80,13 @@ class Sandbox:
         self.work.mkdir(mode=WORK_MODE, exist_ok=True)
         for name in ("stdout", "stderr", "exit_code"):
             fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # the mode given to open is masked by the umask
             os.close(fd)
-        os.chmod(self.path, SANDBOX_MODE)  # mkdir's mode is masked by the umask
+        os.chmod(self.path, SANDBOX_MODE)
+        os.chmod(self.work, WORK_MODE)
         if uid is not None and gid is not None:
-            os.chown(self.path, 0, gid)
+            for name in (".", "stdout", "stderr"):
+                os.chown(self.path / name, 0, gid)
             os.chown(self.work, uid, gid)
             os.chown(self.path / "exit_code", uid, gid)
             os.chmod(self.path / "exit_code", 0o600)
