@@ -228,18 +228,7 @@ async def test_a_restarted_backend_kills_every_process_no_live_task_accounts_for
 
     ghost = work / "sandboxes" / "ghost.1"  # a launch that never got its record
     ghost.mkdir()
-    planted = [
-        subprocess.Popen(["sleep", "60"], cwd=ghost, start_new_session=True),
-        subprocess.Popen(["sleep", "60"], env={"BAY_SANDBOX": str(ghost)}, start_new_session=True),
-        # a daemon the ended task left behind, outside its sandbox and environment
-        subprocess.Popen(
-            ["setpriv", f"--reuid={done_uid}", f"--regid={done_uid}", "--clear-groups", "sleep", "60"],
-            cwd="/",
-            env={},
-            start_new_session=True,
-        ),
-    ]
-    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)  # not Bay's
+    planted, bystander = _plant(ghost, done_uid)
     again, sink = await started(work)
     try:
         for proc in planted:
@@ -271,6 +260,19 @@ async def test_a_task_ends_with_every_process_of_its_uid(root: Path) -> None:
         assert _pids_of(uid) == []
     finally:
         await backend.stop()
+
+
+def _plant(ghost: Path, ended_uid: int) -> tuple[list[subprocess.Popen[bytes]], subprocess.Popen[bytes]]:
+    """Processes a crash could have left: in a sandbox that has no record (by directory, by
+    environment), and a daemon of an ended task outside its sandbox and environment; and one that
+    is not Bay's at all."""
+    ended = ["setpriv", f"--reuid={ended_uid}", f"--regid={ended_uid}", "--clear-groups", "sleep", "60"]
+    planted = [
+        subprocess.Popen(["sleep", "60"], cwd=ghost, start_new_session=True),
+        subprocess.Popen(["sleep", "60"], env={"BAY_SANDBOX": str(ghost)}, start_new_session=True),
+        subprocess.Popen(ended, cwd="/", env={}, start_new_session=True),
+    ]
+    return planted, subprocess.Popen(["sleep", "60"], start_new_session=True)
 
 
 def _pids_of(uid: int) -> list[int]:
