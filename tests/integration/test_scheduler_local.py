@@ -306,3 +306,51 @@ async def test_a_second_scheduler_of_the_cluster_waits_until_the_first_is_gone(
         assert {t.id for t in await second.tasks("solo")} == set(before)
     finally:
         await second.stop()
+
+
+def task_processes(data_dir: Path) -> dict[str, set[int]]:
+    """Task id -> every live process whose environment places it in that task's sandbox, found in
+    /proc (not from the sandboxes' records: a process without one is what this looks for)."""
+    root = str(data_dir.resolve() / "local" / "local" / "sandboxes") + "/"
+    found: dict[str, set[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        for item in env:
+            if item.startswith(b"BAY_SANDBOX=") and state != "Z":
+                path = item.removeprefix(b"BAY_SANDBOX=").decode()
+                if path.startswith(root):
+                    found.setdefault(path[len(root) :].split("/")[0], set()).add(int(entry.name))
+    return found
+
+
+async def test_a_scheduler_killed_in_a_launch_burst_leaves_no_process_the_log_does_not_run(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry, name="burst", cmd="sleep 300", instances=0, resources={"cpus": 0.05, "mem": 8}
+    )
+    sandboxes = sched.data_dir / "local" / "local" / "sandboxes"
+    for _ in range(3):
+        before = set(os.listdir(sandboxes)) if sandboxes.exists() else set()
+        await scale(registry, "burst", 30)
+        # SIGKILL while the backend is starting the 30 (the first sandbox is made just before its spawn)
+        await poll_until(
+            lambda b=before: sandboxes.exists() and set(os.listdir(sandboxes)) - b, "a launch", 15
+        )
+        sched.sigkill()
+        await sched.restart()
+        await sched.until("burst", lambda s: s.ready == 30 and s.staged == 0, timeout=30)
+        running = {t.id for t in await sched.tasks("burst")}
+        assert len(running) == 30
+        await poll_until(
+            lambda r=running: set(task_processes(sched.data_dir)) == r, "only the log's running tasks run", 10
+        )
+        await scale(registry, "burst", 0)
+        await sched.until("burst", lambda s: s.running == 0 and s.staged == 0 and s.killing == 0, timeout=30)
+        await poll_until(lambda: not task_processes(sched.data_dir), "no task process left", 10)
