@@ -68,6 +68,7 @@ async def test_killed_registry_loses_no_acknowledged_command(bay: BayUp) -> None
     try:
         await _killed_registry_loses_no_acknowledged_command(bay)
     finally:  # the stack is shared: its scale-up (to a hundred or so) must not hold the machine's cpus
+        await bay.cli("scale", GROUP, "0", "--wait", "--timeout", "60", timeout=70)
         await bay.cli("delete", GROUP)
 
 
