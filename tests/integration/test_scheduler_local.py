@@ -354,3 +354,32 @@ async def test_a_scheduler_killed_in_a_launch_burst_leaves_no_process_the_log_do
         await scale(registry, "burst", 0)
         await sched.until("burst", lambda s: s.running == 0 and s.staged == 0 and s.killing == 0, timeout=30)
         await poll_until(lambda: not task_processes(sched.data_dir), "no task process left", 10)
+
+
+async def test_a_task_the_log_says_has_ended_is_killed_when_it_is_found_running(
+    registry: RunningRegistry, sched: SchedulerProcess, fresh_stream: str
+) -> None:
+    from bay.v1 import task_pb2
+
+    from tests.integration.dns_harness import EventWriter
+
+    await create_group(
+        registry, name="ghost", cmd="sleep 300", instances=1, resources={"cpus": 0.1, "mem": 16}
+    )
+    await sched.until("ghost", lambda s: s.ready == 1)
+    (task,) = await sched.tasks("ghost")
+    pid = live_task_pids(sched.data_dir)[task.id]
+    sched.sigkill()
+    # while no scheduler runs, the log comes to say the task is lost (as a reconciliation during a
+    # crash once answered): the process must not outlive that
+    writer = await EventWriter.open(fresh_stream)
+    subject = f"bay.ev.task.local.{task.id}"
+    writer.versions[subject] = task.version
+    await writer.append(subject, task_pb2.TaskStatusChanged(state="LOST"), "task", task.id)
+    await writer.close()
+    await sched.restart()
+    await sched.until("ghost", lambda s: s.ready == 1)
+    (replacement,) = await sched.tasks("ghost")
+    assert replacement.id != task.id
+    await poll_until(lambda: task.id not in live_task_pids(sched.data_dir), "the lost task's end", 15)
+    assert pid not in live_task_pids(sched.data_dir).values()
