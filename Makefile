@@ -12,9 +12,13 @@ PROTOS  := $(wildcard protos/bay/v1/*.proto)
 REFLECTION_V1 := protos/grpc/reflection/v1/reflection.proto
 GEN_OK  := gen/bay/v1/.generated
 
-.PHONY: run test lint protos bench chaos clean setup tools native
+.PHONY: run test lint protos bench chaos clean setup tools native taskuser
 
-setup: $(STAMP) $(GEN_OK) tools native
+setup: $(STAMP) $(GEN_OK) tools native taskuser
+
+# the unprivileged account local tasks run as, where setup runs as root
+taskuser:
+	@bash install/taskuser.sh
 
 # the DNS service's C fast path (optional: without a compiler it uses its Python path)
 native: $(STAMP)

@@ -28,9 +28,9 @@ from bench.infra import (
 )
 from bench.report import Result
 from libs.natsserver import free_port
+from tests.tasks import TINYHTTP  # under an interpreter that tasks' uids can reach
 
 REPO = Path(__file__).resolve().parent.parent
-TINYHTTP = f"{sys.executable} -S {REPO / 'tests' / 'tasks' / 'tinyhttp.py'}"
 LOCAL_TARGET_S = 3.0
 
 

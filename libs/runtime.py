@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ def run_service(
     """Build the settings, then ``serve(settings, stop)`` until a signal sets ``stop``."""
     settings = settings_cls()
     setup_logging(name, settings.log_level)
+    os.umask(0o077)  # what a service writes (stores, snapshots, bay.db, credentials) is its own alone
 
     async def runner() -> None:
         stop = asyncio.Event()

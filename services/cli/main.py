@@ -57,16 +57,26 @@ def up(
     sim_agents: Annotated[
         int | None, typer.Option("--sim-agents", min=1, help="The simulated cluster's agents (3).")
     ] = None,
+    keep_tasks: Annotated[
+        bool,
+        typer.Option(
+            "--keep-tasks",
+            help="On stop, leave the local cluster's tasks running; the next `bay up` adopts them "
+            "(BAY_KEEP_TASKS).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole platform in the foreground (nats-server, registry, the scheduler of the cluster
-    `local`, DNS, gateway, audit); Ctrl-C stops it (tasks keep running: the next `bay up` adopts
-    them)."""
+    `local`, DNS, gateway, audit); Ctrl-C or SIGTERM stops it and every task of the cluster `local`
+    (within the kill grace), unless --keep-tasks is given."""
     from pydantic import ValidationError
 
     from services.cli.stack import StackSettings, run_stack  # grpc and friends: only for `up`
     from services.cli.stack.table import SIM_MODULE, SOURCE_ROOT
 
     given: dict[str, Any] = {"data_dir": data_dir, "sim_cluster": sim_cluster, "sim_agents": sim_agents}
+    if keep_tasks:
+        given["keep_tasks"] = True
     try:
         settings = StackSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:

@@ -70,6 +70,9 @@ async def cluster_backend(
 
 def local_backend(settings: SchedulerSettings) -> LocalBackend:
     work_dir = settings.local_work_dir or settings.data_dir / "local" / settings.cluster
+    if settings.local_work_dir is None:  # searchable, not readable: tasks reach their sandbox by path
+        (settings.data_dir / "local").mkdir(mode=0o711, parents=True, exist_ok=True)
+        (settings.data_dir / "local").chmod(0o711)
     cpus = settings.local_cpus or float(os.cpu_count() or 1)
     mem = settings.local_mem or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     return LocalBackend(
@@ -84,6 +87,8 @@ def local_backend(settings: SchedulerSettings) -> LocalBackend:
             port_end=settings.local_port_end,
             cgroups=settings.local_cgroups,
             address=settings.local_address,
+            task_user=settings.task_user,
+            task_uids=settings.task_uid_range,
         )
     )
 

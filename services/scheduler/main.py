@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from bay.v1 import scheduler_pb2, scheduler_pb2_grpc
 
@@ -28,6 +29,15 @@ SERVICE_NAME = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name
 
 
 async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
+    # SIGTERM stops the scheduler and leaves its tasks running (a restarted one re-adopts them);
+    # SIGUSR1 (``bay up`` stopping without --keep-tasks) ends the cluster's tasks first.
+    ending = asyncio.Event()
+
+    def end_tasks_and_stop() -> None:
+        ending.set()
+        stop.set()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, end_tasks_and_stop)
     setup_telemetry(f"bay-scheduler-{settings.cluster}")
     conn = await connect(
         settings.nats_url, name=f"bay-scheduler-{settings.cluster}", credentials=settings.nats_credentials()
@@ -91,8 +101,13 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         settings.cluster, kind, settings.scheduler_listen, port,
     )  # fmt: skip
     await stop.wait()
-    log.info("scheduler stopping; tasks keep running")
     await usage.stop()
+    if ending.is_set() and not lost:
+        await scheduler.stop_rounds()
+        ended = await scheduler.end_tasks()
+        log.info("scheduler stopping; its %d task(s) ended", ended)
+    else:
+        log.info("scheduler stopping; tasks keep running")
     await server.stop(grace=2)
     await scheduler.stop()
     await projection.stop(snapshot=True)

@@ -72,6 +72,14 @@ class LaunchSpec:
 
 
 @dataclass(frozen=True)
+class CommandContext:
+    """Where and as whom a task's command health check runs: as the task itself does."""
+
+    cwd: str
+    run_as: tuple[str, ...] = ()  # a prefix that runs a command as the task's user (e.g. setpriv)
+
+
+@dataclass(frozen=True)
 class TaskStatus:
     """A task's state as its backend reports it."""
 
@@ -114,6 +122,17 @@ class ClusterBackend(abc.ABC):
         """Where clients reach the tasks of a host (what DNS answers): its IP address where the
         backend knows one, else its hostname."""
         return hostname
+
+    def command_context(self, task_id: str) -> CommandContext | None:
+        """Where a command health check of the task runs, and as whom (the backends that run tasks
+        on this machine know; None: in the scheduler's directory with its rights)."""
+        return None
+
+    async def end_tasks(self, task_ids: list[str], grace_seconds: float) -> None:
+        """Kill these tasks and return once they have ended (or the grace and a little more has
+        passed): what a stack that owns the cluster's tasks does when it stops. Default: kill."""
+        for task_id in task_ids:
+            await self.kill(task_id, grace_seconds)
 
     @abc.abstractmethod
     async def start(self, sink: StatusSink) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from libs import defaults
 from libs.settings import CommonSettings
+from services.scheduler.backends.local.identity import DEFAULT_UIDS, DEFAULT_USER
 
 
 class SchedulerSettings(CommonSettings):
@@ -38,3 +39,27 @@ class SchedulerSettings(CommonSettings):
     local_port_end: int = Field(31999, gt=0, lt=65536)
     local_cgroups: bool = Field(True, description="enforce cpus/mem with cgroup v2 where delegated")
     local_work_dir: Path | None = Field(None, description="default <data_dir>/local/<cluster>")
+    task_user: str = Field(
+        DEFAULT_USER,
+        min_length=1,
+        description="local tasks run in this account's group (make setup makes it)",
+    )
+    task_uids: str = Field(
+        f"{DEFAULT_UIDS[0]}-{DEFAULT_UIDS[1]}",
+        description="local tasks: each runs as its own uid from this range (first-last, no account's)",
+    )
+
+    @field_validator("task_uids")
+    @classmethod
+    def _uid_range(cls, value: str) -> str:
+        first, sep, last = value.partition("-")
+        if not (sep and first.strip().isdigit() and last.strip().isdigit()):
+            raise ValueError("a range of uids, first-last, e.g. 1900000-1999999")
+        if not 0 < int(first) <= int(last) < 2**32 - 1:
+            raise ValueError("first-last with 0 < first <= last < 4294967295")
+        return value
+
+    @property
+    def task_uid_range(self) -> tuple[int, int]:
+        first, _, last = self.task_uids.partition("-")
+        return int(first), int(last)

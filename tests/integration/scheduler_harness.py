@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,14 @@ from tests import natsauth
 from tests.integration.registry_harness import RunningRegistry
 
 DEADLINE = 15.0
+
+
+def task_readable_dir() -> Path:
+    """A directory tasks can read (they run as uids of their own and cannot enter a test's tmp_path):
+    where a test leaves files for its tasks to find, e.g. tinyhttp's sick flags."""
+    path = Path(tempfile.mkdtemp(prefix="bay-test-"))
+    path.chmod(0o755)
+    return path
 
 
 def kill_tasks(work_dir: Path) -> None:

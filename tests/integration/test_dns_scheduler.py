@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,11 +24,13 @@ from tests.integration.scheduler_harness import (
     kill_tasks,
     register_cluster,
     scale,
+    task_readable_dir,
 )
+from tests.tasks import TINYHTTP
 
 pytestmark = pytest.mark.timeout(120)
 
-TINYHTTP = f"{sys.executable} -S {Path(__file__).parents[1] / 'tasks' / 'tinyhttp.py'}"
+SICK_DIR = task_readable_dir()
 SRV = "_http._tcp.web.local.bay.internal."
 
 
@@ -69,7 +70,7 @@ async def web_group(registry: RunningRegistry, sched: SchedulerProcess, name: st
         name=name,
         service="web",
         cmd=TINYHTTP,
-        env={"BAY_SICK_DIR": str(sched.data_dir)},
+        env={"BAY_SICK_DIR": str(SICK_DIR)},
         ports=[{"name": "http"}],
         instances=instances,
         resources={"cpus": 0.1, "mem": 16},
@@ -122,7 +123,7 @@ async def test_answers_follow_scaling_health_and_a_canary(
     assert await until_answer(lambda: srv_ports(dns_server), left | canary) == left | canary
 
     # the canary's only task fails its check: it leaves the answers (before it is replaced)
-    (sched.data_dir / f"sick-{next(iter(canary))}").touch()
+    (SICK_DIR / f"sick-{next(iter(canary))}").touch()
     gone = await until_answer(lambda: srv_ports(dns_server), lambda p: not p & canary)
     assert left <= gone
     await sched.until("web-canary", lambda s: s.ready == 1 and s.unhealthy == 0, timeout=20)

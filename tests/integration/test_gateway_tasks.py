@@ -23,7 +23,7 @@ from tests.integration.gateway_harness import (
     start_gateway,
     start_stack,
 )
-from tests.integration.scheduler_harness import SchedulerProcess, kill_tasks
+from tests.integration.scheduler_harness import SchedulerProcess, kill_tasks, task_readable_dir
 
 DEADLINE = 15.0
 SMALL = {"cpus": 0.1, "mem": 16}
@@ -120,7 +120,7 @@ async def read_until(lines: AsyncIterator[str], want: str, seen: list[str]) -> N
 
 async def test_tasks_status_logs_and_kill_through_the_gateway(setup: Setup, tmp_path: Path) -> None:
     s = setup
-    flag = tmp_path / "print-more"
+    flag = task_readable_dir() / "print-more"  # tasks run as uids of their own: not in tmp_path
     await create(
         s,
         name="web",

@@ -132,14 +132,14 @@ while True: signal.pause()'"""
 async def test_a_restarted_backend_readopts_running_tasks_and_learns_how_others_ended(
     local: Local,
 ) -> None:
-    go = local.work_dir / "go"
-    waiter = f"while [ ! -e {go} ]; do sleep 0.02; done; echo bye >&2; exit 4"
+    waiter = "while [ ! -e go ]; do sleep 0.02; done; echo bye >&2; exit 4"  # in its work dir
     await local.backend.launch(
         [launch_spec("web.stay", "sleep 60", ports={"http": 0}), launch_spec("web.leave", waiter)]
     )
     await local.sink.wait_for("web.stay", TaskState.RUNNING)
     await local.sink.wait_for("web.leave", TaskState.RUNNING)
     stay_pid, leave_pid = local.backend.pid_of("web.stay"), local.backend.pid_of("web.leave")
+    go = local.backend.sandbox_of("web.leave") / "work" / "go"
     await local.backend.stop()
     go.touch()
     await process_exit(leave_pid)  # it ends while no backend watches
@@ -167,9 +167,9 @@ async def test_a_restarted_backend_readopts_running_tasks_and_learns_how_others_
 
 
 async def test_logs_tail_then_follow(local: Local) -> None:
-    more = local.work_dir / "more"
-    cmd = f"seq 1 5; while [ ! -e {more} ]; do sleep 0.02; done; echo 6; echo oops >&2"
+    cmd = "seq 1 5; while [ ! -e more ]; do sleep 0.02; done; echo 6; echo oops >&2"
     await local.backend.launch([launch_spec("web.logs", cmd)])
+    more = local.backend.sandbox_of("web.logs") / "work" / "more"
     await local.output("web.logs", "5\n")
     tail = b"".join([c async for c in local.backend.logs("web.logs", tail=2)])
     assert tail == b"4\n5\n"

@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,10 +22,12 @@ from tests.integration.scheduler_harness import (
     kill_tasks,
     register_cluster,
     scale,
+    task_readable_dir,
 )
 from tests.poll import poll_until
+from tests.tasks import TINYHTTP
 
-TINYHTTP = f"{sys.executable} -S {Path(__file__).parents[1] / 'tasks' / 'tinyhttp.py'}"
+SICK_DIR = task_readable_dir()
 _ranges = itertools.count()
 
 
@@ -144,7 +145,7 @@ async def test_a_task_failing_its_health_check_is_replaced(
         registry,
         name="hc",
         cmd=TINYHTTP,
-        env={"BAY_SICK_DIR": str(sched.data_dir)},
+        env={"BAY_SICK_DIR": str(SICK_DIR)},
         ports=[{"name": "http"}],
         instances=2,
         resources={"cpus": 0.1, "mem": 16},
@@ -159,7 +160,7 @@ async def test_a_task_failing_its_health_check_is_replaced(
     )
     await sched.until("hc", lambda s: s.ready == 2 and s.healthy == 2)
     sick, well = await sched.tasks("hc")
-    (sched.data_dir / f"sick-{sick.ports['http']}").touch()
+    (SICK_DIR / f"sick-{sick.ports['http']}").touch()
     now = await sched.until_tasks(
         "hc",
         lambda ts: (
@@ -308,3 +309,80 @@ async def test_a_second_scheduler_of_the_cluster_waits_until_the_first_is_gone(
         assert {t.id for t in await second.tasks("solo")} == set(before)
     finally:
         await second.stop()
+
+
+def task_processes(data_dir: Path) -> dict[str, set[int]]:
+    """Task id -> every live process whose environment places it in that task's sandbox, found in
+    /proc (not from the sandboxes' records: a process without one is what this looks for)."""
+    root = str(data_dir.resolve() / "local" / "local" / "sandboxes") + "/"
+    found: dict[str, set[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        for item in env:
+            if item.startswith(b"BAY_SANDBOX=") and state != "Z":
+                path = item.removeprefix(b"BAY_SANDBOX=").decode()
+                if path.startswith(root):
+                    found.setdefault(path[len(root) :].split("/")[0], set()).add(int(entry.name))
+    return found
+
+
+async def test_a_scheduler_killed_in_a_launch_burst_leaves_no_process_the_log_does_not_run(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry, name="burst", cmd="sleep 300", instances=0, resources={"cpus": 0.05, "mem": 8}
+    )
+    sandboxes = sched.data_dir / "local" / "local" / "sandboxes"
+    for _ in range(3):
+        before = set(os.listdir(sandboxes)) if sandboxes.exists() else set()
+        await scale(registry, "burst", 30)
+        # SIGKILL while the backend is starting the 30 (the first sandbox is made just before its spawn)
+        await poll_until(
+            lambda b=before: sandboxes.exists() and set(os.listdir(sandboxes)) - b, "a launch", 15
+        )
+        sched.sigkill()
+        await sched.restart()
+        await sched.until("burst", lambda s: s.ready == 30 and s.staged == 0, timeout=30)
+        running = {t.id for t in await sched.tasks("burst")}
+        assert len(running) == 30
+        await poll_until(
+            lambda r=running: set(task_processes(sched.data_dir)) == r, "only the log's running tasks run", 10
+        )
+        await scale(registry, "burst", 0)
+        await sched.until("burst", lambda s: s.running == 0 and s.staged == 0 and s.killing == 0, timeout=30)
+        await poll_until(lambda: not task_processes(sched.data_dir), "no task process left", 10)
+
+
+async def test_a_task_the_log_says_has_ended_is_killed_when_it_is_found_running(
+    registry: RunningRegistry, sched: SchedulerProcess, fresh_stream: str
+) -> None:
+    from bay.v1 import task_pb2
+
+    from tests.integration.dns_harness import EventWriter
+
+    await create_group(
+        registry, name="ghost", cmd="sleep 300", instances=1, resources={"cpus": 0.1, "mem": 16}
+    )
+    await sched.until("ghost", lambda s: s.ready == 1)
+    (task,) = await sched.tasks("ghost")
+    pid = live_task_pids(sched.data_dir)[task.id]
+    sched.sigkill()
+    # while no scheduler runs, the log comes to say the task is lost (as a reconciliation during a
+    # crash once answered): the process must not outlive that
+    writer = await EventWriter.open(fresh_stream)
+    subject = f"bay.ev.task.local.{task.id}"
+    writer.versions[subject] = task.version
+    await writer.append(subject, task_pb2.TaskStatusChanged(state="LOST"), "task", task.id)
+    await writer.close()
+    await sched.restart()
+    await sched.until("ghost", lambda s: s.ready == 1)
+    (replacement,) = await sched.tasks("ghost")
+    assert replacement.id != task.id
+    await poll_until(lambda: task.id not in live_task_pids(sched.data_dir), "the lost task's end", 15)
+    assert pid not in live_task_pids(sched.data_dir).values()

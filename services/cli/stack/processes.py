@@ -106,6 +106,23 @@ class ServiceChild:
         await self._drain_output()
         return code
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def signal_and_wait(self, sig: signal.Signals, timeout: float) -> bool:
+        """Send ``sig`` to the service alone; True if it then exited within ``timeout``."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self, timeout: float) -> None:
         proc = self._proc
         if proc is None:

@@ -51,6 +51,10 @@ class StackSettings(CommonSettings):
         10.0, ge=1, description="the schedulers' lease TTL (the set-up makes its bucket)"
     )
     stop_timeout_seconds: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL, per service")
+    keep_tasks: bool = Field(
+        False, description="on stop, leave the local cluster's tasks running (the next start adopts them)"
+    )
+    kill_grace_seconds: float = Field(5.0, ge=0, description="a task's SIGTERM to SIGKILL (the scheduler's)")
     slow_start_warning_seconds: float = Field(30.0, gt=0, description="say what is not ready yet")
 
     @field_validator(
@@ -151,5 +155,6 @@ class StackSettings(CommonSettings):
             "BAY_DNS_GRPC_LISTEN": self.dns_grpc_listen,
             "BAY_DNS_ADDR": self.dns_grpc_address,  # the gateway's way to the DNS service's listing
             "BAY_LOG_LEVEL": self.log_level,
+            "BAY_KILL_GRACE_SECONDS": str(self.kill_grace_seconds),
             "PYTHONUNBUFFERED": "1",
         }

@@ -7,8 +7,10 @@ admin token, every service of :data:`~services.cli.stack.table.SERVICES` (plus t
 and its cluster's scheduler with ``--sim-cluster``). The clusters are registered as soon as the
 registry answers (a scheduler serves only once its cluster is registered); once every probe
 answers, one ``bay: ready ...`` line. A process that dies is restarted with
-:class:`RestartBackoff`. SIGINT/SIGTERM (and any crash of the supervisor itself) stop the services
-(SIGTERM, then SIGKILL of their process group), then nats-server.
+:class:`RestartBackoff`. SIGINT/SIGTERM (and any crash of the supervisor itself) first end the
+local cluster's tasks through its scheduler (not with ``--keep-tasks``: then the next ``bay up``
+re-adopts them), then stop the services (SIGTERM, then SIGKILL of their process group), then
+nats-server. A scheduler that dies or is restarted alone leaves its tasks running and re-adopts them.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ class Supervisor:
     def _check(self) -> None:
         s = self.settings
         s.data_path.mkdir(parents=True, exist_ok=True)
+        # not world-readable; searchable (x) so that a task can reach its own sandbox by path
+        s.data_path.chmod(0o711)
         self._lock = open(s.data_path / "bay.lock", "w")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -255,10 +259,27 @@ class Supervisor:
         self._stop.set()
         await asyncio.gather(*supervisors, return_exceptions=True)
         timeout = self.settings.stop_timeout_seconds
+        await self._end_local_tasks(timeout)
         await asyncio.gather(*(c.stop(timeout) for c in self.children), return_exceptions=True)
         if self.nats is not None:
             await self.nats.stop(timeout)
         self.out.say("stopped")
+
+    async def _end_local_tasks(self, timeout: float) -> None:
+        """The local cluster's tasks are this stack's: its scheduler ends them (SIGUSR1: stored kills,
+        SIGTERM, SIGKILL after the grace) before the rest stops, unless ``--keep-tasks``."""
+        scheduler = next((c for c in self.children if c.name == "scheduler"), None)
+        if scheduler is None:
+            return
+        if not scheduler.running:
+            self.out.say("the local scheduler is not running: its tasks are left to the next `bay up`")
+            return
+        if self.settings.keep_tasks:
+            self.out.say("leaving the local cluster's tasks running (--keep-tasks)")
+            return
+        self.out.say("stopping the local cluster's tasks")
+        if not await scheduler.signal_and_wait(signal.SIGUSR1, self.settings.kill_grace_seconds + timeout):
+            self.out.say("the scheduler did not end its tasks in time; stopping it anyway")
 
     def stop(self) -> None:
         """Ask :meth:`run` to stop everything and return (what SIGINT and SIGTERM do)."""
@@ -300,6 +321,7 @@ class Supervisor:
 
 def run_stack(settings: StackSettings) -> int:
     """Run the stack until SIGINT/SIGTERM; the process exit code."""
+    os.umask(0o077)  # the data directory's files (tokens, the NATS store, bay.db) are the platform's
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(encoding="utf-8", line_buffering=True)  # type: ignore[union-attr]
     return asyncio.run(Supervisor(settings, services_for(settings)).run())

@@ -9,10 +9,11 @@ bounded by ``timeout_seconds``.
 
 Protocols, as in Marathon: ``http`` (GET; 2xx and 3xx are healthy; a tiny HTTP/1.1 client that reads
 the status line only, so a check costs one short connection and no dependency), ``tcp`` (the connect
-succeeds) and ``command`` (``/bin/sh -c`` in the task's env and sandbox; exit 0 is healthy). A command
-runs in its own process group, which is killed when the check times out, is unwatched, or ends (a
-check's background processes do not outlive it). Its stderr goes to an unlinked temporary file rather
-than a pipe: the check ends when the command exits, even if something it started still holds stderr.
+succeeds) and ``command`` (``/bin/sh -c`` in the task's env and sandbox, as the task's uid and
+group; exit 0 is healthy). A command runs in its own process group, which is killed when the check
+times out, is unwatched, or ends (a check's background processes do not outlive it). Its stderr goes
+to an unlinked temporary file rather than a pipe: the check ends when the command exits, even if
+something it started still holds stderr.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class CheckTarget:
     ports: Mapping[str, int]  # port name -> host port; the check's port_name picks one ("" = the first)
     env: Mapping[str, str]  # for command checks (PORT0.., HOST, ...)
     cwd: str | None = None  # command checks run in the task's sandbox when given
+    run_as: tuple[str, ...] = ()  # ... and as the task's user: this prefix (setpriv ...) runs it so
 
 
 class _Failed(Exception):
@@ -173,6 +175,7 @@ async def _command(target: CheckTarget) -> tuple[bool, str]:
     with tempfile.TemporaryFile() as stderr:
         try:
             proc = await asyncio.create_subprocess_exec(
+                *target.run_as,
                 "/bin/sh",
                 "-c",
                 target.check.command,

@@ -107,15 +107,36 @@ class Scheduler:
         self._loop_task = asyncio.create_task(self._run(), name=f"scheduler-{self.cluster}")
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+        await self.stop_rounds()
         for job in list(self._jobs):
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         await self.health.close()
         await self.backend.stop()
+
+    async def end_tasks(self) -> int:
+        """End every task of the cluster, as ``bay up`` does when it stops (not when a scheduler
+        restarts alone): each kill is stored first, as an operator's, then carried out within the
+        kill grace. Call with the rounds stopped (:meth:`stop_rounds`). The number of tasks."""
+        live = [task for task in self.state.tasks.values() if not task.terminal]
+        requests = [
+            t.TaskKillRequested(task.id, "shutdown", self.clock()) for task in live if not task.kill_reason
+        ]
+        try:
+            await self.store(requests, meta=EventMeta.command("bay-up"))
+        except BayError as exc:  # the kills go ahead; a restarted scheduler learns how they ended
+            log.warning("could not store the shutdown kills (%s); killing anyway", exc)
+        for task in live:
+            self.health.unwatch(task.id)
+        await self.backend.end_tasks([task.id for task in live], self.config.kill_grace_seconds)
+        return len(live)
+
+    async def stop_rounds(self) -> None:
+        """No more rounds (nothing launched, nothing replaced) while status updates are still stored."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
 
     def wake(self) -> None:
         """Run a round soon (the backend calls this when offers arrive)."""
@@ -289,6 +310,11 @@ class Scheduler:
                 log.warning("task %s is not in the event log; killing it", status.task_id)
                 self._spawn(self._kill(status.task_id))
             return
+        if task.terminal and not status.state.terminal:
+            # e.g. answered LOST while a crash hid it: the log's word stands, the process goes
+            log.warning("task %s has ended in the event log but still runs; killing it", task.id)
+            self._spawn(self._kill(status.task_id))
+            return
         if task.terminal or (
             status.state == task.state
             and (status.healthy is None or status.healthy == task.healthy)
@@ -319,6 +345,7 @@ class Scheduler:
         g = self.state.group(task.group)
         if g is None or g.spec.health_check is None:
             return
+        where = self.backend.command_context(task.id)
         self.health.watch(
             CheckTarget(
                 task_id=task.id,
@@ -326,6 +353,8 @@ class Scheduler:
                 host=task.host_address or task.hostname,
                 ports=dict(task.ports),
                 env=_check_env(task, task.host_address),
+                cwd=where.cwd if where else None,
+                run_as=where.run_as if where else (),
             )
         )
 

@@ -4,6 +4,9 @@ Exits are noticed through a pidfd per task (readable the moment the process ends
 offers it, else by one poller that checks every running pid. The sandbox holds everything a restarted
 backend needs: :meth:`LocalBackend.start` re-adopts live tasks (same pid *and* start time, so a reused
 pid is not mistaken for a task) and reports tasks that ended meanwhile, once, from their exit code.
+Then it kills every process of a sandbox that no live task accounts for (``strays.py``): a task
+starts only once its record is stored (``spawn.py``), so such a process is a leftover, never a task.
+Each task runs as a uid of its own (``identity.py``); when it ends, every process of that uid ends.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from subprocess import Popen
 from typing import Any
 
 from libs.errors import Conflict, NotFound
 from services.scheduler.ports import (
     ClusterBackend,
+    CommandContext,
     Host,
     LaunchSpec,
     StatusSink,
@@ -30,12 +35,13 @@ from services.scheduler.ports import (
     TaskUsage,
 )
 
-from . import cgroups, procfs
+from . import cgroups, identity, procfs, strays
 from .config import LocalBackendConfig
+from .identity import TaskIdentity, UidPool
 from .logs import read_log
 from .portpool import PortPool
-from .sandbox import Sandbox, spec_from_json
-from .spawn import command_argv, spawn, task_env
+from .sandbox import SANDBOXES_MODE, Sandbox, spec_from_json
+from .spawn import command_argv, go, spawn, task_env
 
 log = logging.getLogger("bay.scheduler.local")
 
@@ -51,6 +57,8 @@ class _Task:
     ports: dict[str, int] = field(default_factory=dict)
     pid: int = 0
     start_ticks: int = 0
+    uid: int | None = None  # the task's own uid (None: it runs as the scheduler's user)
+    child: Popen[bytes] | None = None  # held so that subprocess never reaps it behind our back
     state: TaskState = TaskState.STAGING
     last: TaskStatus | None = None
     killing: bool = False
@@ -84,12 +92,31 @@ class LocalBackend(ClusterBackend):
         self._background: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._pidfd_ok = hasattr(os, "pidfd_open")
+        self._uids = UidPool(identity.TaskUsers(switch=False, group=None))
+        self._ended_uids: set[int] = set()  # uids of ended tasks, from their records
+
+    def command_context(self, task_id: str) -> CommandContext | None:
+        """A command check runs in the task's work directory with its uid and group."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return None
+        who = self._identity(task)
+        return CommandContext(str(task.sandbox.work), who.run_as if who else ())
+
+    def _identity(self, task: _Task) -> TaskIdentity | None:
+        if task.uid is None or not self._uids.users.switch:
+            return None
+        users = self._uids.users
+        return TaskIdentity(task.uid, task.uid, users.group, users.setpriv)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self, sink: StatusSink) -> None:
         self._sink = sink
         self.config.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        for path in (self.config.work_dir, self.config.sandboxes_dir):
+            os.chmod(path, SANDBOXES_MODE)
+        self._uids = UidPool(identity.resolve(self.config.task_user, self.config.task_uids))
         if self.config.cgroups:
             self._cgroups, why = cgroups.detect(self.config.cgroup_parent, self.config.work_dir.name)
         else:
@@ -99,6 +126,8 @@ class LocalBackend(ClusterBackend):
         for path in sorted(self.config.sandboxes_dir.iterdir()):
             if path.is_dir():
                 await self._readopt(Sandbox(path))
+        self._uids.adopt(t.uid for t in self._tasks.values() if t.uid is not None and not t.state.terminal)
+        self.kill_strays()
         self._poller = asyncio.create_task(self._poll(), name="local-backend-poller")
 
     async def stop(self) -> None:
@@ -130,10 +159,13 @@ class LocalBackend(ClusterBackend):
         spec = spec_from_json(doc["spec"])  # written with the assigned host ports
         task = _Task(spec=spec, sandbox=sandbox, ports=dict(spec.ports))
         task.pid, task.start_ticks = int(doc["pid"]), int(doc["start_ticks"])
+        task.uid = doc.get("uid")
         self._tasks[task.spec.task_id] = task
         if final is not None:
             task.state, task.last = final.state, final
             task.exited.set()
+            if task.uid is not None:
+                self._ended_uids.add(task.uid)
             return
         task.killing = sandbox.kill_deadline() is not None
         task.cgroup = self._cgroups.find(task.spec.task_id) if self._cgroups else None
@@ -159,9 +191,15 @@ class LocalBackend(ClusterBackend):
             log.warning("task %s was launched before; not starting it twice", spec.task_id)
             return
         sandbox = Sandbox(self.config.sandboxes_dir / spec.task_id)
-        sandbox.path.mkdir(parents=True, exist_ok=True)
         task = _Task(spec=spec, sandbox=sandbox)
         self._tasks[spec.task_id] = task
+        try:
+            who = self._uids.take()
+        except Conflict as exc:
+            sandbox.prepare(None, None)
+            return await self._fail(task, exc.message)
+        task.uid = who.uid if who else None
+        sandbox.prepare(task.uid, who.gid if who else None)
         if spec.image:
             msg = f"image tasks are not supported by the local backend (image {spec.image}); use cmd"
             return await self._fail(task, msg)
@@ -171,21 +209,32 @@ class LocalBackend(ClusterBackend):
             task.ports = self._ports.reserve(spec.task_id, spec.ports)
         except Conflict as exc:
             return await self._fail(task, exc.message)
-        procs: Path | None = None
         if self._cgroups is not None:
             try:
                 task.cgroup = self._cgroups.create(spec.task_id, spec.cpus, spec.mem)
-                procs = task.cgroup / "cgroup.procs"
             except OSError as exc:
                 log.warning("task %s runs without cgroup limits: %s", spec.task_id, exc)
         env = task_env(spec, task.ports, self.config.hostname, sandbox.path)
         try:
-            task.pid = spawn(command_argv(spec), env, sandbox.path, procs)
+            task.child = spawn(command_argv(spec), env, sandbox.path, who)
         except OSError as exc:
             return await self._fail(task, f"could not start the task: {exc}")
+        task.pid = task.child.pid
         stat = procfs.read_stat(task.pid)
         task.start_ticks = stat.start_ticks if stat else 0
-        sandbox.write_task(replace(spec, ports=task.ports), task.pid, task.start_ticks, self._clock())
+        try:  # the record first: the wrapper runs the command only once it is stored (see go)
+            record = replace(spec, ports=task.ports)
+            sandbox.write_task(record, task.pid, task.start_ticks, self._clock(), task.uid)
+        except OSError as exc:
+            task.child.kill()
+            task.child.wait()
+            return await self._fail(task, f"could not record the task in its sandbox: {exc}")
+        if task.cgroup is not None:
+            try:
+                (task.cgroup / "cgroup.procs").write_text(str(task.pid))
+            except OSError as exc:
+                log.warning("task %s runs without cgroup limits: %s", spec.task_id, exc)
+        go(task.child)
         await self._report(task, TaskState.STARTING)
         await self._report(task, TaskState.RUNNING)
         self._watch(task)
@@ -238,6 +287,10 @@ class LocalBackend(ClusterBackend):
             await asyncio.sleep(KILL_POLL_SECONDS)  # no event tells that a process group emptied
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(task.pid, signal.SIGKILL)  # the zombie leader still holds the pgid: no reuse
+        if task.uid is not None:  # what left the group (setsid, a daemon) but not the task's uid
+            for pid in strays.of_uid(task.uid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         wait_status: int | None = None
         with contextlib.suppress(ChildProcessError):
             pid, status = os.waitpid(task.pid, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG: never blocks)
@@ -275,6 +328,13 @@ class LocalBackend(ClusterBackend):
         signalled = self._terminate_group(task, set())
         self._spawn_bg(self._escalate(task, grace_seconds, signalled))
 
+    async def end_tasks(self, task_ids: list[str], grace_seconds: float) -> None:
+        for task_id in task_ids:
+            await self.kill(task_id, grace_seconds)
+        ending = [t.exited.wait() for tid in task_ids if (t := self._tasks.get(tid)) is not None]
+        with contextlib.suppress(TimeoutError):  # SIGKILL comes at the grace; reporting may lag
+            await asyncio.wait_for(asyncio.gather(*ending), grace_seconds + 5.0)
+
     def _terminate_group(self, task: _Task, signalled: set[int]) -> set[int]:
         """SIGTERM each process of the group once, including ones that appear during the grace
         (a command the wrapper was just starting when the kill came must not miss its SIGTERM)."""
@@ -304,6 +364,7 @@ class LocalBackend(ClusterBackend):
     async def reconcile(self, task_ids: list[str]) -> None:
         if not task_ids:  # implicit reconciliation: every task that is not over
             task_ids = [tid for tid, task in self._tasks.items() if not task.state.terminal]
+            self.kill_strays()
         for task_id in task_ids:
             task = self._tasks.get(task_id)
             if task is None or task.last is None:
@@ -366,6 +427,24 @@ class LocalBackend(ClusterBackend):
     def sandbox_of(self, task_id: str) -> Path:
         return self._tasks[task_id].sandbox.path
 
+    def kill_strays(self) -> int:
+        """SIGKILL every process in the sandbox of no live task, or running as an ended task's uid:
+        leftovers of a launch or a task that a crash interrupted. The number killed."""
+        live = [t for t in self._tasks.values() if not t.state.terminal and t.pid]
+        sessions = {t.pid for t in live}
+        uids: Set[int] = {t.uid for t in live if t.uid is not None}
+        killed = 0
+        ids = {t.spec.task_id for t in live}
+        for proc in strays.sandbox_processes(self.config.sandboxes_dir, self._ended_uids - uids):
+            if proc.session in sessions or proc.uid in uids or proc.task_id in ids:
+                continue  # a live task's (or someone looking into its sandbox)
+            where = f"sandbox {proc.task_id}" if proc.task_id else f"uid {proc.uid} of an ended task"
+            log.warning("killing process %d (%s): no live task accounts for it", proc.pid, where)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)
+                killed += 1
+        return killed
+
     # -- reporting ---------------------------------------------------------------------------------
 
     async def _report(
@@ -390,6 +469,9 @@ class LocalBackend(ClusterBackend):
         task.state, task.last = state, status
         if state.terminal:
             self._ports.release(task.spec.task_id)
+            self._uids.release(task.uid)
+            if task.uid is not None:
+                self._ended_uids.add(task.uid)
             if self._cgroups is not None and task.cgroup is not None:
                 self._cgroups.remove(task.spec.task_id)
         await self._emit(status)

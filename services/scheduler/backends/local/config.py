@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .identity import DEFAULT_UIDS, DEFAULT_USER
+
 
 @dataclass(frozen=True)
 class LocalBackendConfig:
@@ -28,6 +30,8 @@ class LocalBackendConfig:
     cgroup_parent: Path | None = None
     address: str = "127.0.0.1"  # where clients reach this host's tasks (BAY_LOCAL_ADDRESS)
     poll_interval_seconds: float = 0.15
+    task_user: str = DEFAULT_USER  # tasks run in its group, each with a uid of its own (BAY_TASK_USER)
+    task_uids: tuple[int, int] = DEFAULT_UIDS  # first and last task uid, inclusive (BAY_TASK_UIDS)
 
     @property
     def sandboxes_dir(self) -> Path:

@@ -20,6 +20,7 @@ class ProcStat:
     pid: int
     state: str
     pgrp: int
+    session: int
     utime: int
     stime: int
     start_ticks: int
@@ -38,6 +39,7 @@ def read_stat(pid: int) -> ProcStat | None:
         pid=pid,
         state=rest[0],
         pgrp=int(rest[2]),
+        session=int(rest[3]),
         utime=int(rest[11]),
         stime=int(rest[12]),
         start_ticks=int(rest[19]),

@@ -1,11 +1,18 @@
 """A task's sandbox on disk: what a restarted backend needs to re-adopt it or learn how it ended.
 
-Layout of ``<work_dir>/sandboxes/<task_id>/``:
+Layout of ``<work_dir>/sandboxes/<task_id>/`` (``BAY_SANDBOX``):
   stdout, stderr   the task's output
-  task.json        spec, pid, process start ticks, start time, assigned ports
+  task.json        spec, pid, process start ticks, start time, assigned ports, uid
   exit_code        written by the wrapper when the task's command returns
   kill_requested   the kill deadline: a restarted backend finishes an interrupted kill
   final.json       the terminal status, written once the sink took it (never reported twice)
+  work/            the task's working directory and HOME: the only place it can write
+
+The sandbox belongs to the platform (root, mode 0750, group: the task's own), so the task
+reads its own logs and record but cannot rewrite them: a task that could edit ``task.json`` could
+make a restarted scheduler adopt, and later kill, any process of the machine, and a symlink planted
+where the platform writes would let it write any file. Only ``work/`` (0700) and ``exit_code`` belong
+to the task's uid. No other task can enter (not in the group), nor list ``sandboxes/`` (0711).
 """
 
 from __future__ import annotations
@@ -34,9 +41,20 @@ def spec_from_json(data: dict[str, Any]) -> LaunchSpec:
     )
 
 
+SANDBOXES_MODE = 0o711  # tasks pass through to their own sandbox; nobody lists the others
+SANDBOX_MODE = 0o750
+FILE_MODE = 0o640
+WORK_MODE = 0o700
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    if os.geteuid() == 0:  # the task reads its record, in the sandbox's group
+        os.fchown(fd, 0, path.parent.stat().st_gid)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
     os.replace(tmp, path)
 
 
@@ -52,13 +70,42 @@ class Sandbox:
     def stderr(self) -> Path:
         return self.path / "stderr"
 
+    @property
+    def work(self) -> Path:
+        return self.path / "work"
+
+    def prepare(self, uid: int | None, gid: int | None) -> None:
+        """Create the sandbox for a task of ``uid``/``gid`` (None: the scheduler's own user)."""
+        self.path.mkdir(mode=SANDBOX_MODE, parents=True, exist_ok=True)
+        self.work.mkdir(mode=WORK_MODE, exist_ok=True)
+        for name in ("stdout", "stderr", "exit_code"):
+            fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # the mode given to open is masked by the umask
+            os.close(fd)
+        os.chmod(self.path, SANDBOX_MODE)
+        os.chmod(self.work, WORK_MODE)
+        if uid is not None and gid is not None:
+            for name in (".", "stdout", "stderr"):
+                os.chown(self.path / name, 0, gid)
+            os.chown(self.work, uid, gid)
+            os.chown(self.path / "exit_code", uid, gid)
+            os.chmod(self.path / "exit_code", 0o600)
+
     def stream(self, name: str) -> Path:
         if name not in ("stdout", "stderr"):
             raise ValueError(f"unknown log stream {name!r} (stdout or stderr)")
         return self.path / name
 
-    def write_task(self, spec: LaunchSpec, pid: int, start_ticks: int, started_at: float) -> None:
-        doc = {"spec": spec_to_json(spec), "pid": pid, "start_ticks": start_ticks, "started_at": started_at}
+    def write_task(
+        self, spec: LaunchSpec, pid: int, start_ticks: int, started_at: float, uid: int | None
+    ) -> None:
+        doc = {
+            "spec": spec_to_json(spec),
+            "pid": pid,
+            "start_ticks": start_ticks,
+            "started_at": started_at,
+            "uid": uid,
+        }
         _write_atomic(self.path / "task.json", json.dumps(doc, indent=1))
 
     def read_task(self) -> dict[str, Any] | None:

@@ -1,38 +1,42 @@
-"""Starting a task as a detached process: its own session, a wrapper that records the exit code.
+"""Starting a task as a detached process: its own session and uid, a wrapper that records the exit code.
 
-The wrapper (a few lines of ``/bin/sh``) moves itself into the task's cgroup, runs the command and
-writes ``exit_code`` into the sandbox, so a scheduler that was away when the task ended still learns
-how it ended. It traps SIGTERM so that a graceful kill of the process group reaches the command while the
-wrapper survives to record the outcome; SIGKILL ends both. A SIGTERM that arrives before the command
-started ends the wrapper without starting it; one that arrives just after that check is made good by
-the backend, which sends SIGTERM to each new process of the group during the grace. ``posix_spawn``
-with ``setsid`` makes the wrapper a session and process-group leader: the group is what kill signals.
+The wrapper (a few lines of ``/bin/sh``) waits for the backend's "go" on its stdin before it runs
+anything: the backend says go only once the task's record (pid, start time) is on disk and the process
+is in its cgroup. A scheduler killed between the fork and the record closes the pipe instead, and the
+wrapper exits without starting the command, so no task can run that a restarted scheduler cannot
+find. The wrapper then runs the command and writes ``exit_code`` into the sandbox, so a scheduler that
+was away when the task ended still learns how it ended. It traps SIGTERM so that a graceful kill of
+the process group reaches the command while the wrapper survives to record the outcome; SIGKILL ends
+both. A SIGTERM that arrives before the command started ends the wrapper without starting it; one that
+arrives just after that check is made good by the backend, which sends SIGTERM to each new process of
+the group during the grace. The wrapper is a session and process-group leader (``setsid``): the group
+is what kill signals. It starts as the task's own uid and group, in the sandbox's ``work/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 from collections.abc import Mapping
 from pathlib import Path
+from subprocess import PIPE, Popen
 
 from services.scheduler.portenv import port_env
 from services.scheduler.ports import LaunchSpec
 
+from .identity import TaskIdentity
+
 WRAPPER = """\
 trap 'stop=1' TERM INT HUP
-cd "$1" || exit 127
-if [ -n "$2" ]; then echo $$ > "$2" || exit 126; fi
-shift 2
-if [ -n "$stop" ]; then echo 143 > exit_code; exit 143; fi
+IFS= read -r go || exit 125
+exec </dev/null
+[ "$go" = go ] || exit 125
+if [ -n "$stop" ]; then echo 143 > ../exit_code; exit 143; fi
 "$@"
 c=$?
-echo "$c" > exit_code
+echo "$c" > ../exit_code
 exit "$c"
 """
-
-# Python ignores SIGPIPE (and may block signals in threads); a task starts with the defaults.
-_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def task_env(spec: LaunchSpec, ports: Mapping[str, int], hostname: str, sandbox: Path) -> dict[str, str]:
@@ -45,7 +49,7 @@ def task_env(spec: LaunchSpec, ports: Mapping[str, int], hostname: str, sandbox:
         BAY_TASK_ID=spec.task_id,
         BAY_GROUP=spec.group,
         BAY_SANDBOX=str(sandbox),
-        HOME=env.get("HOME", str(sandbox)),
+        HOME=env.get("HOME", str(sandbox / "work")),
     )
     return env
 
@@ -57,20 +61,38 @@ def command_argv(spec: LaunchSpec) -> list[str]:
     return list(spec.args)
 
 
-def spawn(argv: list[str], env: Mapping[str, str], sandbox: Path, cgroup_procs: Path | None) -> int:
-    """Start the wrapper detached; its stdout/stderr go to the sandbox files. Returns its pid."""
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(sandbox / "stdout"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-        (os.POSIX_SPAWN_OPEN, 2, str(sandbox / "stderr"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-    ]
-    wrapper_argv = ["/bin/sh", "-c", WRAPPER, "bay-task", str(sandbox), str(cgroup_procs or ""), *argv]
-    return os.posix_spawn(
-        "/bin/sh",
-        wrapper_argv,
-        dict(env),
-        file_actions=actions,
-        setsid=True,
-        setsigdef=_DEFAULT_SIGNALS,
-        setsigmask=(),
-    )
+def spawn(argv: list[str], env: Mapping[str, str], sandbox: Path, who: TaskIdentity | None) -> Popen[bytes]:
+    """Start the wrapper detached, waiting for :func:`go`; stdout/stderr go to the sandbox files.
+    (``subprocess`` without ``user=`` starts it by ``vfork``, as ``posix_spawn`` would, and can
+    also change directory; the exec resets the handlers of the signals the scheduler catches.)"""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+    out = os.open(sandbox / "stdout", flags)
+    try:
+        err = os.open(sandbox / "stderr", flags)
+    except OSError:
+        os.close(out)
+        raise
+    wrapper = ["/bin/sh", "-c", WRAPPER, "bay-task", *argv]
+    try:
+        return Popen(
+            [*who.run_as, *wrapper] if who is not None else wrapper,
+            stdin=PIPE,
+            stdout=out,
+            stderr=err,
+            cwd=sandbox / "work",
+            env=dict(env),
+            start_new_session=True,
+            restore_signals=True,
+            umask=0o077,
+        )
+    finally:
+        os.close(out)
+        os.close(err)
+
+
+def go(proc: Popen[bytes]) -> None:
+    """Let the wrapper run the command (its record is stored)."""
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError):  # it was killed meanwhile: its exit is collected
+        os.write(proc.stdin.fileno(), b"go\n")
+    proc.stdin.close()
