@@ -14,7 +14,7 @@ import nats
 import nats.errors
 import nats.js.errors
 
-from libs.natsserver import free_port, nats_server_binary, wait_for_port
+from libs.natsserver import free_port, nats_server_binary, server_config, wait_for_port
 from tests.poll import poll_until
 
 CLUSTER_NAME = "bay"
@@ -39,11 +39,13 @@ class Node:
 
 @dataclass
 class NatsCluster:
-    """``extra_config`` is added to every node's configuration (an ``authorization`` block, say)."""
+    """``auth``: an authorization block (see :mod:`libs.natsusers`) every node includes;
+    ``client_options``: what this harness's own connections add (their credentials)."""
 
     home: Path
     size: int = 3
-    extra_config: str = ""
+    auth: Path | None = None
+    client_options: dict[str, object] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,21 +64,21 @@ class NatsCluster:
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
-    def _config(self, node: Node) -> str:
+    def _config(self, node: Node, conf: Path) -> str:
         routes = ", ".join(f"nats-route://127.0.0.1:{n.route_port}" for n in self.nodes if n is not node)
-        return (
+        lines = (
             f'server_name: "{node.name}"\n'
             f'listen: "127.0.0.1:{node.port}"\n'
             f'jetstream {{ store_dir: "{node.home / "store"}" }}\n'
             f'cluster {{ name: "{CLUSTER_NAME}", listen: "127.0.0.1:{node.route_port}",\n'
             f"  routes: [{routes}] }}\n"
-            f"{self.extra_config}\n"
         )
+        return server_config(conf, include=self.auth, extra=lines)
 
     def start(self, node: Node) -> None:
         node.home.mkdir(parents=True, exist_ok=True)
         conf = node.home / "nats.conf"
-        conf.write_text(self._config(node))
+        conf.write_text(self._config(node, conf))
         with open(node.home / "nats.log", "ab") as log:
             node.proc = subprocess.Popen(
                 [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
@@ -105,7 +107,10 @@ class NatsCluster:
         import json
 
         nc = await nats.connect(
-            servers=self.urls, connect_timeout=1, max_reconnect_attempts=0, **connect_options
+            servers=self.urls,
+            connect_timeout=1,
+            max_reconnect_attempts=0,
+            **{**self.client_options, **connect_options},  # type: ignore[arg-type]
         )
         try:
             reply = await nc.request(subject, b"", timeout=1)

@@ -18,7 +18,8 @@ import nats.errors
 import pytest_asyncio
 
 from libs.lease import BUCKET
-from tests.e2e.harness import BayUp, running_bay
+from libs.natsusers import NatsUsers
+from tests.e2e.harness import BAY, BayUp, clean_environment, running_bay
 from tests.natscluster import NatsCluster, Node
 from tests.poll import poll_until
 
@@ -66,11 +67,11 @@ async def more_acks(traffic: Traffic, count: int, timeout: float = 60.0) -> None
     await asyncio.wait_for(enough(), timeout)
 
 
-async def stream_events(urls: list[str]) -> list[tuple[int, str]]:
+async def stream_events(urls: list[str], options: dict[str, object]) -> list[tuple[int, str]]:
     """(sequence, event id) of every message in the stream, read from NATS itself."""
     from bay.v1 import envelope_pb2
 
-    nc = await nats.connect(servers=urls)
+    nc = await nats.connect(servers=urls, **options)  # type: ignore[arg-type]
     try:
         js = nc.jetstream()
         last = (await js.stream_info(STREAM)).state.last_seq
@@ -105,7 +106,7 @@ async def lease_stream(cluster: NatsCluster) -> str:
     """The stream behind the scheduler's lease bucket (JetStream keeps a bucket as ``KV_<bucket>``)."""
 
     async def named() -> list[str] | None:
-        nc = await nats.connect(servers=cluster.urls)
+        nc = await nats.connect(servers=cluster.urls, **cluster.client_options)  # type: ignore[arg-type]
         try:
             infos = await nc.jetstream().streams_info()
         except nats.errors.TimeoutError:  # a meta leader election after the first loss
@@ -121,7 +122,20 @@ async def lease_stream(cluster: NatsCluster) -> str:
 
 @pytest_asyncio.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    nodes = NatsCluster(tmp_path / "nats")
+    """Three nodes with Bay's users, made as an operator would: `bay nats init` writes the users'
+    seeds in Bay's data directory and the authorization block the nodes include."""
+    auth = tmp_path / "nats" / "auth.conf"
+    auth.parent.mkdir(parents=True)
+    init = await asyncio.create_subprocess_exec(
+        *[BAY, "nats", "init", "--cluster", "local", "--auth-config", str(auth)],
+        env={**clean_environment(), "BAY_DATA_DIR": str(tmp_path / "bay" / ".bay")},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(init.communicate(), 30)
+    assert init.returncode == 0, err
+    setup_seed = NatsUsers(tmp_path / "bay" / ".bay").seed_path("setup")
+    nodes = NatsCluster(tmp_path / "nats", auth=auth, client_options={"nkeys_seed": str(setup_seed)})
     nodes.start_all()
     try:
         await nodes.wait_jetstream()
@@ -146,6 +160,14 @@ def said(bay: BayUp) -> str:
     return "bay up said:\n" + "\n".join(worse[-30:])
 
 
+def seed_of(pid: int) -> str:
+    """The NATS seed file process ``pid`` was given."""
+    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if item.startswith(b"BAY_NATS_NKEY_SEED="):
+            return item.split(b"=", 1)[1].decode()
+    return ""
+
+
 def restarts(bay: BayUp) -> list[str]:
     return [line for line in bay.lines if line.startswith("bay: ") and "restarted" in line]
 
@@ -154,9 +176,10 @@ async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster
     # a lease must outlast the cluster's failover (a new leader for the stream and the lease's
     # bucket), or its holder stops: 30 s leaves room for elections on a loaded 2-core machine
     env = {"BAY_STREAM_REPLICAS": "3", "BAY_LEASE_SECONDS": "30"}
-    (tmp_path / "bay").mkdir()
     async with running_bay(tmp_path / "bay", nats_url=cluster.url, env_extra=env) as bay:
         assert "nats" not in bay.pids(), "with BAY_NATS_URL set, bay up starts no nats-server"
+        for name, role in (("registry", "registry"), ("scheduler", "scheduler-local")):  # own users
+            assert seed_of(bay.pids()[name]) == str(NatsUsers(bay.data_dir).seed_path(role))
         async with bay.http() as http:
             created = await http.post("/v1/groups", json={"name": GROUP, "cmd": "sleep 600", "instances": 0})
             assert created.status_code == 201, created.text
@@ -198,8 +221,12 @@ async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; {said(bay)}") from None
 
-            history = (await http.get(f"/v1/groups/{GROUP}/history")).json()["events"]
-            in_stream = await stream_events(cluster.urls)
+            async def read_history() -> list[dict[str, object]] | None:
+                resp = await http.get(f"/v1/groups/{GROUP}/history")
+                return resp.json()["events"] if resp.status_code == 200 else None
+
+            history = await poll_until(read_history, "the group's history", 30)
+            in_stream = await stream_events(cluster.urls, cluster.client_options)
             in_audit = await audit_events(http, through=in_stream[-1][0])
         assert not restarts(bay), f"services had to be restarted: {restarts(bay)}; {said(bay)}"
 
@@ -211,3 +238,5 @@ async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster
         assert by_key[key]["sequence"] == sequence
     assert [k for k, _, _ in traffic.acked] == [e["idempotency_key"] for e in scaled_events]
     assert in_audit == in_stream, "the audit table is not the stream"
+    for node in cluster.nodes:
+        assert "Violation" not in (node.home / "nats.log").read_text(), f"{node.name} refused a service"

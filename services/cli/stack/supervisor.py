@@ -99,10 +99,14 @@ class Supervisor:
 
     def _nats_env(self, svc: ServiceProcess) -> dict[str, str]:
         """The embedded NATS: each service's own seed, by path (and nothing else that would
-        compete with it). An outside NATS: the credentials in the environment, as given."""
-        if self.nats is None or not svc.nats_role:
+        compete with it). An outside NATS: the credentials in the environment, as given; with none
+        given, each service's own seed where `bay nats init` made the users in the data directory."""
+        if not svc.nats_role:
             return {}
-        return {"BAY_NATS_NKEY_SEED": str(self.nats_users.seed_path(svc.nats_role))}
+        own = self.nats_users.seed_path(svc.nats_role)
+        if self.nats is None and (self.settings.nats_credentials() != NatsCredentials() or not own.exists()):
+            return {}
+        return {"BAY_NATS_NKEY_SEED": str(own)}
 
     def _write_nats_config(self) -> None:
         """Seeds for the set-up and every service (kept across runs), the authorization block of
@@ -122,6 +126,9 @@ class Supervisor:
             if self.nats is None
             else NatsCredentials(nkey_seed=self.nats_users.service_seed("setup"))
         )
+        own = self.nats_users.seed_path("setup")
+        if creds == NatsCredentials() and own.exists():  # users made by `bay nats init`
+            creds = NatsCredentials(nkey_seed=own)
         try:
             conn = await connect(s.effective_nats_url, name="bay-setup", wait_seconds=10, credentials=creds)
         except BayError as exc:
