@@ -40,3 +40,17 @@ def credentials(role: str) -> NatsCredentials:
 def env(role: str) -> dict[str, str]:
     """The same, for a service process's environment."""
     return {"BAY_NATS_NKEY_SEED": str(seed(role))}
+
+
+async def set_up(url: str, lease_seconds: float = 10.0) -> None:
+    """What ``bay up`` sets up, on the NATS at ``url``: the stream and the lease bucket of
+    ``lease_seconds`` (no service's user may create either)."""
+    from libs.natsconn import connect
+    from libs.natssetup import set_up as set_up_stream
+    from libs.settings import CommonSettings
+
+    conn = await connect(url, name="test-setup", wait_seconds=5)  # no credentials: the set-up
+    try:
+        await set_up_stream(conn, CommonSettings(), [lease_seconds], wait_seconds=5)
+    finally:
+        await conn.close()

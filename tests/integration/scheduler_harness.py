@@ -89,6 +89,8 @@ class SchedulerProcess:
         return env
 
     async def start(self, *, wait: bool = True) -> None:
+        if ttl := self.extra_env.get("BAY_LEASE_SECONDS"):
+            await natsauth.set_up(self.nats_url, float(ttl))
         out = self.log_path.open("ab")
         # a plain Popen (spawning does not block): tests SIGKILL it and reap it synchronously
         self.proc = subprocess.Popen(  # noqa: ASYNC220

@@ -19,6 +19,7 @@ from libs.events import model as m
 from libs.natsserver import free_port, nats_server_binary, wait_for_port
 from services.gateway.backends import open_backends
 from services.gateway.settings import GatewaySettings
+from tests import natsauth
 from tests.integration.gateway_harness import bearer, start_gateway, start_stack
 from tests.integration.registry_harness import RunningRegistry, start_registry
 from tests.poll import poll_until
@@ -151,6 +152,7 @@ async def test_a_registry_event_too_large_is_a_413_at_the_gateway_naming_the_lim
     body, the registry refuses the event (RESOURCE_EXHAUSTED), the caller gets a 413."""
     proc, small = start_small_nats(tmp_path, 64 * 1024)
     try:
+        await natsauth.set_up(small)
         reg = await start_registry(small, tmp_path)
         gw = await start_gateway(fresh_stream, tmp_path, reg.port)
         try:

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from libs.eventlog.jetstream import JetStreamEventLog
+from libs.eventlog.port import StreamSettings
 from libs.events import EventMeta, make_envelope, subjects, to_pb
 from libs.events import model as m
+from libs.natsconn import connect
+from tests import natsauth
 from tests.integration.registry_harness import RunningRegistry, start_registry
 from tests.integration.scheduler_harness import (
     SchedulerProcess,
@@ -41,7 +45,8 @@ async def store_kill_as_the_scheduler_does(
     registry: RunningRegistry, task_id: str, reason: str, cluster: str = "local"
 ) -> None:
     """Append the TaskKillRequested a scheduler stores before it tells the backend (as the scheduler's
-    own writer makes it: the task's next version, the scheduler as actor)."""
+    own writer makes it: the task's next version, the scheduler as actor, on the scheduler's own
+    NATS user, the only one that may write the cluster's tasks)."""
     subject = subjects.task(cluster, task_id)
     history = [r async for r in registry.log.read(1, subject_filter=subject)]
     envelope = make_envelope(
@@ -51,7 +56,14 @@ async def store_kill_as_the_scheduler_does(
         aggregate_version=history[-1].envelope.aggregate_version + 1,
         meta=EventMeta.command("scheduler"),
     )
-    await registry.log.append(subject, envelope)
+    creds = natsauth.credentials(f"scheduler-{cluster}")
+    conn = await connect(
+        ",".join(registry.conn.urls), name="test-scheduler", wait_seconds=5, credentials=creds
+    )
+    try:
+        await JetStreamEventLog(conn, StreamSettings(), timeout=2.0).append(subject, envelope)
+    finally:
+        await conn.close()
 
 
 def ended_by_kill(task_id: str, reason: str):  # type: ignore[no-untyped-def]
