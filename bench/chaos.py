@@ -38,6 +38,7 @@ import httpx
 from tests.e2e.harness import BayUp, running_bay
 
 SERVICES = ("nats", "registry", "scheduler", "dns", "gateway", "audit")
+BURST = "chaos-burst"
 LIVE = {"STAGING", "STARTING", "RUNNING", "KILLING"}
 
 
@@ -96,6 +97,48 @@ async def kill_services(bay: BayUp, rounds: int, rng: random.Random) -> list[str
     return done
 
 
+async def scale_until_ok(http: httpx.AsyncClient, group: str, instances: int, key: str) -> None:
+    """One scale command, sent again with its key until acknowledged."""
+    while True:
+        try:
+            resp = await http.post(
+                f"/v1/groups/{group}/scale", json={"instances": instances}, headers={"Idempotency-Key": key}
+            )
+            if resp.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.05)
+
+
+async def launch_bursts(bay: BayUp, http: httpx.AsyncClient, rounds: int) -> tuple[list[str], list[float]]:
+    """The orphan case: scale a group 0 -> 30 and SIGKILL the scheduler as soon as its first task
+    is listed (a request every few ms), ``rounds`` times, back to 0 between; returns the kills and
+    how long after the first listed task each came."""
+    done, after = [], []
+    for r in range(rounds):
+        await scale_until_ok(http, BURST, 30, f"burst-{r}-up")
+        while True:  # the first task launched, as its listing shows it
+            listed = await http.get(f"/v1/groups/{BURST}/tasks")
+            if listed.status_code == 200 and listed.json()["tasks"]:
+                seen = time.monotonic()
+                break
+        pid = bay.pids()["scheduler"]
+        mark = len(bay.lines)
+        os.kill(pid, signal.SIGKILL)
+        after.append(time.monotonic() - seen)
+        await bay.wait_for(r"^bay: scheduler restarted \(pid \d+\)$", timeout=60, start=mark)
+        done.append(f"scheduler-burst#{r + 1}")
+        await scale_until_ok(http, BURST, 0, f"burst-{r}-down")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # every task of this round ended before the next round
+            listed = await http.get(f"/v1/groups/{BURST}/tasks")
+            if listed.status_code == 200 and not listed.json()["tasks"]:
+                break
+            await asyncio.sleep(0.1)
+    return done, after
+
+
 def sandbox_processes(data_dir: Path) -> dict[str, list[int]]:
     """task id -> pids of the processes whose working directory is that task's sandbox."""
     roots = [p.resolve() for p in data_dir.glob("*/*/sandboxes")] + [
@@ -110,8 +153,8 @@ def sandbox_processes(data_dir: Path) -> dict[str, list[int]]:
         except OSError:
             continue
         for root in roots:
-            if cwd.parent == root:
-                out.setdefault(cwd.name, []).append(int(entry))
+            if cwd.is_relative_to(root) and cwd != root:  # a sandbox, or its work/ directory
+                out.setdefault(cwd.relative_to(root).parts[0], []).append(int(entry))
     return out
 
 
@@ -135,10 +178,15 @@ async def settle(
 
 
 async def audit_matches_stream(http: httpx.AsyncClient, bay: BayUp) -> bool:
+    """The stream read as an audit system outside Bay reads it (a credential `bay nats
+    audit-credential` made), against the audit table the gateway serves."""
     import nats
     from bay.v1 import envelope_pb2
 
-    nc = await nats.connect(bay.env.get("BAY_NATS_URL") or f"nats://127.0.0.1:{bay.env['BAY_NATS_PORT']}")
+    code, seed, err = await bay.cli("nats", "audit-credential", "chaos")
+    assert code == 0, err
+    url = bay.env.get("BAY_NATS_URL") or f"nats://127.0.0.1:{bay.env['BAY_NATS_PORT']}"
+    nc = await nats.connect(url, nkeys_seed=seed.strip())
     try:
         js = nc.jetstream()
         last = (await js.stream_info("BAY_EVENTS")).state.last_seq
@@ -164,7 +212,7 @@ async def audit_matches_stream(http: httpx.AsyncClient, bay: BayUp) -> bool:
 
 async def experiment(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
-    groups = [f"chaos-{i}" for i in range(args.clients)]
+    groups = [f"chaos-{i}" for i in range(args.clients)] + [BURST]
     with tempfile.TemporaryDirectory(prefix="bay-chaos-") as tmp:
         async with running_bay(Path(tmp)) as bay:
             async with bay.http() as http:
@@ -173,9 +221,10 @@ async def experiment(args: argparse.Namespace) -> int:
                     r = await http.post("/v1/groups", json={"name": g, "cmd": "sleep 600", "instances": 0})
                     assert r.status_code == 201, r.text
                 load = Load()
-                clients = [asyncio.create_task(scale_forever(http, g, load, rng)) for g in groups]
+                burst_kills, burst_after = await launch_bursts(bay, http, args.rounds)
+                clients = [asyncio.create_task(scale_forever(http, g, load, rng)) for g in groups[:-1]]
                 started = time.monotonic()
-                kills = await kill_services(bay, args.rounds, rng)
+                kills = burst_kills + await kill_services(bay, args.rounds, rng)
                 load.stop = True
                 await asyncio.gather(*clients)
                 loaded = time.monotonic() - started
@@ -201,6 +250,10 @@ async def experiment(args: argparse.Namespace) -> int:
     print(
         f"kills: {len(kills)} SIGKILLs ({', '.join(kills)}); {loaded:.0f} s of load, {args.clients} clients"
     )
+    print(f"launch bursts: scheduler SIGKILLed {', '.join(f'{1000 * a:.0f}' for a in burst_after)} ms "
+          "after the first task was listed")  # fmt: skip
+    print(f"task processes found in sandboxes: {sum(map(len, processes.values()))} in {len(processes)} "
+          f"sandboxes; live tasks listed: {len(live)}")  # fmt: skip
     print(f"acknowledged {len(load.acked)}; failed attempts retried: {dict(sorted(load.failures.items()))}")
     print(f"lost {len(lost)}; doubled {len(doubled)}; orphaned processes {sum(map(len, orphans.values()))}; "
           f"stuck kills {len(stuck)}; audit = stream: {same}")  # fmt: skip
