@@ -7,9 +7,7 @@ scheduler still runs what the log asks, and the audit table is the stream, event
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -20,51 +18,12 @@ import pytest_asyncio
 from libs.lease import BUCKET
 from libs.natsusers import NatsUsers
 from tests.e2e.harness import BAY, BayUp, clean_environment, running_bay
+from tests.e2e.traffic import Traffic, check_history, send_scales, wait_acks
 from tests.natscluster import NatsCluster, Node
 from tests.poll import poll_until
 
 STREAM = "BAY_EVENTS"
 GROUP = "e2e-cluster"
-
-
-@dataclass
-class Traffic:
-    acked: list[tuple[str, int, int]] = field(default_factory=list)  # key, instances, sequence
-    failures: list[tuple[int, str]] = field(default_factory=list)
-    progress: asyncio.Event = field(default_factory=asyncio.Event)
-    stop: bool = False
-
-
-async def send_scales(http: httpx.AsyncClient, traffic: Traffic) -> None:
-    n = 0
-    while not traffic.stop:
-        n += 1
-        key = f"e2e-cluster-{uuid.uuid4()}"
-        while True:  # a failed command is sent again with the same key until it is acknowledged
-            try:
-                resp = await http.post(
-                    f"/v1/groups/{GROUP}/scale", json={"instances": n % 3}, headers={"Idempotency-Key": key}
-                )
-            except httpx.TimeoutException as exc:
-                traffic.failures.append((0, f"client timeout: {exc}"))
-                continue
-            if resp.status_code == 200:
-                traffic.acked.append((key, n % 3, resp.json()["sequence"]))
-                traffic.progress.set()
-                break
-            traffic.failures.append((resp.status_code, resp.text))
-
-
-async def more_acks(traffic: Traffic, count: int, timeout: float = 60.0) -> None:
-    """Until ``count`` more commands than now have been acknowledged."""
-    target = len(traffic.acked) + count
-
-    async def enough() -> None:
-        while len(traffic.acked) < target:
-            traffic.progress.clear()
-            await traffic.progress.wait()
-
-    await asyncio.wait_for(enough(), timeout)
 
 
 async def stream_events(urls: list[str], options: dict[str, object]) -> list[tuple[int, str]]:
@@ -148,10 +107,10 @@ async def kill_and_return(cluster: NatsCluster, victim: Node, traffic: Traffic) 
     """SIGKILL ``victim`` under load, see commands acknowledged without it, start it again and
     wait until it has caught up."""
     cluster.kill(victim)
-    await more_acks(traffic, 5)
+    await wait_acks(traffic, len(traffic.acked) + 5, timeout=60)
     cluster.start(victim)
     await cluster.wait_caught_up(STREAM)
-    await more_acks(traffic, 3)
+    await wait_acks(traffic, len(traffic.acked) + 3, timeout=60)
 
 
 def said(bay: BayUp) -> str:
@@ -187,10 +146,10 @@ async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster
             replicas = info.get("replicas")
             assert isinstance(replicas, list) and len(replicas) == 2, f"not 3 replicas: {info}"
 
-            traffic = Traffic()
+            traffic = Traffic(GROUP, size=lambda n: n % 3)  # few tasks, each size new
             sender = asyncio.create_task(send_scales(http, traffic))
             try:
-                await more_acks(traffic, 5)
+                await wait_acks(traffic, 5, timeout=60)
                 first = await cluster.leader(STREAM)
                 await kill_and_return(cluster, first, traffic)
                 # then the node holding the scheduler's lease, unless that was the first: whatever
@@ -230,13 +189,7 @@ async def test_bay_rides_out_losing_the_stream_leader_twice(cluster: NatsCluster
             in_audit = await audit_events(http, through=in_stream[-1][0])
         assert not restarts(bay), f"services had to be restarted: {restarts(bay)}; {said(bay)}"
 
-    scaled_events = [e for e in history if e["type"] == "GroupScaled"]
-    by_key = {e["idempotency_key"]: e for e in scaled_events}
-    assert len(by_key) == len(scaled_events), "a command was applied twice"
-    for key, instances, sequence in traffic.acked:
-        assert key in by_key, f"acknowledged command (instances {instances}) is missing from the history"
-        assert by_key[key]["sequence"] == sequence
-    assert [k for k, _, _ in traffic.acked] == [e["idempotency_key"] for e in scaled_events]
+    check_history(traffic, history)
     assert in_audit == in_stream, "the audit table is not the stream"
     for node in cluster.nodes:
         assert "Violation" not in (node.home / "nats.log").read_text(), f"{node.name} refused a service"

@@ -11,52 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-import uuid
-from dataclasses import dataclass, field
-
-import httpx
 
 from libs.clients import ServiceClient
 from tests.e2e.harness import BayUp, pid_gone
+from tests.e2e.traffic import Traffic, check_history, send_scales, wait_acks
 
 GROUP = "e2e-crash"
 FAIL_FAST_SECONDS = 3.0
-
-
-@dataclass
-class Traffic:
-    acked: list[tuple[str, int, int]] = field(default_factory=list)  # key, instances, sequence
-    failures: list[tuple[int, float, str]] = field(default_factory=list)  # status, seconds, message
-    progress: asyncio.Event = field(default_factory=asyncio.Event)
-    stop: bool = False
-
-
-async def send_scales(http: httpx.AsyncClient, traffic: Traffic) -> None:
-    n = 0
-    while not traffic.stop:
-        n += 1
-        key = f"e2e-crash-{uuid.uuid4()}"
-        while True:  # each round is a real request: the retry paces itself on the answers
-            began = time.monotonic()
-            resp = await http.post(
-                f"/v1/groups/{GROUP}/scale", json={"instances": n}, headers={"Idempotency-Key": key}
-            )
-            took = time.monotonic() - began
-            if resp.status_code == 200:
-                traffic.acked.append((key, n, resp.json()["sequence"]))
-                traffic.progress.set()
-                break
-            traffic.failures.append((resp.status_code, took, resp.json().get("message", "")))
-
-
-async def wait_acks(traffic: Traffic, count: int, timeout: float = 20.0) -> None:
-    async def enough() -> None:
-        while len(traffic.acked) < count:
-            traffic.progress.clear()
-            await traffic.progress.wait()
-
-    await asyncio.wait_for(enough(), timeout)
 
 
 async def registry_serving(address: str, timeout: float = 20.0) -> None:
@@ -76,7 +37,7 @@ async def _killed_registry_loses_no_acknowledged_command(bay: BayUp) -> None:
     async with bay.http() as http:
         created = await http.post("/v1/groups", json={"name": GROUP, "cmd": "sleep 600", "instances": 0})
         assert created.status_code == 201, created.text
-        traffic = Traffic()
+        traffic = Traffic(GROUP)
         sender = asyncio.create_task(send_scales(http, traffic))
         try:
             await wait_acks(traffic, 3)
@@ -106,12 +67,5 @@ async def _killed_registry_loses_no_acknowledged_command(bay: BayUp) -> None:
         deleted = await http.delete(f"/v1/groups/{GROUP}")
         assert deleted.status_code == 200, deleted.text
 
-    scaled = [e for e in history if e["type"] == "GroupScaled"]
-    by_key = {e["idempotency_key"]: e for e in scaled}
-    assert len(by_key) == len(scaled), "a command was applied twice"
-    for key, instances, sequence in traffic.acked:
-        assert key in by_key, f"acknowledged command {instances} is missing from the history"
-        assert by_key[key]["data"]["instances"] == instances
-        assert by_key[key]["sequence"] == sequence
-    assert [e["data"]["instances"] for e in scaled] == [n for _, n, _ in traffic.acked]
+    check_history(traffic, history)
     assert group["spec"]["instances"] == traffic.acked[-1][1]

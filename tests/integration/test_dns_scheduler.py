@@ -17,12 +17,11 @@ import pytest
 import pytest_asyncio
 
 from tests.integration.dns_harness import DnsProcess, until_answer
-from tests.integration.registry_harness import RunningRegistry, start_registry
+from tests.integration.registry_harness import RunningRegistry
 from tests.integration.scheduler_harness import (
     SchedulerProcess,
     create_group,
     kill_tasks,
-    register_cluster,
     scale,
     task_readable_dir,
 )
@@ -32,14 +31,6 @@ pytestmark = pytest.mark.timeout(120)
 
 SICK_DIR = task_readable_dir()
 SRV = "_http._tcp.web.local.bay.internal."
-
-
-@pytest_asyncio.fixture
-async def registry(fresh_stream: str, tmp_path: Path) -> AsyncIterator[RunningRegistry]:
-    reg = await start_registry(fresh_stream, tmp_path)
-    await register_cluster(reg, "local", "local")
-    yield reg
-    await reg.stop()
 
 
 @pytest_asyncio.fixture

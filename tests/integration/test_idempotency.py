@@ -18,17 +18,6 @@ from tests.integration.gateway_harness import Stack, start_stack
 from tests.integration.registry_harness import RunningRegistry, start_registry
 
 
-@pytest_asyncio.fixture
-async def reg(fresh_stream: str, tmp_path: Path) -> AsyncIterator[RunningRegistry]:
-    r = await start_registry(fresh_stream, tmp_path)
-    await r.stub.RegisterCluster(
-        registry_pb2.RegisterClusterRequest(cluster=group_pb2.Cluster(name="local", backend="local")),
-        metadata=r.md(),
-    )
-    yield r
-    await r.stop()
-
-
 def spec(name: str = "web", **kw: object) -> group_pb2.GroupSpec:
     return group_pb2.GroupSpec(name=name, cmd="sleep 1000", cluster="local", **kw)  # type: ignore[arg-type]
 

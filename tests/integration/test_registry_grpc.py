@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
-import pytest_asyncio
 from bay.v1 import group_pb2, registry_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from tests.integration.registry_harness import RunningRegistry, start_registry
-
-
-@pytest_asyncio.fixture
-async def reg(fresh_stream: str, tmp_path: Path) -> AsyncIterator[RunningRegistry]:
-    r = await start_registry(fresh_stream, tmp_path)
-    await r.stub.RegisterCluster(
-        registry_pb2.RegisterClusterRequest(cluster=group_pb2.Cluster(name="local", backend="local")),
-        metadata=r.md(),
-    )
-    yield r
-    await r.stop()
+from tests.integration.registry_harness import RunningRegistry
 
 
 def web_spec(name: str = "web", **kw: object) -> group_pb2.GroupSpec:

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest_asyncio
 
 from libs.eventlog.jetstream import JetStreamEventLog
 from libs.eventlog.port import StreamSettings
@@ -17,12 +14,10 @@ from libs.events import EventMeta, make_envelope, subjects, to_pb
 from libs.events import model as m
 from libs.natsconn import connect
 from tests import natsauth
-from tests.integration.registry_harness import RunningRegistry, start_registry
+from tests.integration.registry_harness import RunningRegistry
 from tests.integration.scheduler_harness import (
     SchedulerProcess,
     create_group,
-    kill_tasks,
-    register_cluster,
     scale,
 )
 from tests.integration.stall_proxy import StallProxy
@@ -30,15 +25,6 @@ from tests.integration.test_scheduler_local import live_task_pids, port_range
 from tests.poll import poll_until
 
 SLEEPER = {"cmd": "sleep 300", "resources": {"cpus": 0.1, "mem": 16}}
-
-
-@pytest_asyncio.fixture
-async def registry(fresh_stream: str, tmp_path: Path) -> AsyncIterator[RunningRegistry]:
-    reg = await start_registry(fresh_stream, tmp_path)
-    await register_cluster(reg, "local", "local")
-    yield reg
-    await reg.stop()
-    kill_tasks(tmp_path)
 
 
 async def store_kill_as_the_scheduler_does(

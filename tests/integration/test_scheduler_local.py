@@ -15,12 +15,11 @@ import pytest_asyncio
 from bay.v1 import scheduler_pb2
 from nats.aio.msg import Msg
 
-from tests.integration.registry_harness import RunningRegistry, start_registry
+from tests.integration.registry_harness import RunningRegistry
 from tests.integration.scheduler_harness import (
     SchedulerProcess,
     create_group,
     kill_tasks,
-    register_cluster,
     scale,
     task_readable_dir,
 )
@@ -35,14 +34,6 @@ def port_range() -> dict[str, str]:
     # below Linux's ephemeral range (32768-60999), so no client socket of the test holds a task's port
     base = 20000 + (next(_ranges) % 40) * 300
     return {"BAY_LOCAL_PORT_BEGIN": str(base), "BAY_LOCAL_PORT_END": str(base + 299)}
-
-
-@pytest_asyncio.fixture
-async def registry(fresh_stream: str, tmp_path: Path) -> AsyncIterator[RunningRegistry]:
-    reg = await start_registry(fresh_stream, tmp_path)
-    await register_cluster(reg, "local", "local")
-    yield reg
-    await reg.stop()
 
 
 @pytest_asyncio.fixture
