@@ -261,8 +261,9 @@ async def running_bay(
     nats_url: str | None = None,
     args: tuple[str, ...] = (),
     env_extra: dict[str, str] | None = None,
+    timeout: float = 30.0,
 ) -> AsyncIterator[BayUp]:
-    bay = await start_bay(cwd, nats_url=nats_url, args=args, env_extra=env_extra)
+    bay = await start_bay(cwd, nats_url=nats_url, args=args, env_extra=env_extra, timeout=timeout)
     try:
         yield bay
     finally:

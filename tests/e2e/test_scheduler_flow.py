@@ -117,7 +117,8 @@ async def test_bay_up_with_a_simulated_mesos_cluster(tmp_path: Path) -> None:
         "BAY_SIM_SCHEDULER_LISTEN": f"127.0.0.1:{free_port()}",
     }
     args = ("--sim-cluster", "sim", "--sim-agents", "4")
-    async with running_bay(tmp_path, args=args, env_extra=sim_env) as bay:
+    # two schedulers and a simulated master to start: slower than the plain stack on a loaded machine
+    async with running_bay(tmp_path, args=args, env_extra=sim_env, timeout=60) as bay:
         m = await bay.wait_for(READY)
         assert m.group(5) == (
             f"local {bay.env['BAY_SCHEDULER_LISTEN']}, sim {sim_env['BAY_SIM_SCHEDULER_LISTEN']}"

@@ -69,7 +69,10 @@ async def _read_request(
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
         return None
     lines = raw.decode("latin-1").split("\r\n")
-    method, target, _version = lines[0].split(" ", 2)
+    request_line = lines[0].split(" ", 2)
+    if len(request_line) != 3:  # not HTTP (a stray client): close, as a master would
+        return None
+    method, target, _version = request_line
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if ":" in line:
