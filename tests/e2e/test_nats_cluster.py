@@ -46,7 +46,8 @@ async def stream_events(urls: list[str], options: dict[str, object]) -> list[tup
 
 
 async def audit_events(http: httpx.AsyncClient, through: int) -> list[tuple[int, str]]:
-    """(sequence, event id) of every event the audit table holds, once it holds ``through``."""
+    """(sequence, event id) of every event the audit table holds up to ``through``, once it holds
+    that one (the scheduler may have stored more since the stream was read: those are cut off)."""
 
     async def page_all() -> list[tuple[int, str]] | None:
         out: list[tuple[int, str]] = []
@@ -55,7 +56,7 @@ async def audit_events(http: httpx.AsyncClient, through: int) -> list[tuple[int,
             page = (await http.get("/v1/events", params={"after": after, "limit": 1000})).json()
             out += [(e["sequence"], e["id"]) for e in page["events"]]
             after = page["next_after"]
-        return out if out and out[-1][0] >= through else None
+        return [e for e in out if e[0] <= through] if out and out[-1][0] >= through else None
 
     found: list[tuple[int, str]] = await poll_until(page_all, f"the audit table through {through}", 60)
     return found
