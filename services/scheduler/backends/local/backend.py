@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Set
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from subprocess import Popen
@@ -35,7 +35,7 @@ from services.scheduler.ports import (
     TaskUsage,
 )
 
-from . import cgroups, identity, procfs, strays
+from . import cgroups, identity, killing, measure, procfs, strays
 from .config import LocalBackendConfig
 from .identity import TaskIdentity, UidPool
 from .logs import read_log
@@ -47,7 +47,6 @@ log = logging.getLogger("bay.scheduler.local")
 
 RECONCILIATION = "REASON_RECONCILIATION"
 TASK_INVALID = "REASON_TASK_INVALID"
-KILL_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -284,7 +283,7 @@ class LocalBackend(ClusterBackend):
         # Killing: the task has ended when its whole group has, within the grace (the wrapper's
         # `sh -c` may die at once while the command is still shutting down gracefully).
         while task.killing and not task.sigkilled and procfs.group_members(task.pid):  # noqa: ASYNC110
-            await asyncio.sleep(KILL_POLL_SECONDS)  # no event tells that a process group emptied
+            await asyncio.sleep(killing.POLL_SECONDS)  # no event tells that a process group emptied
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(task.pid, signal.SIGKILL)  # the zombie leader still holds the pgid: no reuse
         if task.uid is not None:  # what left the group (setsid, a daemon) but not the task's uid
@@ -325,7 +324,7 @@ class LocalBackend(ClusterBackend):
             return
         task.killing = True
         task.sandbox.mark_kill(self._clock() + grace_seconds)
-        signalled = self._terminate_group(task, set())
+        signalled = killing.terminate_group(task.pid, set())
         self._spawn_bg(self._escalate(task, grace_seconds, signalled))
 
     async def end_tasks(self, task_ids: list[str], grace_seconds: float) -> None:
@@ -335,29 +334,9 @@ class LocalBackend(ClusterBackend):
         with contextlib.suppress(TimeoutError):  # SIGKILL comes at the grace; reporting may lag
             await asyncio.wait_for(asyncio.gather(*ending), grace_seconds + 5.0)
 
-    def _terminate_group(self, task: _Task, signalled: set[int]) -> set[int]:
-        """SIGTERM each process of the group once, including ones that appear during the grace
-        (a command the wrapper was just starting when the kill came must not miss its SIGTERM)."""
-        for pid in procfs.group_members(task.pid):
-            if pid not in signalled:
-                signalled.add(pid)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGTERM)
-        return signalled
-
     async def _escalate(self, task: _Task, grace_seconds: float, signalled: set[int] | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_seconds
-        signalled = self._terminate_group(task, signalled or set())
-        while (remaining := deadline - loop.time()) > 0:
-            try:
-                await asyncio.wait_for(task.exited.wait(), min(KILL_POLL_SECONDS, remaining))
-                return
-            except TimeoutError:
-                self._terminate_group(task, signalled)
-        task.sigkilled = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(task.pid, signal.SIGKILL)
+        if await killing.escalate(task.pid, task.exited, grace_seconds, signalled or set()):
+            task.sigkilled = True
 
     # -- questions ---------------------------------------------------------------------------------
 
@@ -388,27 +367,7 @@ class LocalBackend(ClusterBackend):
 
     async def usage(self) -> list[TaskUsage]:
         running = [t for t in self._tasks.values() if t.state is TaskState.RUNNING and t.pid]
-        by_group = procfs.usage_by_group({t.pid for t in running if t.cgroup is None})
-        now, found = self._clock(), []
-        for task in running:
-            if task.cgroup is not None:
-                try:
-                    cpu, mem = cgroups.usage(task.cgroup)
-                except (OSError, ValueError):
-                    continue
-            else:
-                cpu, mem = by_group[task.pid].cpu_seconds, by_group[task.pid].rss_bytes
-            found.append(
-                TaskUsage(
-                    task_id=task.spec.task_id,
-                    timestamp=now,
-                    cpu_seconds=cpu,
-                    mem_bytes=mem,
-                    cpus_limit=task.spec.cpus,  # reserved; enforced only when task.cgroup is set
-                    mem_limit_bytes=int(task.spec.mem * 1024 * 1024),
-                )
-            )
-        return found
+        return measure.usage([(t.spec, t.pid, t.cgroup) for t in running], self._clock())
 
     async def logs(
         self, task_id: str, stream: str = "stdout", *, tail: int = 100, follow: bool = False
@@ -430,20 +389,9 @@ class LocalBackend(ClusterBackend):
     def kill_strays(self) -> int:
         """SIGKILL every process in the sandbox of no live task, or running as an ended task's uid:
         leftovers of a launch or a task that a crash interrupted. The number killed."""
-        live = [t for t in self._tasks.values() if not t.state.terminal and t.pid]
-        sessions = {t.pid for t in live}
-        uids: Set[int] = {t.uid for t in live if t.uid is not None}
-        killed = 0
-        ids = {t.spec.task_id for t in live}
-        for proc in strays.sandbox_processes(self.config.sandboxes_dir, self._ended_uids - uids):
-            if proc.session in sessions or proc.uid in uids or proc.task_id in ids:
-                continue  # a live task's (or someone looking into its sandbox)
-            where = f"sandbox {proc.task_id}" if proc.task_id else f"uid {proc.uid} of an ended task"
-            log.warning("killing process %d (%s): no live task accounts for it", proc.pid, where)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc.pid, signal.SIGKILL)
-                killed += 1
-        return killed
+        tasks = self._tasks.values()
+        live = [(t.spec.task_id, t.pid, t.uid) for t in tasks if not t.state.terminal and t.pid]
+        return strays.kill(self.config.sandboxes_dir, live, self._ended_uids)
 
     # -- reporting ---------------------------------------------------------------------------------
 

@@ -10,12 +10,17 @@ process; what cannot be read is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Iterator, Set
+import signal
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import procfs
+
+log = logging.getLogger("bay.scheduler.local")
 
 MARK = b"BAY_SANDBOX="
 
@@ -82,3 +87,22 @@ def of_uid(uid: int) -> list[int]:
             if procfs.is_running(int(entry.name)):
                 found.append(int(entry.name))
     return found
+
+
+def kill(sandboxes: Path, live: Iterable[tuple[str, int, int | None]], ended_uids: Set[int]) -> int:
+    """SIGKILL every process in the sandbox of no live task, or running as an ended task's uid.
+    ``live``: each live task's id, process group and uid. The number killed."""
+    live = list(live)
+    ids = {task_id for task_id, _, _ in live}
+    sessions = {pgid for _, pgid, _ in live}
+    uids: Set[int] = {uid for _, _, uid in live if uid is not None}
+    killed = 0
+    for proc in sandbox_processes(sandboxes, ended_uids - uids):
+        if proc.session in sessions or proc.uid in uids or proc.task_id in ids:
+            continue  # a live task's (or someone looking into its sandbox)
+        where = f"sandbox {proc.task_id}" if proc.task_id else f"uid {proc.uid} of an ended task"
+        log.warning("killing process %d (%s): no live task accounts for it", proc.pid, where)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(proc.pid, signal.SIGKILL)
+            killed += 1
+    return killed
