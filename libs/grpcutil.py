@@ -298,7 +298,12 @@ def channel(target: str, *, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio
     """A client channel with OpenTelemetry, so a trace continues into the called service.
 
     ``options`` are added to the defaults (e.g. ``grpc.max_reconnect_backoff_ms``: gRPC's reconnect
-    backoff grows to 120 s, which keeps a caller failing long after the service is back)."""
+    backoff grows to 120 s, which keeps a caller failing long after the service is back).
+
+    Each channel keeps its own connections (``grpc.use_local_subchannel_pool``): gRPC otherwise shares
+    them between channels to the same address, so a new channel to a service that has just come up
+    on a port that refused a moment ago inherits the old connection's backoff and fails at once with
+    the stale "Connection refused"."""
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
     return grpc.aio.insecure_channel(
@@ -307,6 +312,7 @@ def channel(target: str, *, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.use_local_subchannel_pool", 1),
             *options,
         ],
     )

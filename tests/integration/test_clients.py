@@ -133,8 +133,20 @@ async def test_a_stalled_call_is_unavailable_by_the_deadline() -> None:
         await sched.stop()
 
 
+def refusing_port() -> socket.socket:
+    """A port that refuses connections and stays reserved while the socket is open (bound, not
+    listening), so no server of a later test is given it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 async def test_a_refused_port_is_unavailable_at_once() -> None:
-    addr = f"127.0.0.1:{free_port()}"
+    with refusing_port() as reserved:
+        await _refused_at_once(f"127.0.0.1:{reserved.getsockname()[1]}")
+
+
+async def _refused_at_once(addr: str) -> None:
     async with SchedulerClient("eu", addr, timeout=10.0) as sched, RegistryClient(addr, timeout=10.0) as reg:
         for call, name in (
             (sched.get_task("web.1"), "the scheduler of cluster 'eu'"),
@@ -148,6 +160,30 @@ async def test_a_refused_port_is_unavailable_at_once() -> None:
         with pytest.raises(Unavailable, match="scheduler of cluster 'eu'"):
             await sched.health()
         assert not await sched.serving()
+
+
+async def test_a_service_up_on_a_port_that_refused_is_reached_at_once() -> None:
+    """A client made after the service came up reaches it, whatever an earlier client saw on that
+    port: each channel has its own connections (gRPC shares them by default, and the new channel then
+    fails at once with the old "Connection refused" until the shared backoff ends)."""
+    reserved = refusing_port()
+    port = reserved.getsockname()[1]
+    addr = f"127.0.0.1:{port}"
+    async with SchedulerClient("eu", addr, timeout=5.0) as before:
+        with pytest.raises(Unavailable):
+            await before.get_task("web.1")
+    reserved.close()
+    book = TaskBook("eu", {"web.1": task_pb2.Task(id="web.1")})
+    server, bound = await make_server(
+        addr, [(scheduler_pb2_grpc.add_SchedulerServicer_to_server, book, SCHEDULER_SERVICE)]
+    )
+    await server.start()
+    try:
+        assert bound == port
+        async with SchedulerClient("eu", addr, timeout=5.0) as after:
+            assert (await after.get_task("web.1")).id == "web.1"
+    finally:
+        await server.stop(grace=0)
 
 
 async def test_errors_come_back_with_their_fields(client: RegistryClient) -> None:
