@@ -5,6 +5,8 @@ set-up. Pure: subjects in, nats-server configuration text out (no I/O).
 - ``scheduler-<cluster>`` publishes ``bay.ev.task.<cluster>.>``, ``bay.ev.sched.<cluster>.>``,
   ``bay.ev.framework.<cluster>``, ``bay.usage.<cluster>.>`` and its lease key; reads the stream and
   the lease bucket.
+- ``deployer`` publishes ``bay.ev.deploy.>``; reads the stream and the usage and custom metric
+  samples (``bay.usage.>``, ``bay.metric.>``) for its analyses.
 - ``dns``, ``gateway``: no event; read the stream.
 - ``audit`` (Bay's audit table): ``bay.audit.progress``; reads the stream with its durable consumer.
 - ``audit/<name>`` (systems outside Bay): no event; read the stream with consumers of their own.
@@ -98,6 +100,11 @@ def scheduler(stream: str, cluster: str) -> Permissions:
     return Permissions(own + read_stream(stream) + read_kv(), REPLIES)
 
 
+def deployer(stream: str) -> Permissions:
+    samples = (f"{subjects.USAGE_ROOT}.>", f"{subjects.METRIC_ROOT}.>")
+    return Permissions((f"{subjects.DEPLOY_PREFIX}>", *read_stream(stream)), REPLIES + samples)
+
+
 def reader(stream: str) -> Permissions:
     """dns and gateway: fold the stream, publish nothing."""
     return Permissions(read_stream(stream), REPLIES)
@@ -113,7 +120,7 @@ def audit_consumer(stream: str) -> Permissions:
     return Permissions(("$JS.API.STREAM.NAMES", *read_stream(stream)), REPLIES)
 
 
-SERVICE_ROLES = ("registry", "dns", "gateway", "audit")
+SERVICE_ROLES = ("registry", "deployer", "dns", "gateway", "audit")
 
 
 def for_service(role: str, stream: str) -> Permissions | None:
@@ -124,6 +131,8 @@ def for_service(role: str, stream: str) -> Permissions | None:
         return scheduler(stream, role.removeprefix("scheduler-"))
     if role == "registry":
         return registry(stream)
+    if role == "deployer":
+        return deployer(stream)
     if role in ("dns", "gateway"):
         return reader(stream)
     if role == "audit":

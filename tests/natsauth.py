@@ -13,7 +13,7 @@ from libs.natsusers import NatsUsers
 
 #: the schedulers' clusters the tests run
 CLUSTERS = ("local", "sim", "other")
-ROLES = ("setup", "registry", "dns", "gateway", "audit", *(f"scheduler-{c}" for c in CLUSTERS))
+ROLES = ("setup", "registry", "deployer", "dns", "gateway", "audit", *(f"scheduler-{c}" for c in CLUSTERS))
 
 _users: list[NatsUsers] = []
 

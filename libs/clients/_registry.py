@@ -111,6 +111,49 @@ class RegistryClient(ServiceClient):
         reply: registry_pb2.GroupReply = await self.call(self.stub.ScaleGroup, request)
         return reply
 
+    async def set_rollout(
+        self,
+        name: str,
+        targets: list[registry_pb2.RolloutTarget],
+        *,
+        deployment: str = "",
+        reason: str = "",
+        idempotency_key: str = "",
+    ) -> registry_pb2.GroupReply:
+        """What runs per version (the deployer's command); see ``Registry.SetRollout``."""
+        options = registry_pb2.CommandOptions(idempotency_key=idempotency_key, reason=reason)
+        request = registry_pb2.SetRolloutRequest(
+            name=name, targets=targets, deployment=deployment, options=options
+        )
+        reply: registry_pb2.GroupReply = await self.call(self.stub.SetRollout, request)
+        return reply
+
+    async def update_group(
+        self, spec: group_pb2.GroupSpec, *, idempotency_key: str = "", expected_version: int = 0
+    ) -> registry_pb2.GroupReply:
+        options = registry_pb2.CommandOptions(
+            idempotency_key=idempotency_key, expected_version=expected_version
+        )
+        request = registry_pb2.UpdateGroupRequest(spec=spec, options=options)
+        reply: registry_pb2.GroupReply = await self.call(self.stub.UpdateGroup, request)
+        return reply
+
+    async def rollback_group(
+        self, name: str, version: int, *, idempotency_key: str = "", expected_version: int = 0
+    ) -> registry_pb2.GroupReply:
+        options = registry_pb2.CommandOptions(
+            idempotency_key=idempotency_key, expected_version=expected_version
+        )
+        request = registry_pb2.RollbackGroupRequest(name=name, version=version, options=options)
+        reply: registry_pb2.GroupReply = await self.call(self.stub.RollbackGroup, request)
+        return reply
+
+    async def get_build(self, build_id: str) -> group_pb2.Build | None:
+        reply: registry_pb2.ListBuildsReply = await self.call(
+            self.stub.ListBuilds, registry_pb2.ListBuildsRequest()
+        )
+        return next((b for b in reply.builds if b.id == build_id), None)
+
     async def list_clusters(self) -> list[group_pb2.Cluster]:
         reply: registry_pb2.ListClustersReply = await self.call(
             self.stub.ListClusters, registry_pb2.ListClustersRequest()

@@ -39,14 +39,50 @@ def cluster_from_pb(p: group_pb2.Cluster) -> m.Cluster:
 
 
 def build_to_pb(b: m.Build) -> group_pb2.Build:
-    out = group_pb2.Build(id=b.id, image=b.image, commit=b.commit, metadata=dict(b.metadata))
+    out = group_pb2.Build(
+        id=b.id,
+        image=b.image,
+        commit=b.commit,
+        metadata=dict(b.metadata),
+        cmd=b.cmd,
+        branch=b.branch,
+        built_by=b.built_by,
+    )
+    if b.artifact is not None:
+        a = b.artifact
+        out.artifact.CopyFrom(
+            group_pb2.Artifact(uri=a.uri, sha256=a.sha256, extract=a.extract, executable=a.executable)
+        )
     if b.registered:
         _ts(out.registered, b.registered)
     return out
 
 
 def build_from_pb(p: group_pb2.Build) -> m.Build:
-    return m.Build(p.id, p.image, p.commit, dict(p.metadata), p.registered.ToNanoseconds() / 1e9)
+    a = p.artifact
+    artifact = m.Artifact(a.uri, a.sha256, a.extract, a.executable) if p.HasField("artifact") else None
+    return m.Build(
+        p.id, p.image, p.commit, dict(p.metadata), p.registered.ToNanoseconds() / 1e9,
+        artifact, p.cmd, p.branch, p.built_by,
+    )  # fmt: skip
+
+
+def target_to_pb(t: m.VersionTarget) -> group_pb2.VersionTarget:
+    out = group_pb2.VersionTarget(
+        version=t.version, spec=spec_to_pb(t.spec), instances=t.instances, in_service=t.in_service
+    )
+    if t.weight is not None:
+        out.weight = t.weight
+    return out
+
+
+def target_from_pb(p: group_pb2.VersionTarget) -> m.VersionTarget:
+    weight = p.weight if p.HasField("weight") else None
+    return m.VersionTarget(p.version, trusted_spec_from_pb(p.spec), p.instances, p.in_service, weight)
+
+
+def _rollout(p: Any, ident: str, at: float) -> m.GroupRolloutChanged:
+    return m.GroupRolloutChanged(tuple(target_from_pb(t) for t in p.targets), p.deployment, p.reason)
 
 
 def to_pb(event: m.EventData) -> message.Message:
@@ -64,6 +100,10 @@ def to_pb(event: m.EventData) -> message.Message:
             )
         case m.GroupDeleted(version):
             return group_pb2.GroupDeleted(version=version)
+        case m.GroupRolloutChanged(targets, deployment, reason):
+            return group_pb2.GroupRolloutChanged(
+                targets=[target_to_pb(t) for t in targets], deployment=deployment, reason=reason
+            )
         case m.ClusterRegistered(cluster):
             return group_pb2.ClusterRegistered(cluster=cluster_to_pb(cluster))
         case m.BuildRegistered(build):
@@ -152,6 +192,7 @@ PAYLOADS: dict[type[message.Message], Callable[[Any, str, float], m.EventData]] 
         trusted_spec_from_pb(p.spec), p.version, p.restored_version
     ),
     group_pb2.GroupDeleted: lambda p, i, at: m.GroupDeleted(p.version),
+    group_pb2.GroupRolloutChanged: _rollout,
     group_pb2.ClusterRegistered: lambda p, i, at: m.ClusterRegistered(cluster_from_pb(p.cluster)),
     group_pb2.BuildRegistered: lambda p, i, at: m.BuildRegistered(build_from_pb(p.build)),
     group_pb2.NothingChanged: lambda p, i, at: m.NothingChanged(p.command),

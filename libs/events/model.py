@@ -66,12 +66,39 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Artifact:
+    """A file fetched into a task's sandbox before its command runs."""
+
+    uri: str
+    sha256: str
+    extract: bool = False
+    executable: bool = False
+
+
+@dataclass(frozen=True)
 class Build:
+    """Immutable: an image pinned by digest, or an artifact and the command that runs it."""
+
     id: str
     image: str
     commit: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     registered: float = 0.0
+    artifact: Artifact | None = None
+    cmd: str = ""
+    branch: str = ""
+    built_by: str = ""
+
+
+@dataclass(frozen=True)
+class VersionTarget:
+    """What runs of one spec version of a group (see :mod:`libs.views.groups`)."""
+
+    version: int
+    spec: GroupSpec
+    instances: int
+    in_service: bool = True
+    weight: float | None = None  # percent of the group's traffic; None: by task count
 
 
 # ---- the registry's events ----
@@ -126,8 +153,17 @@ class BuildRegistered:
     build: Build
 
 
-GroupEvent = GroupCreated | GroupUpdated | GroupScaled | GroupRolledBack | GroupDeleted
-GROUP_EVENTS = (GroupCreated, GroupUpdated, GroupScaled, GroupRolledBack, GroupDeleted)
+@dataclass(frozen=True)
+class GroupRolloutChanged:
+    """What runs per version was set (by the deployer): ``targets`` replace the group's whole."""
+
+    targets: tuple[VersionTarget, ...]
+    deployment: str = ""
+    reason: str = ""
+
+
+GroupEvent = GroupCreated | GroupUpdated | GroupScaled | GroupRolledBack | GroupDeleted | GroupRolloutChanged
+GROUP_EVENTS = (GroupCreated, GroupUpdated, GroupScaled, GroupRolledBack, GroupDeleted, GroupRolloutChanged)
 RegistryEvent = GroupEvent | ClusterRegistered | BuildRegistered | NothingChanged
 
 # ---- a cluster scheduler's events ----

@@ -10,6 +10,7 @@ One subject per aggregate under ``bay.ev``:
 | task | ``bay.ev.task.<cluster>.<task id>`` | the cluster's scheduler |
 | sched | ``bay.ev.sched.<cluster>.<group>`` (placement failures, launch backoff) | the cluster's scheduler |
 | framework | ``bay.ev.framework.<cluster>`` (the Mesos framework id) | the cluster's scheduler |
+| deployment | ``bay.ev.deploy.<group>`` (the group's deployments, one at a time) | the deployer |
 
 Names are DNS labels and task ids ``<group>.<uuid>``, so a subject's tokens never need escaping.
 """
@@ -25,6 +26,7 @@ BUILD = "build"
 TASK = "task"
 SCHED = "sched"
 FRAMEWORK = "framework"
+DEPLOY = "deploy"
 
 GROUP_PREFIX = f"{ROOT}.{GROUP}."
 CLUSTER_PREFIX = f"{ROOT}.{CLUSTER}."
@@ -32,6 +34,7 @@ BUILD_PREFIX = f"{ROOT}.{BUILD}."
 TASK_PREFIX = f"{ROOT}.{TASK}."
 SCHED_PREFIX = f"{ROOT}.{SCHED}."
 FRAMEWORK_PREFIX = f"{ROOT}.{FRAMEWORK}."
+DEPLOY_PREFIX = f"{ROOT}.{DEPLOY}."
 
 
 def subject_for(aggregate_type: str, aggregate_id: str) -> str:
@@ -55,6 +58,10 @@ def framework(cluster_name: str) -> str:
     return FRAMEWORK_PREFIX + cluster_name
 
 
+def deploy(group_name: str) -> str:
+    return DEPLOY_PREFIX + group_name
+
+
 def task_prefix(cluster_name: str) -> str:
     """Every task subject of one cluster starts with this."""
     return f"{TASK_PREFIX}{cluster_name}."
@@ -62,6 +69,22 @@ def task_prefix(cluster_name: str) -> str:
 
 def sched_prefix(cluster_name: str) -> str:
     return f"{SCHED_PREFIX}{cluster_name}."
+
+
+# ---- samples: plain NATS, not events (not in the stream) ----
+
+USAGE_ROOT = "bay.usage"
+METRIC_ROOT = "bay.metric"
+
+
+def usage(cluster_name: str, group_name: str) -> str:
+    """Task usage samples (``bay.v1.UsageBatch``) a cluster's scheduler publishes for a group."""
+    return f"{USAGE_ROOT}.{cluster_name}.{group_name}"
+
+
+def metric(group_name: str, metric_name: str) -> str:
+    """A custom metric's samples for a group: ``bay.metric.<group>.<name>``."""
+    return f"{METRIC_ROOT}.{group_name}.{metric_name}"
 
 
 def matches(pattern: str, subject: str) -> bool:

@@ -80,22 +80,29 @@ class PlatformView:
         g = self.groups.get(name)
         return g if g is not None and not g.deleted else None
 
-    def health_checked(self, group: str) -> bool:
+    def health_checked(self, group: str, version: int | None = None) -> bool:
+        """Whether the group's tasks (of ``version``: the spec that version runs) have a check."""
         g = self.groups.get(group)
-        return g is not None and not g.deleted and g.health_checked
+        if g is None or g.deleted:
+            return False
+        return g.health_checked if version is None else g.checked(version)
 
     def is_ready(self, task: tv.Task) -> bool:
-        return tv.ready(task, self.health_checked(task.group))
+        return tv.ready(task, self.health_checked(task.group, task.group_version))
 
     def why_not_ready(self, task: tv.Task) -> str:
-        return tv.why_not_ready(task, self.health_checked(task.group))
+        return tv.why_not_ready(task, self.health_checked(task.group, task.group_version))
+
+    def ready_since(self, task: tv.Task) -> float | None:
+        """Since when the task has been ready without a break (None: not ready)."""
+        checked = self.health_checked(task.group, task.group_version)
+        return tv.ready_since(task, checked)
 
     def group_tasks(self, group: str) -> list[tv.Task]:
         return self.task_view.of_group(group)
 
     def ready_tasks(self, group: str) -> list[tv.Task]:
-        checked = self.health_checked(group)
-        return [t for t in self.task_view.of_group(group) if tv.ready(t, checked)]
+        return [t for t in self.task_view.of_group(group) if self.is_ready(t)]
 
     # ---- the fold ----
 
@@ -134,7 +141,7 @@ class PlatformView:
                 self.groups[ev.aggregate_id] = gv.recorded(before)
         elif isinstance(data, m.BuildRegistered):
             b = data.build
-            self.builds[b.id] = m.Build(b.id, b.image, b.commit, b.metadata, ev.at)
+            self.builds[b.id] = replace(b, registered=ev.at)
             self.on_catalog(data)
         else:
             self.on_other(ev)

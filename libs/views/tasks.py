@@ -47,6 +47,7 @@ class Task:
     service: str = ""  # its group's DNS service at launch
     version: int = 0  # the task aggregate's version: events applied
     cause: Cause = NO_CAUSE
+    healthy_since: float | None = None  # when its check last turned healthy; None: not healthy
 
     @property
     def terminal(self) -> bool:
@@ -103,6 +104,20 @@ def ready(task: Task, health_checked: bool) -> bool:
     return task.healthy is True if health_checked else task.healthy is not False
 
 
+def ready_since(task: Task, health_checked: bool) -> float | None:
+    """Since when the task has been ready without a break: its check turned healthy, or (no check)
+    it started running. None: not ready."""
+    if not ready(task, health_checked):
+        return None
+    return task.healthy_since if health_checked else task.started_at
+
+
+def _since(task: Task, healthy: bool | None, at: float) -> float | None:
+    if healthy is not True:
+        return None
+    return task.healthy_since if task.healthy is True and task.healthy_since is not None else at
+
+
 def apply(task: Task | None, event: m.TaskEvent, cause: Cause = NO_CAUSE) -> Task:
     """Fold one task event. Updates after a terminal state are kept only if also terminal (a late
     RUNNING from a reconciliation must not resurrect a task we saw die)."""
@@ -143,6 +158,7 @@ def apply(task: Task | None, event: m.TaskEvent, cause: Cause = NO_CAUSE) -> Tas
             healthy, failures = event.healthy, 0 if event.healthy else failures
         return _evolve(
             task,
+            healthy_since=_since(task, healthy, event.at),
             state=event.state,
             started_at=started,
             updated_at=event.at,
@@ -157,6 +173,7 @@ def apply(task: Task | None, event: m.TaskEvent, cause: Cause = NO_CAUSE) -> Tas
         return _evolve(
             task,
             healthy=event.healthy,
+            healthy_since=_since(task, event.healthy, event.at),
             health_failures=event.failures,
             updated_at=event.at,
             message=event.message or task.message,

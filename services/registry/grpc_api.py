@@ -103,6 +103,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         return await self._group(cmd, meta)
 
     @translate_errors
+    async def SetRollout(self, request, context):  # type: ignore[no-untyped-def]
+        meta = self._meta(context, request.options)
+        targets = tuple(
+            g.RolloutTarget(t.version, t.instances, t.in_service, t.weight if t.HasField("weight") else None)
+            for t in request.targets
+        )
+        opts = request.options
+        cmd = g.SetRollout(
+            group_name(request.name), targets, request.deployment, opts.reason, opts.expected_version
+        )
+        return await self._group(cmd, meta)
+
+    @translate_errors
     async def GetGroup(self, request, context):  # type: ignore[no-untyped-def]
         self._principal(context, "viewer")
         return self.wire.get(self.registry.get_group(request.name))

@@ -48,7 +48,15 @@ def init(
 ) -> None:
     """Make the NATS users of the set-up and every service, and their authorization block."""
     users = _users(ctx)
-    roles = ["setup", "registry", "dns", "gateway", "audit", *(f"scheduler-{c}" for c in cluster or [])]
+    roles = [
+        "setup",
+        "registry",
+        "deployer",
+        "dns",
+        "gateway",
+        "audit",
+        *(f"scheduler-{c}" for c in cluster or []),
+    ]
     try:
         written = users.write_auth_config(roles)
         if auth_config is not None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from bay.v1 import group_pb2, snapshot_pb2
 from google.protobuf import timestamp_pb2
 
-from libs.events.codec import build_from_pb, build_to_pb, cluster_from_pb, cluster_to_pb
+from libs.events.codec import (
+    build_from_pb,
+    build_to_pb,
+    cluster_from_pb,
+    cluster_to_pb,
+    target_from_pb,
+    target_to_pb,
+)
 from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
 from services.registry.domain import group as g
 from services.registry.domain.registry import RegistryState, Seen
@@ -23,6 +30,9 @@ __all__ = [
 ]
 
 
+SNAPSHOT_FORMAT = 2  # 2: groups carry their version targets
+
+
 def _ts(msg: timestamp_pb2.Timestamp, seconds: float) -> None:
     msg.FromNanoseconds(int(seconds * 1e9))
 
@@ -34,6 +44,8 @@ def group_to_pb(x: g.Group, *, configured: bool = False) -> group_pb2.Group:
         version=x.version,
         aggregate_version=x.aggregate_version,
         deleted=x.deleted,
+        targets=[target_to_pb(t) for t in x.targets],
+        deployment=x.deployment,
     )
     _ts(out.created, x.created)
     _ts(out.updated, x.updated)
@@ -58,7 +70,10 @@ class GroupPbCache:
 
 def encode_snapshot(state: RegistryState, sequence: int) -> bytes:
     snap = snapshot_pb2.RegistrySnapshot(
-        sequence=sequence, subject_sequences=state.subject_seq, subject_versions=state.subject_version
+        sequence=sequence,
+        subject_sequences=state.subject_seq,
+        subject_versions=state.subject_version,
+        format=SNAPSHOT_FORMAT,
     )
     snap.groups.extend(group_to_pb(x, configured=True) for x in state.groups.values())  # tombstones too
     snap.instances.update({name: x.instances for name, x in state.groups.items()})
@@ -79,6 +94,8 @@ def decode_snapshot(data: bytes) -> RegistryState:
     snap = snapshot_pb2.RegistrySnapshot.FromString(data)
     if snap.subject_sequences and not snap.subject_versions:
         raise ValueError("a snapshot from before aggregate versions were kept: replay instead")
+    if snap.groups and snap.format < SNAPSHOT_FORMAT:
+        raise ValueError("a snapshot from before version targets were kept: replay instead")
     state = RegistryState()
     state.subject_seq.update(snap.subject_sequences)
     state.subject_version.update(snap.subject_versions)
@@ -92,6 +109,8 @@ def decode_snapshot(data: bytes) -> RegistryState:
             created=m.created.ToNanoseconds() / 1e9,
             updated=m.updated.ToNanoseconds() / 1e9,
             deleted=m.deleted,
+            targets=tuple(target_from_pb(t) for t in m.targets),
+            deployment=m.deployment,
         )
         state.groups[grp.spec.name] = grp
     for c in snap.clusters:

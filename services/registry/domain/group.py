@@ -11,8 +11,10 @@ from libs.events.model import (
     GroupDeleted,
     GroupEvent,
     GroupRolledBack,
+    GroupRolloutChanged,
     GroupScaled,
     GroupUpdated,
+    VersionTarget,
 )
 from libs.spec import MAX_INSTANCES, GroupSpec
 from libs.views.groups import Group, apply
@@ -29,7 +31,9 @@ __all__ = [
     "GroupScaled",
     "GroupUpdated",
     "RollbackGroup",
+    "RolloutTarget",
     "ScaleGroup",
+    "SetRollout",
     "UpdateGroup",
     "apply",
     "decide",
@@ -71,7 +75,61 @@ class RollbackGroup:
     expected_version: int = 0
 
 
-GroupCommand = CreateGroup | UpdateGroup | ScaleGroup | DeleteGroup | RollbackGroup
+@dataclass(frozen=True)
+class RolloutTarget:
+    version: int
+    instances: int
+    in_service: bool = True
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class SetRollout:
+    """What runs per version (the deployer's command); the specs are the registry's."""
+
+    name: str
+    targets: tuple[RolloutTarget, ...]
+    deployment: str = ""
+    reason: str = ""
+    expected_version: int = 0
+
+
+GroupCommand = CreateGroup | UpdateGroup | ScaleGroup | DeleteGroup | RollbackGroup | SetRollout
+
+
+def _rollout(g: Group, cmd: SetRollout) -> list[GroupEvent]:
+    """Each target must be of the current version or of a version the group runs now (those are
+    the specs the registry can vouch for); versions at most once; counts and weights in range."""
+    bad = []
+    if not cmd.targets:
+        bad.append(FieldViolation("targets", "at least one target"))
+    seen: set[int] = set()
+    out = []
+    for i, t in enumerate(cmd.targets):
+        where = f"targets[{i}]"
+        if t.version in seen:
+            bad.append(FieldViolation(f"{where}.version", f"version {t.version} twice"))
+        seen.add(t.version)
+        running = g.target(t.version)
+        spec = running.spec if running is not None else g.spec if t.version == g.version else None
+        if spec is None:
+            known = sorted({g.version, *(x.version for x in g.targets)})
+            bad.append(
+                FieldViolation(
+                    f"{where}.version", f"group {g.name!r} has no version {t.version} to run {known}"
+                )
+            )
+        if not 0 <= t.instances <= MAX_INSTANCES:
+            bad.append(FieldViolation(f"{where}.instances", f"must be between 0 and {MAX_INSTANCES}"))
+        if t.weight is not None and not 0 <= t.weight <= 100:
+            bad.append(FieldViolation(f"{where}.weight", "a percentage: 0 to 100"))
+        if spec is not None:
+            out.append(VersionTarget(t.version, spec, t.instances, t.in_service, t.weight))
+    if bad:
+        raise ValidationFailed(bad)
+    if tuple(out) == g.targets and cmd.deployment == g.deployment:
+        return []
+    return [GroupRolloutChanged(tuple(out), cmd.deployment, cmd.reason)]
 
 
 def _live(group: Group | None, name: str) -> Group:
@@ -127,4 +185,8 @@ def decide(group: Group | None, cmd: GroupCommand) -> list[GroupEvent]:
             # restore the configuration, keep the current scale: scaling is not configuration
             restored = spec_of_version.model_copy(update={"instances": g.instances})
             return [GroupRolledBack(restored, g.version + 1, version)]
+        case SetRollout(name):
+            g = _live(group, name)
+            _check_version(g, cmd.expected_version)
+            return _rollout(g, cmd)
     raise TypeError(f"not a group command: {cmd!r}")

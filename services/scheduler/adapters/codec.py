@@ -33,6 +33,7 @@ def task_to_pb(task: Task, ready: bool) -> task_pb2.Task:
         host_labels=dict(task.host_labels),
         service=task.service,
         version=task.version,
+        healthy_since=task.healthy_since or 0.0,
     )
     if task.healthy is not None:
         out.healthy = task.healthy
@@ -68,4 +69,5 @@ def task_from_pb(m: task_pb2.Task, cause: Cause = NO_CAUSE) -> Task:
         service=m.service,
         version=m.version,
         cause=cause,
+        healthy_since=m.healthy_since or None,
     )

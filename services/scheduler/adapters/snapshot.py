@@ -10,7 +10,14 @@ from collections import deque
 
 from bay.v1 import snapshot_pb2, task_pb2
 
-from libs.events.codec import build_from_pb, build_to_pb, cluster_from_pb, cluster_to_pb
+from libs.events.codec import (
+    build_from_pb,
+    build_to_pb,
+    cluster_from_pb,
+    cluster_to_pb,
+    target_from_pb,
+    target_to_pb,
+)
 from libs.events.model import PlacementFailed
 from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
 from libs.views import Cause, Group
@@ -18,7 +25,7 @@ from services.scheduler.adapters import codec
 from services.scheduler.domain import backoff as bo
 from services.scheduler.domain.state import SchedulerState
 
-FORMAT = 2
+FORMAT = 3  # 3: groups carry their version targets
 _Pb = snapshot_pb2.SchedulerSnapshot
 
 
@@ -48,6 +55,8 @@ def encode(state: SchedulerState, sequence: int) -> bytes:
             created=g.created,
             updated=g.updated,
             deleted=g.deleted,
+            targets=[target_to_pb(t) for t in g.targets],
+            deployment=g.deployment,
         )
     for task in state.tasks.values():
         snap.tasks.append(codec.task_to_pb(task, False))
@@ -90,6 +99,8 @@ def decode(data: bytes, cluster: str) -> SchedulerState:
             g.instances,
             g.deleted,
             _cause_from(g.cause),
+            tuple(target_from_pb(t) for t in g.targets),
+            g.deployment,
         )
     for m in snap.tasks:
         cause = _cause_from(snap.task_causes[m.id]) if m.id in snap.task_causes else Cause()

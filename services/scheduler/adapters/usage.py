@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from bay.v1.scheduler_pb2 import UsageBatch, UsageSample
 from nats.aio.client import Client
 
+from libs.events import subjects
 from services.scheduler.ports import TaskUsage
 
 log = logging.getLogger("bay.scheduler.usage")
@@ -25,7 +26,7 @@ FLUSH_TIMEOUT = 2.0  # seconds at most; NATS that does not answer within this is
 
 
 def usage_subject(cluster: str, group: str) -> str:
-    return f"bay.usage.{cluster}.{group}"
+    return subjects.usage(cluster, group)
 
 
 @dataclass(frozen=True)
