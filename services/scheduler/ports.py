@@ -13,8 +13,10 @@ import abc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-# the task state vocabulary is the event contract's; backends speak it too
 from libs.events.model import TERMINAL as TERMINAL
+
+# the task state vocabulary is the event contract's; backends speak it too
+from libs.events.model import Artifact as Artifact
 from libs.events.model import TaskState as TaskState
 
 
@@ -69,6 +71,9 @@ class LaunchSpec:
     ports: Mapping[str, int]  # port name -> host port; env gets PORT0.., PORT_<NAME>, HOST
     health_check: HealthCheckSpec | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # fetched into the sandbox before ``cmd`` runs (a build's artifact); a digest mismatch fails
+    # the task (Mesos: CommandInfo.uris, which its fetcher honours the same way)
+    fetch: tuple[Artifact, ...] = ()
 
 
 @dataclass(frozen=True)

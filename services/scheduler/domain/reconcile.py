@@ -31,7 +31,7 @@ from services.scheduler.domain.tasks import (
     TaskKillRequested,
     TaskLaunched,
 )
-from services.scheduler.ports import Host, LaunchSpec
+from services.scheduler.ports import Artifact, Host, LaunchSpec
 
 DEFAULT_LAUNCH_LIMIT = 1000
 
@@ -41,6 +41,7 @@ class Desired:
     spec: GroupSpec
     version: int
     instances: int
+    fetch: tuple[Artifact, ...] = ()  # the build's artifact, fetched before the command runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,7 @@ def _launch(want: Desired, p: Placed, rng: random.Random, now: float) -> tuple[L
         ports=dict(p.ports),
         health_check=spec_of(spec.health_check) if spec.health_check else None,
         labels=dict(spec.labels),
+        fetch=want.fetch,
     )
     launched = TaskLaunched(
         task_id, spec.name, want.version, p.host_id, p.hostname, dict(p.ports),

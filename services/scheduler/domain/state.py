@@ -17,6 +17,7 @@ from libs.events import Event, subjects
 from libs.events import model as m
 from libs.views import Group, PlatformView, Task
 from services.scheduler.domain import backoff as bo
+from services.scheduler.domain.builds import runnable
 from services.scheduler.domain.reconcile import Desired
 
 
@@ -61,13 +62,10 @@ class SchedulerState(PlatformView):
         """What ``decide`` needs: each group with a runnable spec (a build resolved to its image)."""
         out: dict[str, Desired] = {}
         for g in self.mine():
-            spec = g.spec
-            if spec.build:
-                build = self.builds.get(spec.build)
-                if build is None:
-                    continue  # the registry checks builds exist; a missing one is not runnable here
-                spec = spec.model_copy(update={"image": build.image, "build": None})
-            out[g.name] = Desired(spec, g.version, g.instances)
+            run = runnable(g.spec, self.builds)
+            if run is None:
+                continue  # the registry checks builds exist; a missing one is not runnable here
+            out[g.name] = Desired(run.spec, g.version, g.instances, run.fetch)
         return out
 
     def version_of(self, subject: str) -> int:
