@@ -8,4 +8,6 @@ The results also go to ``.bay/bench-results.json`` (``--out`` to choose).
 - ``restart``: registry restart from a snapshot with that history (and without, for comparison).
 - ``scale``: ScaleGroup round trips over gRPC, durable append included, 1 and 8 clients.
 - ``gateway``: GET /v1/groups with 1,000 groups under 32 concurrent HTTP clients.
+- ``dns-switch``: from a registry SetRollout (a blue-green switch, a canary weight change) to the
+  changed Bay DNS answer, p50/p99.
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 import uvloop
 
 from bench.dns import run_dns, run_dns_10k, run_dns_freshness
+from bench.dns_switch import run_dns_switch
 from bench.gateway import run_gateway
 from bench.replay import HistorySession, run_replay, run_restart
 from bench.report import Result
@@ -34,6 +35,7 @@ NAMES = (
     "dns",
     "dns-10k",
     "dns-freshness",
+    "dns-switch",
 )
 
 
@@ -51,6 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--groups", type=int, default=1_000, help="groups for gateway")
     p.add_argument("--workers", type=int, default=32, help="concurrent HTTP workers for gateway")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of HTTP load for gateway")
+    p.add_argument("--switches", type=int, default=50, help="rollout changes of each kind for dns-switch")
     p.add_argument("--out", type=Path, default=Path(".bay/bench-results.json"), help="JSON results file")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in NAMES]
@@ -73,6 +76,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "dns": lambda: run_dns(),
         "dns-10k": lambda: run_dns_10k(),
         "dns-freshness": lambda: run_dns_freshness(),
+        "dns-switch": lambda: run_dns_switch(args.switches),
     }
     results = []
     try:

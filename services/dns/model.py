@@ -5,6 +5,10 @@ Ended tasks leave at once (DNS keeps no window of them). DNS's own: which live g
 register each service, which hosts have tasks, and the callbacks that tell the zone what to forget:
 ``on_change(service)`` with every service whose answers an event may change, ``on_host(host)`` with a
 host a new task runs on (to resolve its name).
+
+A group event (a rollout that moves ``in_service`` or a weight included) calls ``on_change`` with the
+group's service, before and after, whether or not the service changed: membership and weights under
+the name come from the group's targets, so every answer of the service is rebuilt from the new ones.
 """
 
 from __future__ import annotations
@@ -40,12 +44,26 @@ class DnsState(PlatformView):
     # ---- queries ----
 
     def groups_of(self, service: str, cluster: str | None = None) -> list[Group]:
+        """The live groups registering the service (in a cluster: running a target there, so a group
+        migrating between two clusters is in both)."""
         found = (self.groups[n] for n in self.service_groups.get(service, ()))
-        return sorted((g for g in found if cluster is None or g.cluster == cluster), key=lambda g: g.name)
+        return sorted((g for g in found if cluster is None or cluster in g.clusters()), key=lambda g: g.name)
 
     def tasks_of(self, service: str, cluster: str | None = None) -> list[Task]:
         found = (self.tasks[i] for i in self.service_tasks.get(service, ()))
         return sorted((t for t in found if cluster is None or t.cluster == cluster), key=lambda t: t.id)
+
+    def in_service(self, task: Task) -> bool:
+        """Whether the task answers under its group's service name (and the group's name): its
+        version's target is in service with a weight other than 0. A version without a target any
+        more is being killed; so is every task of a deleted group."""
+        g = self.groups.get(task.group)
+        if g is None:
+            return True  # a group this fold has not seen: by readiness alone
+        if g.deleted:
+            return False
+        t = g.target(task.group_version)
+        return t is not None and t.in_service and t.weight != 0
 
     # ---- keeping the indexes ----
 
@@ -59,7 +77,8 @@ class DnsState(PlatformView):
             self.on_change(before.service)
         if not after.deleted:
             self.service_groups.setdefault(after.service, set()).add(after.name)
-            self.on_change(after.service)
+            if before is None or before.deleted or before.service != after.service:
+                self.on_change(after.service)
 
     def on_task(self, before: Task | None, after: Task, ev: Event) -> None:
         if before is None:

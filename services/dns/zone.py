@@ -2,17 +2,29 @@
 
 Names under the origin (default ``bay.internal.``):
 
-- ``<service>.<cluster>``      A/AAAA of the ready tasks of every group registering the service there
+- ``<service>.<cluster>``      A/AAAA of the ready tasks in service of every group registering the
+                               service there
 - ``<service>``                the same across clusters
-- ``<group>.group.<cluster>``  one group only
-- ``_<port>._tcp|_udp.`` before any of those: SRV, one per ready task, weighted by its group's share
+- ``<group>.group.<cluster>``  one group only (its tasks in service, as under the service name)
+- ``v<N>.<group>.group.<cluster>``  the ready tasks of version N of the group, in service or not: how
+                               a blue-green "green" version is reached before the switch (the cluster
+                               is that version's)
+- ``_<port>._tcp|_udp.`` before any of those: SRV, one per ready task, weighted (:mod:`weights`)
 - ``<host>.host.<cluster>``    a host's addresses: the SRV targets
 - the apex: SOA and NS (``ns.<origin>``, the server's own address)
 
+"In service" is the group's targets' (``libs.views.groups``: the deployer sets them): a task answers
+under the service and group names while its version's target is ``in_service`` with a weight other
+than 0; a version without a target (being killed) does not. A group migrating between clusters has
+targets on both, and is answered in both. SRV weights share an answer among its groups by their
+shares, and within a group by its targets' weights (a canary's percent); see :mod:`weights`.
+
 An answer is built when first asked for and kept until an event changes its service (``changed``), so
-serving is a dictionary lookup and an event is in the answers as soon as it is folded. A name that
-does not exist is NXDOMAIN, a name that exists without records of the type (a service with no ready
-task, an empty non-terminal) NOERROR with no records; both carry the SOA for negative caching.
+serving is a dictionary lookup and an event is in the answers as soon as it is folded: a
+``GroupRolloutChanged`` (a blue-green switch, a canary step) invalidates every name of its group's
+service, versions' names included. A name that does not exist is NXDOMAIN, a name that exists without
+records of the type (a service with no ready task, an empty non-terminal) NOERROR with no records;
+both carry the SOA for negative caching.
 """
 
 from __future__ import annotations
@@ -21,15 +33,18 @@ import ipaddress
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from libs.spec import GroupSpec
 from libs.views import Group, Task
 from services.dns import wire
 from services.dns.hosts import HostBook
 from services.dns.model import HOSTS, DnsState, host_label
+from services.dns.weights import WEIGHT_TOTAL as WEIGHT_TOTAL
+from services.dns.weights import Pool, per_task
 
 ROTATIONS = 8  # prebuilt orders of one answer; queries take them in turn
 ROTATION_BYTES = 16_384  # a larger answer keeps two orders only (it goes over TCP anyway)
 CACHED_TYPES = frozenset({wire.A, wire.AAAA, wire.SRV, wire.SOA, wire.NS, wire.ANY})
-WEIGHT_TOTAL = 10_000  # SRV weights of one answer add up to about this
+ANSWERED = ("service", "group", "version")  # the kinds of node with tasks' records
 
 
 @dataclass(frozen=True)
@@ -50,13 +65,14 @@ class Rec(NamedTuple):
 
 
 class Node(NamedTuple):
-    kind: str  # apex | ns | service | group | host | srv | empty
+    kind: str  # apex | ns | service | group | version | host | srv | empty
     service: str = ""  # the dependency: a change to this service rebuilds the node's answers
     cluster: str | None = None
     name: str = ""  # group name, host label
     port: str = ""
     proto: str = ""
-    target: Node | None = None  # srv: the service or group it is under
+    target: Node | None = None  # srv: the service, group or version it is under
+    version: int = 0  # version: the group's spec version
 
 
 class Zone:
@@ -127,17 +143,13 @@ class Zone:
             if n >= 3 and rel[1] in ("_tcp", "_udp"):
                 target = self.node(rel[2:])
                 proto = rel[1][1:]
-                if target is not None and target.kind in ("service", "group"):
+                if target is not None and target.kind in ANSWERED:
                     if first[1:] in self.port_names(target, proto):
                         return Node("srv", target.service, port=first[1:], proto=proto, target=target)
                 return None
             if n >= 2 and first in ("_tcp", "_udp"):
                 target = self.node(rel[1:])
-                if (
-                    target is not None
-                    and target.kind in ("service", "group")
-                    and self.port_names(target, first[1:])
-                ):
+                if target is not None and target.kind in ANSWERED and self.port_names(target, first[1:]):
                     return Node("empty", target.service)
             return None
         if n == 1:
@@ -156,26 +168,46 @@ class Zone:
             return None
         if n == 3 and rel[1] == "group":
             g = st.live_group(first)
-            if g is not None and g.cluster == rel[2]:
+            if g is not None and rel[2] in g.clusters():
                 return Node("group", g.service, rel[2], name=first)
+        if n == 4 and rel[2] == "group" and first[:1] == "v":
+            return self._version(first[1:], rel[1], rel[3])
         if n == 3 and rel[1] == "host" and (rel[2], first) in st.hosts:
             return Node("host", HOSTS, rel[2], name=first)
         return None
 
+    def _version(self, number: str, group: str, cluster: str) -> Node | None:
+        """``v<N>.<group>.group.<cluster>``: a version the group targets, or its current one, in the
+        cluster that version runs on."""
+        g = self.state.live_group(group)
+        if g is None or not (number.isascii() and number.isdigit()) or str(int(number)) != number:
+            return None
+        version = int(number)
+        if version != g.version and g.target(version) is None:
+            return None
+        if g.spec_of(version).cluster != cluster:
+            return None
+        return Node("version", g.service, cluster, name=group, version=version)
+
     def _in_cluster(self, service: str, cluster: str) -> bool:
-        """A service exists in a cluster while a live group there registers it (its tasks alone,
+        """A service exists in a cluster while a live group runs a target there (its tasks alone,
         being killed after the group went, do not keep the name)."""
         st = self.state
-        return any(st.groups[g].cluster == cluster for g in st.service_groups.get(service, ()))
+        return any(cluster in st.groups[g].clusters() for g in st.service_groups.get(service, ()))
 
     def port_names(self, node: Node, proto: str) -> set[str]:
         names: set[str] = set()
-        for g in self._groups(node):
-            names.update(p for p, pr in g.port_protocols.items() if pr == proto)
+        for spec in self._specs(node):
+            names.update(p.name for p in spec.ports if p.protocol == proto)
         for t in self._tasks(node):
-            of = self.state.groups.get(t.group)
-            names.update(p for p in t.ports if (of.port_protocols.get(p, "tcp") if of else "tcp") == proto)
+            names.update(p for p in t.ports if self._protocol(t, p) == proto)
         return names
+
+    def _specs(self, node: Node) -> list[GroupSpec]:
+        """The specs whose ports the node's SRV names are: its groups' current and targeted ones."""
+        if node.kind == "version":
+            return [self.state.groups[node.name].spec_of(node.version)]
+        return [s for g in self._groups(node) for s in (g.spec, *(t.spec for t in g.targets))]
 
     def _groups(self, node: Node) -> list[Group]:
         if node.kind == "group":
@@ -184,7 +216,21 @@ class Zone:
 
     def _tasks(self, node: Node) -> list[Task]:
         tasks = self.state.tasks_of(node.service, node.cluster)
-        return [t for t in tasks if t.group == node.name] if node.kind == "group" else tasks
+        if node.kind == "group":
+            return [t for t in tasks if t.group == node.name]
+        if node.kind == "version":
+            return [t for t in tasks if t.group == node.name and t.group_version == node.version]
+        return tasks
+
+    def _protocol(self, task: Task, port: str) -> str:
+        """A task's port's protocol, as the spec of its version says."""
+        g = self.state.groups.get(task.group)
+        if g is None:
+            return "tcp"
+        for p in g.spec_of(task.group_version).ports:
+            if p.name == port:
+                return p.protocol
+        return g.port_protocols.get(port, "tcp")
 
     # ---- records ----
 
@@ -204,7 +250,7 @@ class Zone:
             return out, []
         if kind == "ns":
             return self._addresses("ns." + self.origin, self.config.ns_addresses, want_a, want_aaaa), []
-        if kind in ("service", "group"):
+        if kind in ANSWERED:
             addresses: dict[str, str] = {}
             for t in self.ready(node):
                 for address in self.hosts.addresses(t.host):
@@ -220,8 +266,11 @@ class Zone:
         return [], []
 
     def ready(self, node: Node) -> list[Task]:
+        """The tasks a node answers: ready, and in service unless the node names their version."""
         st = self.state
-        return [t for t in self._tasks(node) if st.is_ready(t)]
+        if node.kind == "version":
+            return [t for t in self._tasks(node) if st.is_ready(t)]
+        return [t for t in self._tasks(node) if st.is_ready(t) and st.in_service(t)]
 
     def _addresses(
         self, owner: str, addresses: list[str] | tuple[str, ...], a: bool, aaaa: bool
@@ -235,22 +284,17 @@ class Zone:
 
     def _srv(self, node: Node) -> tuple[list[Rec], list[Rec]]:
         assert node.target is not None
-        st = self.state
-        serving: dict[str, list[Task]] = {}
+        pools: dict[tuple[str, int], list[Task]] = {}  # (group, version) -> its serving tasks
         for t in self.ready(node.target):
-            g = st.groups.get(t.group)
-            proto = g.port_protocols.get(node.port, "tcp") if g is not None else "tcp"
-            if node.port in t.ports and proto == node.proto and self.hosts.addresses(t.host):
-                serving.setdefault(t.group, []).append(t)
-        shares = {name: (g.share if (g := st.groups.get(name)) else 1.0) for name in serving}
-        total = sum(shares.values())
+            if node.port in t.ports and self._protocol(t, node.port) == node.proto:
+                if self.hosts.addresses(t.host):
+                    pools.setdefault((t.group, t.group_version), []).append(t)
+        order = sorted(pools)
+        weights = per_task([self._pool(node.target, key, len(pools[key])) for key in order])
         answers: list[Rec] = []
         targets: dict[str, str] = {}
-        for name in sorted(serving):
-            tasks = serving[name]
-            share = shares[name] / total if total > 0 else 1.0 / len(serving)
-            weight = min(65535, max(1, round(WEIGHT_TOTAL * share / len(tasks)))) if share > 0 else 0
-            for t in tasks:
+        for key, each in zip(order, weights, strict=True):
+            for t, weight in zip(pools[key], each, strict=True):
                 target = f"{host_label(t.host)}.host.{t.cluster}.{self.origin}"
                 targets.setdefault(target, t.host)
                 answers.append(Rec("", wire.SRV, (0, weight, t.ports[node.port], target), t.id))
@@ -258,6 +302,15 @@ class Zone:
         for target, host in targets.items():
             additional += self._addresses(target, self.hosts.addresses(host), True, True)
         return answers, additional
+
+    def _pool(self, under: Node, key: tuple[str, int], tasks: int) -> Pool:
+        """What weighs the ready tasks of one version of one group (under a version's own name: by
+        task count alone)."""
+        g = self.state.groups.get(key[0])
+        if g is None or under.kind == "version":
+            return Pool(key[0], 1.0, None, tasks)
+        target = g.target(key[1])
+        return Pool(key[0], g.share, target.weight if target is not None else None, tasks)
 
     # ---- wire ----
 

@@ -39,6 +39,7 @@ class EventWriter:
     def __init__(self, log: JetStreamEventLog) -> None:
         self.log = log
         self.versions: dict[str, int] = {}
+        self.specs: dict[tuple[str, int], group_pb2.GroupSpec] = {}  # (group, version) -> its spec
 
     @classmethod
     async def open(cls, nats_url: str) -> EventWriter:
@@ -72,16 +73,31 @@ class EventWriter:
         health: bool = False,
         labels: dict[str, str] | None = None,
         kind: str = "GroupCreated",
+        version: int = 1,
+        cmd: str = "serve",
     ) -> None:
         spec = group_pb2.GroupSpec(
-            name=name, service=service, cluster=cluster, cmd="serve", instances=instances, labels=labels or {}
+            name=name, service=service, cluster=cluster, cmd=cmd, instances=instances, labels=labels or {}
         )
         for port, proto in (ports or {"http": "tcp"}).items():
             spec.ports.add(name=port, protocol=proto)
         if health:
             spec.health_check.protocol = "http"
-        event = getattr(group_pb2, kind)(spec=spec, version=1)
+        self.specs[(name, version)] = spec
+        event = getattr(group_pb2, kind)(spec=spec, version=version)
         await self.append(f"bay.ev.group.{name}", event, "group", name)
+
+    async def rollout(self, name: str, *targets: tuple[int, int, bool, float | None]) -> int:
+        """A GroupRolloutChanged (what the registry appends for SetRollout): per target its version,
+        instances, in_service and weight; the specs are those the versions were written with."""
+        event = group_pb2.GroupRolloutChanged(deployment="test")
+        for version, instances, in_service, weight in targets:
+            t = event.targets.add(
+                version=version, spec=self.specs[(name, version)], instances=instances, in_service=in_service
+            )
+            if weight is not None:
+                t.weight = weight
+        return await self.append(f"bay.ev.group.{name}", event, "group", name)
 
     async def delete_group(self, name: str) -> None:
         await self.append(f"bay.ev.group.{name}", group_pb2.GroupDeleted(version=1), "group", name)
@@ -96,10 +112,12 @@ class EventWriter:
         service: str = "",
         hostname: str = "",
         running: bool = True,
+        version: int = 1,
     ) -> str:
         task_id = f"{group}.{uuid.uuid4().hex}"
         launched = task_pb2.TaskLaunched(
             group=group,
+            group_version=version,
             cluster=cluster,
             hostname=hostname or address,
             host_address=address,

@@ -41,6 +41,7 @@ class World:
         self.state.on_change = self.zone.changed
         self.responder = Responder(self.zone)
         self.ids = itertools.count()
+        self.clusters: dict[str, str] = {}  # task id -> its cluster
         self.state.fold(
             record(
                 "bay.ev.cluster.local",
@@ -69,23 +70,39 @@ class World:
             record(f"bay.ev.group.{name}", group_pb2.GroupCreated(spec=spec, version=1), "group", name)
         )
 
-    def task(self, group: str, address: str, port: int, *, service: str = "", state: str = "RUNNING") -> str:
+    def task(
+        self,
+        group: str,
+        address: str,
+        port: int,
+        *,
+        service: str = "",
+        state: str = "RUNNING",
+        version: int = 1,
+        cluster: str = "local",
+    ) -> str:
         task_id = f"{group}.{next(self.ids)}"
+        self.clusters[task_id] = cluster
         launched = task_pb2.TaskLaunched(
-            group=group, cluster="local", host_address=address, ports={"http": port}, service=service or group
+            group=group,
+            group_version=version,
+            cluster=cluster,
+            host_address=address,
+            ports={"http": port},
+            service=service or group,
         )
-        self.state.fold(record(f"bay.ev.task.local.{task_id}", launched, "task", task_id))
+        self.state.fold(record(f"bay.ev.task.{cluster}.{task_id}", launched, "task", task_id))
         if state:
             self.status(task_id, state)
         return task_id
 
     def status(self, task_id: str, state: str) -> None:
         ev = task_pb2.TaskStatusChanged(state=state)
-        self.state.fold(record(f"bay.ev.task.local.{task_id}", ev, "task", task_id))
+        self.state.fold(record(f"bay.ev.task.{self.clusters[task_id]}.{task_id}", ev, "task", task_id))
 
     def health(self, task_id: str, healthy: bool) -> None:
         ev = task_pb2.TaskHealthChanged(healthy=healthy)
-        self.state.fold(record(f"bay.ev.task.local.{task_id}", ev, "task", task_id))
+        self.state.fold(record(f"bay.ev.task.{self.clusters[task_id]}.{task_id}", ev, "task", task_id))
 
     def ask(self, query: dns.message.Message, tcp: bool = False) -> dns.message.Message:
         out = self.responder.fast(query.to_wire(), tcp)
