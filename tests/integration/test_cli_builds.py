@@ -90,7 +90,12 @@ async def test_register_list_show_and_the_build_of_each_version(cli: Cli, tmp_pa
     code, out, err = await cli("build", "show", "app-1", "-o", "json")
     assert code == 0, err
     shown = json.loads(out)
-    assert shown["artifact"] == {"uri": f"file://{art}", "sha256": digest, "extract": True, "executable": False}
+    assert shown["artifact"] == {
+        "uri": f"file://{art}",
+        "sha256": digest,
+        "extract": True,
+        "executable": False,
+    }
     assert (shown["cmd"], shown["branch"], shown["built_by"], shown["metadata"]) == (
         "sh run.sh", "main", "ops", {"pipeline": "9"},
     )  # fmt: skip

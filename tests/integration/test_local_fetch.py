@@ -100,7 +100,7 @@ async def test_a_tarball_is_fetched_unpacked_and_its_command_runs_in_the_sandbox
 ) -> None:
     tgz = make_tgz(
         shelf / "app-1.tar.gz",
-        {"bin/app": b"#!/bin/sh\necho \"app says $(cat share/greeting)\"\n", "share/greeting": b"hello\n"},
+        {"bin/app": b'#!/bin/sh\necho "app says $(cat share/greeting)"\n', "share/greeting": b"hello\n"},
         modes={"bin/app": 0o755},
     )
     art = Artifact(f"file://{tgz}", sha256(tgz), extract=True)
@@ -168,9 +168,7 @@ def fetch_into(tmp_path: Path, archive: Path, **kw: object) -> Path:
     [("up", "../../etc", False), ("abs", "/etc/passwd", False), ("deep/up", "../../x", False),
      ("hard", "../outside", True), ("hardabs", "/etc/shadow", True)],
 )  # fmt: skip
-def test_links_pointing_outside_are_refused(
-    tmp_path: Path, name: str, target: str, hard: bool
-) -> None:
+def test_links_pointing_outside_are_refused(tmp_path: Path, name: str, target: str, hard: bool) -> None:
     tar = add_link(tmp_path / "links.tar", name, target, hard=hard)
     with pytest.raises(fetcher.FetchFailed, match="points outside"):
         fetch_into(tmp_path, tar)

@@ -96,7 +96,9 @@ async def test_a_wrong_digest_fails_the_task_naming_it(
     await mesos.launch_on(host, launch_spec("app.2", "echo started; exit 0", fetch=(art,)))
     failed = await mesos.sink.wait_for("app.2", TaskState.FAILED)
     assert failed.exit_code == 86
-    assert f"bay fetch: sha256 mismatch for file://{tgz}: expected {wrong}, got {digest(tgz)}" in failed.message
+    assert (
+        f"bay fetch: sha256 mismatch for file://{tgz}: expected {wrong}, got {digest(tgz)}" in failed.message
+    )
     assert b"started" not in sim.sandbox_of("app.2").stdout  # the command never ran
 
 

@@ -21,6 +21,7 @@ from tests.integration.scheduler_harness import (
     task_readable_dir,
 )
 from tests.integration.test_local_fetch import make_tgz
+from tests.poll import poll_until
 
 PORTS = {"BAY_LOCAL_PORT_BEGIN": "23900", "BAY_LOCAL_PORT_END": "23949"}
 
@@ -47,6 +48,17 @@ async def register(registry: RunningRegistry, build: group_pb2.Build) -> None:
     await registry.stub.RegisterBuild(registry_pb2.RegisterBuildRequest(build=build), metadata=registry.md())
 
 
+def work_of(data_dir: Path, task_id: str) -> Path:
+    return next(data_dir.glob(f"local/*/sandboxes/{task_id}/work"))
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def artifact_build(build_id: str, tgz: Path, digest: str) -> group_pb2.Build:
     return group_pb2.Build(
         id=build_id,
@@ -70,9 +82,11 @@ async def test_a_group_of_an_artifact_build_runs_the_unpacked_files(
     )
     await sched.until("serve", lambda s: s.ready == 2)
     for task in await sched.tasks("serve"):
-        work = next(tmp_path.glob(f"local/*/sandboxes/{task.id}/work"))
-        assert (work / "VERSION").read_text() == "serve 1\n"
-        assert (work / "seen").read_text() == "serve 1\n"  # what the build's command read there
+        work = work_of(tmp_path, task.id)
+        assert read(work / "VERSION") == "serve 1\n"
+        # what the build's command read there (once it has: the task is ready as soon as it runs)
+        seen = work / "seen"
+        await poll_until(lambda seen=seen: read(seen) == "serve 1\n", f"{task.id} reading VERSION", 10)
 
 
 async def test_a_wrong_digest_fails_the_tasks_with_the_reason(

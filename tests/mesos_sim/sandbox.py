@@ -104,7 +104,7 @@ def _download(uri: str) -> bytes:
             with open(unquote(parts.path), "rb") as fh:
                 return fh.read()
         if parts.scheme in ("http", "https"):
-            with urllib.request.urlopen(uri, timeout=FETCH_TIMEOUT) as resp:  # noqa: S310
+            with urllib.request.urlopen(uri, timeout=FETCH_TIMEOUT) as resp:
                 data: bytes = resp.read()
                 return data
     except OSError as exc:
@@ -154,7 +154,12 @@ _DIGEST_CHECK = re.compile(
 def _digest_checks(command: str, files: dict[str, bytes]) -> tuple[list[Step], str]:
     """Play the leading digest checks: the failing one's output and exit, or none and the rest."""
     while found := _DIGEST_CHECK.match(command):
-        name, want, said, code = shlex.split(found.group(1))[0], found.group(2), found.group(3), found.group(4)
+        name, want, said, code = (
+            shlex.split(found.group(1))[0],
+            found.group(2),
+            found.group(3),
+            found.group(4),
+        )
         got = hashlib.sha256(files[name]).hexdigest() if name in files else ""
         if got != want:
             text = re.sub(r"\\(.)", r"\1", said) + got + "\n"

@@ -49,8 +49,12 @@ def test_a_tag_is_not_a_build() -> None:
 def test_an_artifact_needs_a_fetchable_uri_its_digest_and_a_command() -> None:
     art = TARBALL.artifact
     assert art is not None
-    assert fields_of(replace(TARBALL, artifact=replace(art, uri="s3://bucket/x.tgz"))) == ["build.artifact.uri"]
-    assert fields_of(replace(TARBALL, artifact=replace(art, uri="file://relative/x"))) == ["build.artifact.uri"]
+    assert fields_of(replace(TARBALL, artifact=replace(art, uri="s3://bucket/x.tgz"))) == [
+        "build.artifact.uri"
+    ]
+    assert fields_of(replace(TARBALL, artifact=replace(art, uri="file://relative/x"))) == [
+        "build.artifact.uri"
+    ]
     assert fields_of(replace(TARBALL, artifact=replace(art, sha256="B" * 64))) == ["build.artifact.sha256"]
     assert fields_of(replace(TARBALL, artifact=replace(art, sha256=""))) == ["build.artifact.sha256"]
     assert fields_of(replace(TARBALL, cmd=" ")) == ["build.cmd"]

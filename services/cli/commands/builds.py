@@ -32,7 +32,9 @@ def file_sha256(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.scheme != "file":
         raise CliError(
-            f"--sha256 is needed for {uri!r}", ExitCode.USAGE, "only a file:// artifact's digest is computed here"
+            f"--sha256 is needed for {uri!r}",
+            ExitCode.USAGE,
+            "only a file:// artifact's digest is computed here",
         )
     path = Path(unquote(parts.path))
     digest = hashlib.sha256()

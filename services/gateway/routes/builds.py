@@ -35,5 +35,7 @@ async def register_build(_: Operator, doc: Document, opts: Options, registry: Re
 async def get_build(build_id: str, _: Viewer, registry: Registry) -> Build:
     found = await registry.get_build(build_id)
     if found is None:
-        raise NotFound(f"build {build_id!r} is not registered", hint="`bay builds` lists the registered builds")
+        raise NotFound(
+            f"build {build_id!r} is not registered", hint="`bay builds` lists the registered builds"
+        )
     return build_from_pb(found)

@@ -87,9 +87,17 @@ def _build_violations(b: Build) -> list[FieldViolation]:
     elif b.artifact is not None:
         a = b.artifact
         if not re.match(ARTIFACT_URI_RE, a.uri):
-            bad.append(FieldViolation("build.artifact.uri", f"must be file://, http:// or https://, not {_shown(a.uri)}"))
+            bad.append(
+                FieldViolation(
+                    "build.artifact.uri", f"must be file://, http:// or https://, not {_shown(a.uri)}"
+                )
+            )
         if not re.match(SHA256_RE, a.sha256):
-            bad.append(FieldViolation("build.artifact.sha256", "must be the sha256 of the file: 64 lowercase hex digits"))
+            bad.append(
+                FieldViolation(
+                    "build.artifact.sha256", "must be the sha256 of the file: 64 lowercase hex digits"
+                )
+            )
         if not b.cmd.strip():
             bad.append(FieldViolation("build.cmd", "an artifact build needs the command that runs it"))
     else:

@@ -60,7 +60,9 @@ def task_python(candidates: tuple[str, ...] = ()) -> str:
     for path in (*candidates, sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
         real = Path(path).resolve()
         try:
-            if real.stat().st_mode & stat.S_IXOTH and all(p.stat().st_mode & stat.S_IXOTH for p in real.parents):
+            if real.stat().st_mode & stat.S_IXOTH and all(
+                p.stat().st_mode & stat.S_IXOTH for p in real.parents
+            ):
                 return path
         except OSError:
             continue
@@ -80,10 +82,10 @@ def file_name(uri: str) -> str:
 def _open(uri: str, timeout: float, max_bytes: int) -> BinaryIO:
     parts = urlsplit(uri)
     if parts.scheme == "file":
-        return open(unquote(parts.path), "rb")  # noqa: SIM115 (closed by the caller)
+        return open(unquote(parts.path), "rb")
     if parts.scheme not in ("http", "https"):
         raise FetchFailed(f"cannot fetch {uri}: only file://, http:// and https:// URIs")
-    resp = urllib.request.urlopen(uri, timeout=timeout)  # noqa: S310 (the scheme is checked)
+    resp = urllib.request.urlopen(uri, timeout=timeout)
     size = resp.headers.get("Content-Length")
     if size is not None and size.isdigit() and int(size) > max_bytes:
         resp.close()
