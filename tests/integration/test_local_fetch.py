@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -21,6 +22,7 @@ import pytest_asyncio
 
 from services.scheduler.backends.local import LocalBackend
 from services.scheduler.backends.local import fetch as fetcher
+from services.scheduler.backends.local.sandbox import spec_from_json, spec_to_json
 from services.scheduler.ports import Artifact, TaskState
 from tests.contract.test_backend_contract import StatusRecorder, kill_leftovers, launch_spec, local_config
 from tests.integration.scheduler_harness import task_readable_dir
@@ -232,3 +234,9 @@ def test_not_an_archive_fails_clearly(tmp_path: Path) -> None:
     plain.write_text("just text\n")
     with pytest.raises(fetcher.FetchFailed, match="not a tar or zip archive"):
         fetch_into(tmp_path, plain)
+
+
+def test_a_task_record_keeps_its_artifacts_for_a_restarted_backend() -> None:
+    art = Artifact("https://artifacts.local/a.tgz", "a" * 64, extract=True, executable=False)
+    spec = launch_spec("app.9", "./run", fetch=(art,))
+    assert spec_from_json(json.loads(json.dumps(spec_to_json(spec)))) == spec
