@@ -88,5 +88,6 @@ def test_the_same_build_again_is_a_no_op_by_anyone() -> None:
     ],
 )
 def test_anything_else_under_a_registered_id_is_a_conflict(change: dict[str, object]) -> None:
-    with pytest.raises(Conflict, match="immutable"):
+    with pytest.raises(Conflict, match="immutable") as err:
         decide_build(TARBALL, RegisterBuild(replace(TARBALL, **change)))  # type: ignore[arg-type]
+    assert f"with another {next(iter(change))};" in err.value.message

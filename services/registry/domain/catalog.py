@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from libs.addresses import parse_host_port
 from libs.errors import Conflict, FieldViolation, ValidationFailed
@@ -109,11 +109,14 @@ def _shown(text: str) -> str:
     return repr(text) if len(text) <= 80 else f"{text[:70]!r}... ({len(text)} characters)"
 
 
-def _same(a: Build, b: Build) -> bool:
-    """What a build is, leaving out when it was registered (the log says that)."""
-    return replace(a, registered=0.0, metadata=dict(a.metadata)) == replace(
-        b, registered=0.0, metadata=dict(b.metadata)
-    )
+def _differences(a: Build, b: Build) -> list[str]:
+    """What differs between two builds, leaving out when they were registered (the log says that)."""
+
+    def what(x: Build) -> dict[str, object]:
+        return {f.name: getattr(x, f.name) for f in fields(Build) if f.name != "registered"}
+
+    theirs = what(b)
+    return [name for name, value in what(a).items() if value != theirs[name]]
 
 
 def decide_build(existing: Build | None, cmd: RegisterBuild) -> list[BuildRegistered]:
@@ -125,7 +128,11 @@ def decide_build(existing: Build | None, cmd: RegisterBuild) -> list[BuildRegist
     if bad:
         raise ValidationFailed(bad)
     if existing is not None:
-        if _same(existing, b if b.built_by else replace(b, built_by=existing.built_by)):
+        differ = _differences(existing, b if b.built_by else replace(b, built_by=existing.built_by))
+        if not differ:
             return []
-        raise Conflict(f"build {b.id!r} is already registered as something else; builds are immutable")
+        raise Conflict(
+            f"build {b.id!r} is already registered with another {', '.join(differ)}; builds are immutable",
+            hint="register what changed as a new build, under a new id",
+        )
     return [BuildRegistered(b if b.built_by else replace(b, built_by=cmd.caller))]
