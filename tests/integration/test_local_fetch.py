@@ -227,6 +227,7 @@ def test_more_than_the_size_limit_is_refused_and_not_unpacked(tmp_path: Path) ->
     artifact = {"uri": f"file://{big}", "sha256": sha256(big)}
     with pytest.raises(fetcher.FetchFailed, match="more than the limit of 4096 bytes"):
         fetcher.fetch(artifact, into, timeout=10, max_bytes=4096)
+    assert list(into.iterdir()) == []
 
 
 def test_not_an_archive_fails_clearly(tmp_path: Path) -> None:
@@ -240,3 +241,18 @@ def test_a_task_record_keeps_its_artifacts_for_a_restarted_backend() -> None:
     art = Artifact("https://artifacts.local/a.tgz", "a" * 64, extract=True, executable=False)
     spec = launch_spec("app.9", "./run", fetch=(art,))
     assert spec_from_json(json.loads(json.dumps(spec_to_json(spec)))) == spec
+
+
+def test_http_answers_that_are_too_large_or_missing_fail_clearly(
+    tmp_path: Path, shelf: Path, served: str
+) -> None:
+    (shelf / "big.bin").write_bytes(b"x" * 5000)
+    into = tmp_path / "into"
+    into.mkdir()
+    big = {"uri": f"{served}/big.bin", "sha256": "0" * 64}
+    with pytest.raises(fetcher.FetchFailed, match="is 5000 bytes, more than the limit of 4096"):
+        fetcher.fetch(big, into, timeout=10, max_bytes=4096)
+    gone = {"uri": f"{served}/gone.tgz", "sha256": "0" * 64}
+    with pytest.raises(fetcher.FetchFailed, match=f"cannot fetch {served}/gone.tgz: HTTP 404"):
+        fetcher.fetch(gone, into, timeout=10, max_bytes=4096)
+    assert list(into.iterdir()) == []

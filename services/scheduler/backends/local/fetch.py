@@ -101,15 +101,19 @@ def download(uri: str, dest: Path, timeout: float, max_bytes: int) -> str:
     try:
         with _open(uri, timeout, max_bytes) as src:
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                while chunk := src.read(CHUNK):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise FetchFailed(f"{uri} is more than the limit of {max_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise FetchFailed(f"fetching {uri} took more than {timeout:g} s")
-                    digest.update(chunk)
-                    out.write(chunk)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    while chunk := src.read(CHUNK):
+                        total += len(chunk)
+                        if total > max_bytes:
+                            raise FetchFailed(f"{uri} is more than the limit of {max_bytes} bytes")
+                        if time.monotonic() > deadline:
+                            raise FetchFailed(f"fetching {uri} took more than {timeout:g} s")
+                        digest.update(chunk)
+                        out.write(chunk)
+            except BaseException:
+                dest.unlink(missing_ok=True)  # no half of a file left to be taken for the build
+                raise
     except FileExistsError:
         raise FetchFailed(f"two artifacts would both be {dest.name}") from None
     except urllib.error.HTTPError as exc:
