@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.app import BayApp
-from services.cli.commands import dns, events, groups, nats, tasks, tokens
+from services.cli.commands import builds, dns, events, groups, nats, tasks, tokens
 from services.cli.commands.clusters import cluster_app
 from services.cli.errors import EPILOG, CliError
 from services.cli.settings import CliSettings
@@ -112,6 +112,8 @@ token_app.command("create")(tokens.create)
 token_app.command("list")(tokens.list_)
 app.add_typer(token_app, name="token")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(builds.build_app, name="build")
+app.command("builds")(builds.builds)
 nats_app = typer.Typer(
     help="The platform's NATS users (local: the data directory's nats-auth/).", no_args_is_help=True
 )

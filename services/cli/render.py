@@ -60,7 +60,8 @@ def summarize(event: JSON) -> str:
         return f"cluster {cluster.get('name', '')} ({cluster.get('backend', '')}{where})"
     if kind == "BuildRegistered":
         build = data.get("build") or {}
-        return f"build {build.get('id', '')}: {build.get('image', '')}"
+        runs = build.get("image") or (build.get("artifact") or {}).get("uri", "")
+        return f"build {build.get('id', '')}: {runs}"
     text = json.dumps(data, separators=(",", ":"), sort_keys=True)
     return text if len(text) <= 80 else text[:79] + "…"
 

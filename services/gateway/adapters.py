@@ -31,6 +31,16 @@ def group_from_pb(msg: group_pb2.Group) -> models.Group:
         created=_time(msg.created),
         updated=_time(msg.updated),
         deleted=msg.deleted,
+        targets=[
+            models.GroupTarget(
+                version=t.version,
+                build=t.spec.build,
+                instances=t.instances,
+                in_service=t.in_service,
+                weight=t.weight if t.HasField("weight") else None,
+            )
+            for t in msg.targets
+        ],
     )
 
 
@@ -60,17 +70,38 @@ def cluster_to_pb(req: models.ClusterRequest) -> group_pb2.Cluster:
 
 
 def build_from_pb(msg: group_pb2.Build) -> models.Build:
+    a = msg.artifact
     return models.Build(
         id=msg.id,
         image=msg.image,
+        artifact=models.Artifact(uri=a.uri, sha256=a.sha256, extract=a.extract, executable=a.executable)
+        if msg.HasField("artifact")
+        else None,
+        cmd=msg.cmd,
         commit=msg.commit,
+        branch=msg.branch,
+        built_by=msg.built_by,
         metadata=dict(msg.metadata),
         registered=_time(msg.registered),
     )
 
 
 def build_to_pb(req: models.BuildRequest) -> group_pb2.Build:
-    return group_pb2.Build(id=req.id, image=req.image, commit=req.commit, metadata=req.metadata)
+    out = group_pb2.Build(
+        id=req.id,
+        image=req.image,
+        cmd=req.cmd,
+        commit=req.commit,
+        branch=req.branch,
+        built_by=req.built_by,
+        metadata=req.metadata,
+    )
+    if req.artifact is not None:
+        a = req.artifact
+        out.artifact.CopyFrom(
+            group_pb2.Artifact(uri=a.uri, sha256=a.sha256, extract=a.extract, executable=a.executable)
+        )
+    return out
 
 
 def task_from_pb(msg: task_pb2.Task) -> models.Task:

@@ -52,14 +52,39 @@ class ClusterRequest(_In):
         return value
 
 
+class Artifact(_In):
+    """A file a task fetches into its sandbox before its command runs."""
+
+    uri: str = Field(min_length=1, max_length=4096, description="file:///... or http(s)://...")
+    sha256: str = Field(description="the file's sha256, 64 lowercase hex digits; a mismatch fails the task")
+    extract: bool = Field(False, description="unpack .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz or .zip")
+    executable: bool = Field(False, description="chmod +x (a single binary)")
+
+
 class BuildRequest(_In):
+    """Either ``image`` (pinned by digest) or ``artifact`` and ``cmd``; the registry checks which."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-    image: str = Field(min_length=1, max_length=1024)
+    image: str = Field("", max_length=1024, description="NAME@sha256:<64 hex>")
+    artifact: Artifact | None = None
+    cmd: str = Field("", max_length=16384, description="runs the artifact, in the task's sandbox")
     commit: str = Field("", max_length=256)
+    branch: str = Field("", max_length=256)
+    built_by: str = Field("", max_length=256, description="empty: the caller's token name")
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
 # ---- responses ----
+
+
+class GroupTarget(BaseModel):
+    """What runs of one spec version of a group (its spec: ``GET /v1/groups/{name}/history``)."""
+
+    version: int
+    build: str = Field(description="the build that version runs (its spec.build); empty: none")
+    instances: int
+    in_service: bool = Field(description="its ready tasks answer under the group's service name")
+    weight: float | None = Field(description="percent of the group's traffic; null: by task count")
 
 
 class Group(BaseModel):
@@ -69,6 +94,9 @@ class Group(BaseModel):
     created: datetime
     updated: datetime
     deleted: bool
+    targets: list[GroupTarget] = Field(
+        default_factory=list, description="per version: what runs now (several during a deployment)"
+    )
 
 
 class GroupReply(BaseModel):
@@ -125,8 +153,12 @@ class ClusterList(BaseModel):
 
 class Build(BaseModel):
     id: str
-    image: str
+    image: str = Field(description="empty for an artifact build")
+    artifact: Artifact | None
+    cmd: str
     commit: str
+    branch: str
+    built_by: str
     metadata: dict[str, str]
     registered: datetime
 

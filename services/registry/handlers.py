@@ -128,7 +128,7 @@ class Registry:
         return self.state.clusters[cluster.name], outcome
 
     async def register_build(self, build: Build, meta: EventMeta) -> tuple[Build, Outcome]:
-        cmd = RegisterBuild(build)
+        cmd = RegisterBuild(build, meta.actor)
         meta, seen = self._first(subjects.BUILD, build.id, cmd, meta)
         if seen is not None:
             return self.state.builds[build.id], Outcome(seen.sequence, duplicate=True)

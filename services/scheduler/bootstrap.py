@@ -89,6 +89,9 @@ def local_backend(settings: SchedulerSettings) -> LocalBackend:
             address=settings.local_address,
             task_user=settings.task_user,
             task_uids=settings.task_uid_range,
+            fetch_timeout_seconds=settings.fetch_timeout_seconds,
+            fetch_max_bytes=settings.fetch_max_bytes,
+            fetch_python=settings.fetch_python,
         )
     )
 

@@ -39,6 +39,13 @@ class SchedulerSettings(CommonSettings):
     local_port_end: int = Field(31999, gt=0, lt=65536)
     local_cgroups: bool = Field(True, description="enforce cpus/mem with cgroup v2 where delegated")
     local_work_dir: Path | None = Field(None, description="default <data_dir>/local/<cluster>")
+    fetch_timeout_seconds: float = Field(
+        300.0, gt=0, description="local tasks: the most one artifact's download may take"
+    )
+    fetch_max_bytes: int = Field(4 << 30, gt=0, description="local tasks: the largest artifact fetched")
+    fetch_python: str = Field(
+        "", description="local tasks: the interpreter that fetches artifacts as the task (default: found)"
+    )
     task_user: str = Field(
         DEFAULT_USER,
         min_length=1,

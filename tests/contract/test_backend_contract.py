@@ -24,7 +24,15 @@ import pytest_asyncio
 from libs.errors import NotFound
 from services.scheduler.backends.local import LocalBackend, LocalBackendConfig
 from services.scheduler.backends.mesos import MesosBackend, MesosBackendConfig
-from services.scheduler.ports import ClusterBackend, Host, LaunchSpec, TaskState, TaskStatus, TaskUsage
+from services.scheduler.ports import (
+    Artifact,
+    ClusterBackend,
+    Host,
+    LaunchSpec,
+    TaskState,
+    TaskStatus,
+    TaskUsage,
+)
 from tests.mesos_sim import MesosMasterSim, SimConfig
 from tests.poll import poll_until
 
@@ -72,6 +80,7 @@ def launch_spec(
     cpus: float = 0.1,
     mem: float = 32.0,
     image: str | None = None,
+    fetch: tuple[Artifact, ...] = (),
 ) -> LaunchSpec:
     return LaunchSpec(
         task_id=task_id,
@@ -87,6 +96,7 @@ def launch_spec(
         mem=mem,
         disk=0.0,
         ports=ports or {},
+        fetch=fetch,
     )
 
 

@@ -88,7 +88,7 @@ async def test_clusters_and_builds(stack: Stack) -> None:
     clusters = (await c.get("/v1/clusters", headers=stack.viewer)).json()["clusters"]
     assert [(x["name"], x["backend"]) for x in clusters] == [("dc2", "mesos"), ("local", "local")]
 
-    build = {"id": "web-1.2.3", "image": "registry.local/web:1.2.3", "commit": "abc123"}
+    build = {"id": "web-1.2.3", "image": f"registry.local/web:1.2.3@sha256:{'e' * 64}", "commit": "abc123"}
     made = await c.post("/v1/builds", json=build, headers=op)
     assert made.status_code == 201 and made.json()["image"] == build["image"]
     assert [b["id"] for b in (await c.get("/v1/builds", headers=op)).json()["builds"]] == ["web-1.2.3"]

@@ -38,7 +38,7 @@ from tests.mesos_sim.model import (
     ranges_of,
     resources_json,
 )
-from tests.mesos_sim.sandbox import Sandbox, Step, files_read, script
+from tests.mesos_sim.sandbox import FetchError, Sandbox, Step, fetch_uris, files_read, script
 
 VERSION = "1.11.0"
 MIB = 1024 * 1024
@@ -615,6 +615,14 @@ class MesosMasterSim:
             sandbox.write(
                 "stdout", f"Received SUBSCRIBED event\nReceived LAUNCH event\nStarting task {task_id}\n"
             )
+            uris = (ti.get("command") or {}).get("uris") or []
+            if uris:  # the agent's fetcher, before the executor starts the command
+                try:
+                    fetch_uris(uris, sandbox)
+                except FetchError as exc:
+                    launched.pop()
+                    why = f"Failed to fetch all URIs for container '{task_id}': {exc}"
+                    self._transition(fw, task, "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED", why)
         self._refuse(fw, agent.agent_id, body.get("filters"))
         if launched:
             cfg = self.config
@@ -660,7 +668,9 @@ class MesosMasterSim:
             self._transition(fw, task, state)
             command = task.info.get("command") or {}
             if state == "TASK_RUNNING" and self.config.run_commands and command.get("shell", True):
-                self._run_script(fw.framework_id, task_id, script(str(command.get("value", ""))))
+                box = self.sandboxes.get(task.agent_id, {}).get((fw.framework_id, task_id))
+                steps = script(str(command.get("value", "")), box.files if box else None)
+                self._run_script(fw.framework_id, task_id, steps)
         if healthy_later:
             self._later(self.config.health_delay, self._health_checked, framework_id, healthy_later)
 
@@ -953,6 +963,11 @@ class MesosMasterSim:
         """Append to a task's sandbox stdout or stderr, as if the task printed it."""
         fw, task = self._find(task_id, framework_id)
         self.sandboxes[task.agent_id][(fw.framework_id, task_id)].write(stream, text)
+
+    def sandbox_of(self, task_id: str, framework_id: str | None = None) -> Sandbox:
+        """A task's sandbox: its output and the files the fetcher put there."""
+        fw, task = self._find(task_id, framework_id)
+        return self.sandboxes[task.agent_id][(fw.framework_id, task_id)]
 
     def refuse_subscriptions(self, status: int = 401, message: str = "Unauthorized") -> None:
         """Answer every SUBSCRIBE with ``status`` (e.g. authentication turned on) until accepted again."""

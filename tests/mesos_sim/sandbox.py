@@ -8,13 +8,27 @@ pages; an offset at or past the end answers the size and no data; an unknown pat
 :func:`script` is a tiny command executor for tests that launch shell commands: ``echo ... [>&2]``,
 ``sleep N``, ``exit N``, ``true``/``false`` joined by ``;``. Anything else counts as a program that
 runs until killed.
+
+:func:`fetch_uris` is the agent's fetcher (CommandInfo.uris: ``value``, ``extract``, ``executable``,
+``output_file``): it downloads each URI (``file://`` or ``http(s)://``) into the sandbox's files and
+unpacks archives Mesos recognises by their extension; like Mesos' it checks no digest. The digest
+check Bay prefixes to a command (``got=$(sha256sum < F | cut -c1-64); [ "$got" = HEX ] || { echo
+"..." >&2; exit N; }; ``, see the Mesos backend's ``taskinfo.py``) is played by :func:`script`
+over those files, as a shell would run it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 import shlex
+import tarfile
+import urllib.request
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
 
 from tests.mesos_sim.httpserver import Response
 
@@ -26,6 +40,8 @@ _LATEST = re.compile(r"/frameworks/([^/]+)/executors/([^/]+)/runs/latest(?:/(.*)
 class Sandbox:
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
+    files: dict[str, bytes] = field(default_factory=dict)  # what the fetcher put in the sandbox
+    executable: set[str] = field(default_factory=set)
 
     def write(self, stream: str, text: str) -> None:
         buf = self.stderr if stream == "stderr" else self.stdout
@@ -73,8 +89,90 @@ class Step:
     code: int = 0
 
 
-def script(command: str) -> list[Step]:
+ARCHIVES = (".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")
+FETCH_TIMEOUT = 10.0
+
+
+class FetchError(Exception):
+    pass
+
+
+def _download(uri: str) -> bytes:
+    parts = urlsplit(uri)
+    try:
+        if parts.scheme == "file" or not parts.scheme:
+            with open(unquote(parts.path), "rb") as fh:
+                return fh.read()
+        if parts.scheme in ("http", "https"):
+            with urllib.request.urlopen(uri, timeout=FETCH_TIMEOUT) as resp:
+                data: bytes = resp.read()
+                return data
+    except OSError as exc:
+        raise FetchError(f"Failed to fetch '{uri}': {exc}") from None
+    raise FetchError(f"Unsupported URI scheme in '{uri}'")
+
+
+def _unpack(name: str, data: bytes, sandbox: Sandbox) -> None:
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for info in z.infolist():
+                if not info.is_dir():
+                    sandbox.files[info.filename] = z.read(info)
+        return
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for m in tar.getmembers():
+            member = tar.extractfile(m) if m.isfile() else None
+            if member is not None:
+                sandbox.files[m.name.removeprefix("./")] = member.read()
+                if m.mode & 0o111:
+                    sandbox.executable.add(m.name.removeprefix("./"))
+
+
+def fetch_uris(uris: list[dict[str, object]], sandbox: Sandbox) -> None:
+    """Mesos' fetcher, synchronously (tests serve artifacts from files or a local thread)."""
+    for uri in uris:
+        value = str(uri.get("value", ""))
+        name = str(uri.get("output_file") or PurePosixPath(urlsplit(value).path).name or "artifact")
+        data = _download(value)
+        sandbox.files[name] = data
+        sandbox.write("stdout", f"Fetched '{value}' to '{name}'\n")
+        if uri.get("extract") and name.endswith(ARCHIVES):
+            try:
+                _unpack(name, data, sandbox)
+            except (tarfile.TarError, zipfile.BadZipFile) as exc:
+                raise FetchError(f"Failed to extract '{name}': {exc}") from None
+        if uri.get("executable"):
+            sandbox.executable.add(name)
+
+
+_DIGEST_CHECK = re.compile(
+    r'got=\$\(sha256sum < (\S+) \| cut -c1-64\); \[ "\$got" = ([0-9a-f]{64}) \] '
+    r'\|\| \{ echo "((?:[^"\\]|\\.)*)\$got" >&2; exit (\d+); \}; '
+)
+
+
+def _digest_checks(command: str, files: dict[str, bytes]) -> tuple[list[Step], str]:
+    """Play the leading digest checks: the failing one's output and exit, or none and the rest."""
+    while found := _DIGEST_CHECK.match(command):
+        name, want, said, code = (
+            shlex.split(found.group(1))[0],
+            found.group(2),
+            found.group(3),
+            found.group(4),
+        )
+        got = hashlib.sha256(files[name]).hexdigest() if name in files else ""
+        if got != want:
+            text = re.sub(r"\\(.)", r"\1", said) + got + "\n"
+            return [Step("out", stream="stderr", text=text), Step("exit", code=int(code))], ""
+        command = command[found.end() :]
+    return [], command
+
+
+def script(command: str, files: dict[str, bytes] | None = None) -> list[Step]:
     """What the simulated command does, step by step; always ends in ``exit`` or ``block``."""
+    failed, command = _digest_checks(command, files or {})
+    if failed:
+        return failed
     lexer = shlex.shlex(command, posix=True, punctuation_chars=";")
     lexer.whitespace_split = True
     try:

@@ -16,9 +16,10 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
@@ -35,7 +36,7 @@ from services.scheduler.ports import (
     TaskUsage,
 )
 
-from . import cgroups, identity, killing, measure, procfs, strays
+from . import cgroups, fetch, identity, killing, measure, procfs, strays
 from .config import LocalBackendConfig
 from .identity import TaskIdentity, UidPool
 from .logs import read_log
@@ -47,6 +48,7 @@ log = logging.getLogger("bay.scheduler.local")
 
 RECONCILIATION = "REASON_RECONCILIATION"
 TASK_INVALID = "REASON_TASK_INVALID"
+LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"  # what Mesos says when its fetcher fails
 
 
 @dataclass
@@ -93,6 +95,7 @@ class LocalBackend(ClusterBackend):
         self._pidfd_ok = hasattr(os, "pidfd_open")
         self._uids = UidPool(identity.TaskUsers(switch=False, group=None))
         self._ended_uids: set[int] = set()  # uids of ended tasks, from their records
+        self._fetch_python = config.fetch_python or sys.executable
 
     def command_context(self, task_id: str) -> CommandContext | None:
         """A command check runs in the task's work directory with its uid and group."""
@@ -116,6 +119,8 @@ class LocalBackend(ClusterBackend):
         for path in (self.config.work_dir, self.config.sandboxes_dir):
             os.chmod(path, SANDBOXES_MODE)
         self._uids = UidPool(identity.resolve(self.config.task_user, self.config.task_uids))
+        if self._uids.users.switch and not self.config.fetch_python:
+            self._fetch_python = fetch.task_python()  # ours may be out of a task uid's reach
         if self.config.cgroups:
             self._cgroups, why = cgroups.detect(self.config.cgroup_parent, self.config.work_dir.name)
         else:
@@ -215,7 +220,7 @@ class LocalBackend(ClusterBackend):
                 log.warning("task %s runs without cgroup limits: %s", spec.task_id, exc)
         env = task_env(spec, task.ports, self.config.hostname, sandbox.path)
         try:
-            task.child = spawn(command_argv(spec), env, sandbox.path, who)
+            task.child = spawn(command_argv(spec), env, sandbox.path, who, self._fetch_args(spec))
         except OSError as exc:
             return await self._fail(task, f"could not start the task: {exc}")
         task.pid = task.child.pid
@@ -237,6 +242,13 @@ class LocalBackend(ClusterBackend):
         await self._report(task, TaskState.STARTING)
         await self._report(task, TaskState.RUNNING)
         self._watch(task)
+
+    def _fetch_args(self, spec: LaunchSpec) -> list[str] | None:
+        if not spec.fetch:
+            return None
+        artifacts = [asdict(a) for a in spec.fetch]
+        plan = fetch.plan_of(artifacts, self.config.fetch_timeout_seconds, self.config.fetch_max_bytes)
+        return fetch.wrapper_args(self._fetch_python, plan)
 
     async def _fail(self, task: _Task, message: str) -> None:
         self._ports.release(task.spec.task_id)
@@ -302,6 +314,9 @@ class LocalBackend(ClusterBackend):
             await self._report(task, TaskState.KILLED, message=f"killed ({how})", exit_code=code)
         elif code == 0:
             await self._report(task, TaskState.FINISHED, message="exited with code 0", exit_code=0)
+        elif code == fetch.FETCH_EXIT and (line := task.sandbox.last_line("stderr")).startswith(fetch.PREFIX):
+            msg = f"fetching the task's artifact failed: {line.removeprefix(fetch.PREFIX)}"
+            await self._report(task, TaskState.FAILED, message=msg, reason=LAUNCH_FAILED, exit_code=code)
         elif code is not None:
             line = task.sandbox.last_line("stderr")
             msg = f"exited with code {code}{_signal_text(code)}" + (f": {line}" if line else "")

@@ -32,6 +32,10 @@ class LocalBackendConfig:
     poll_interval_seconds: float = 0.15
     task_user: str = DEFAULT_USER  # tasks run in its group, each with a uid of its own (BAY_TASK_USER)
     task_uids: tuple[int, int] = DEFAULT_UIDS  # first and last task uid, inclusive (BAY_TASK_UIDS)
+    # artifacts (``LaunchSpec.fetch``): fetched by the task's wrapper, as the task (fetch.py)
+    fetch_timeout_seconds: float = 300.0  # per artifact, the whole download (BAY_FETCH_TIMEOUT_SECONDS)
+    fetch_max_bytes: int = 4 << 30  # BAY_FETCH_MAX_BYTES
+    fetch_python: str = ""  # an interpreter the task's uid can run; "" finds one (BAY_FETCH_PYTHON)
 
     @property
     def sandboxes_dir(self) -> Path:

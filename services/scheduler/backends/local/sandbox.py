@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from services.scheduler.ports import HealthCheckSpec, LaunchSpec, TaskState, TaskStatus
+from services.scheduler.ports import Artifact, HealthCheckSpec, LaunchSpec, TaskState, TaskStatus
 
 
 def spec_to_json(spec: LaunchSpec) -> dict[str, Any]:
@@ -35,9 +35,11 @@ def spec_to_json(spec: LaunchSpec) -> dict[str, Any]:
 def spec_from_json(data: dict[str, Any]) -> LaunchSpec:
     data = dict(data)
     check = data.pop("health_check", None)
+    fetch = tuple(Artifact(**a) for a in data.pop("fetch", ()))
     return LaunchSpec(
         **{**data, "args": tuple(data.get("args", ()))},
         health_check=HealthCheckSpec(**check) if check else None,
+        fetch=fetch,
     )
 
 

@@ -5,6 +5,16 @@ Resources are taken from the offer's own entries so that each task resource keep
 reservation it was offered with (a task may only use what the offer holds, as offered). When the
 offer cannot cover a task, the rest is asked for anyway: the master then answers TASK_LOST
 (REASON_INVALID_OFFERS), which is what the scheduler core expects from a launch that does not fit.
+
+Artifacts (``LaunchSpec.fetch``) become ``CommandInfo.uris`` (never cached: a build is fetched as
+it is). Mesos' fetcher downloads and unpacks them into the sandbox but checks no digest, so the
+command checks each fetched file before anything else runs: a shell prefix per artifact compares
+``sha256sum`` of the file with the build's digest and, on a mismatch, prints ``bay fetch: sha256
+mismatch for URI: expected X, got Y`` to stderr and exits 86, as the local backend's fetcher does.
+(A prefix rather than a launcher: it needs nothing on the agent but coreutils, works for any
+command task, and the message reaches Bay the way every failed command's does: the last stderr
+line the backend appends to TASK_FAILED.) The archive is checked, so what it unpacked may be on
+disk already when the task fails: it never runs.
 """
 
 from __future__ import annotations
@@ -13,8 +23,9 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.scheduler.backends.local.fetch import FETCH_EXIT, PREFIX, file_name
 from services.scheduler.portenv import port_env
-from services.scheduler.ports import HealthCheckSpec, LaunchSpec
+from services.scheduler.ports import Artifact, HealthCheckSpec, LaunchSpec
 
 from .convert import merge_ranges
 
@@ -94,14 +105,46 @@ def _environment(env: Mapping[str, str]) -> Json:
     return {"variables": [{"name": k, "value": v} for k, v in env.items()]}
 
 
+def _dq(text: str) -> str:
+    """``text`` inside a double-quoted shell word."""
+    for ch in ("\\", '"', "$", "`"):
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def digest_check(artifact: Artifact) -> str:
+    """A shell statement: the fetched file's sha256 is the artifact's, or the task ends (see above)."""
+    name = shlex.quote(file_name(artifact.uri))
+    said = _dq(f"{PREFIX}sha256 mismatch for {artifact.uri}: expected {artifact.sha256}, got ")
+    return (
+        f"got=$(sha256sum < {name} | cut -c1-64); "
+        f'[ "$got" = {artifact.sha256} ] || {{ echo "{said}$got" >&2; exit {FETCH_EXIT}; }}; '
+    )
+
+
+def uri_info(artifact: Artifact) -> Json:
+    return {
+        "value": artifact.uri,
+        "extract": artifact.extract,
+        "executable": artifact.executable,
+        "cache": False,
+        "output_file": file_name(artifact.uri),  # where the check looks, whatever the URI's query
+    }
+
+
 def command_info(spec: LaunchSpec, env: Mapping[str, str]) -> Json:
     """``cmd`` runs under the shell with ``args`` as $1.. (as on the local backend); without ``cmd``,
-    ``args`` are the argv (an image's entrypoint gets them as its arguments)."""
+    ``args`` are the argv (an image's entrypoint gets them as its arguments). Artifacts are
+    fetched into the sandbox and their digests checked before ``cmd``."""
     command: Json = {"environment": _environment(env)}
-    if spec.cmd:
-        value = spec.cmd
-        if spec.args:
+    cmd = spec.cmd or (shlex.join(spec.args) if spec.fetch and not spec.image else None)
+    if cmd:
+        value = cmd
+        if spec.args and spec.cmd:
             value = f"set -- {shlex.join(spec.args)}; {spec.cmd}"
+        if spec.fetch:
+            command["uris"] = [uri_info(a) for a in spec.fetch]
+            value = "".join(digest_check(a) for a in spec.fetch) + value
         command.update(shell=True, value=value)
     elif spec.image:
         command.update(shell=False, arguments=list(spec.args))
