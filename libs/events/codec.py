@@ -142,7 +142,7 @@ def _scheduler_to_pb(event: m.EventData) -> message.Message:
             hc.healthy = event.healthy
         return hc
     if isinstance(event, m.TaskKillRequested):
-        return task_pb2.TaskKillRequested(reason=event.reason)
+        return task_pb2.TaskKillRequested(reason=event.reason, drain_until=event.drain_until)
     if isinstance(event, m.PlacementFailed):
         return task_pb2.PlacementFailed(
             group=event.group, count=event.count, reasons=dict(event.reasons), hosts=event.hosts
@@ -201,7 +201,7 @@ PAYLOADS: dict[type[message.Message], Callable[[Any, str, float], m.EventData]] 
     task_pb2.TaskHealthChanged: lambda p, i, at: m.TaskHealthChanged(
         i, p.healthy if p.HasField("healthy") else None, p.failures, at, p.message
     ),
-    task_pb2.TaskKillRequested: lambda p, i, at: m.TaskKillRequested(i, p.reason, at),
+    task_pb2.TaskKillRequested: lambda p, i, at: m.TaskKillRequested(i, p.reason, at, p.drain_until),
     task_pb2.PlacementFailed: lambda p, i, at: m.PlacementFailed(
         p.group, p.count, dict(p.reasons), p.hosts, at
     ),

@@ -210,8 +210,9 @@ class TaskHealthChanged:
 @dataclass(frozen=True)
 class TaskKillRequested:
     task_id: str
-    reason: str  # surplus | unhealthy | orphan | operator ...
+    reason: str  # surplus | old-version | unhealthy | orphan | operator | shutdown
     at: float
+    drain_until: float = 0.0  # the kill is sent then (out of DNS until); 0: at once
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class Task:
     version: int = 0  # the task aggregate's version: events applied
     cause: Cause = NO_CAUSE
     healthy_since: float | None = None  # when its check last turned healthy; None: not healthy
+    kill_at: float = 0.0  # a requested kill is sent at this time (a drain: out of DNS until then)
 
     @property
     def terminal(self) -> bool:
@@ -182,7 +183,12 @@ def apply(task: Task | None, event: m.TaskEvent, cause: Cause = NO_CAUSE) -> Tas
         )
     if isinstance(event, m.TaskKillRequested):
         return _evolve(
-            task, kill_reason=event.reason or "killed", updated_at=event.at, version=version, cause=cause
+            task,
+            kill_reason=event.reason or "killed",
+            kill_at=event.drain_until,
+            updated_at=event.at,
+            version=version,
+            cause=cause,
         )
     raise TypeError(f"not a task event: {event!r}")
 

@@ -142,6 +142,7 @@ def build_scheduler(
         SchedulerConfig(
             cluster=settings.cluster,
             kill_grace_seconds=settings.kill_grace_seconds,
+            drain_seconds=settings.drain_seconds,
             launch_limit=settings.launch_limit,
             reconcile_interval_seconds=settings.reconcile_interval_seconds,
         ),

@@ -26,6 +26,13 @@ class SchedulerSettings(CommonSettings):
     snapshot_every: int = Field(50_000, gt=0, description="events between two scheduler snapshots")
     anonymous_read: bool = Field(False, description="allow reads without a token")
     kill_grace_seconds: float = Field(5.0, ge=0, description="SIGTERM, then SIGKILL after this long")
+    drain_seconds: float = Field(
+        6.0,
+        ge=0,
+        le=3600,
+        description="a serving task asked to go (scale-down, old version, moved group) leaves DNS at "
+        "once and is killed this much later, so clients holding a DNS answer (TTL 5 s) still reach it",
+    )
     launch_limit: int = Field(1000, gt=0, description="launches per scheduling round at most")
     usage_interval_seconds: float = Field(2.0, gt=0, description="how often task usage is published")
     reconcile_interval_seconds: float = Field(300.0, gt=0, description="full reconciliation period")

@@ -230,6 +230,8 @@ async def start_bay(
         "BAY_DNS_GRPC_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_NATS_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
+        # tasks asked to go are killed at once (the deployment tests turn the drain back on)
+        "BAY_DRAIN_SECONDS": "0",
     }
     if nats_url:
         env["BAY_NATS_URL"] = nats_url

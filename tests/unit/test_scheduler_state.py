@@ -62,7 +62,21 @@ def test_only_this_clusters_groups_are_desired_and_a_move_away_drops_the_group()
     assert log.fold().desired()["web"].instances == 3
     log.add("bay.ev.group.web", group_pb2.GroupScaled(instances=7, previous=3), "group", "web")
     assert log.fold().desired()["web"].instances == 7
+    # a spec moving the group elsewhere leaves its tasks here running until a deployment moves them
     log.group("GroupUpdated", "web", cluster="other", instances=7)
+    assert log.fold().desired()["web"].version == 1 and log.fold().desired()["web"].instances == 7
+    assert set(log.fold("other").desired()) == {"far"}
+    # the migration: both clusters run it, then only the target cluster
+    both = [
+        group_pb2.VersionTarget(
+            version=1, spec=spec_to_pb(log.fold().groups["web"].targets[0].spec), instances=7
+        ),
+        group_pb2.VersionTarget(version=2, spec=spec_to_pb(log.fold().groups["web"].spec), instances=7),
+    ]
+    log.add("bay.ev.group.web", group_pb2.GroupRolloutChanged(targets=both), "group", "web")
+    assert [(w.version, w.instances) for w in log.fold().desired()["web"].wants] == [(1, 7)]
+    assert [(w.version, w.instances) for w in log.fold("other").desired()["web"].wants] == [(2, 7)]
+    log.add("bay.ev.group.web", group_pb2.GroupRolloutChanged(targets=both[1:]), "group", "web")
     assert log.fold().desired() == {}
     assert set(log.fold("other").desired()) == {"web", "far"}
 

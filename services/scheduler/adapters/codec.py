@@ -34,6 +34,7 @@ def task_to_pb(task: Task, ready: bool) -> task_pb2.Task:
         service=task.service,
         version=task.version,
         healthy_since=task.healthy_since or 0.0,
+        kill_at=task.kill_at,
     )
     if task.healthy is not None:
         out.healthy = task.healthy
@@ -70,4 +71,5 @@ def task_from_pb(m: task_pb2.Task, cause: Cause = NO_CAUSE) -> Task:
         version=m.version,
         cause=cause,
         healthy_since=m.healthy_since or None,
+        kill_at=m.kill_at,
     )

@@ -22,10 +22,18 @@ class Counts:
     active: int = 0  # filling a slot: alive, not being killed, not failed by its health check
 
 
-def count(group: Group | None, tasks: list[Task]) -> Counts:
-    """One pass over the group's tasks (called for every status watcher update)."""
-    checked = group is not None and group.health_checked
-    c = Counts(desired=group.instances if group else 0)
+def count(group: Group | None, tasks: list[Task], cluster: str | None = None) -> Counts:
+    """One pass over the group's tasks (called for every status watcher update). ``desired`` is what
+    the group's version targets on ``cluster`` ask for (all of them when None): the instance count
+    of a settled group; during a deployment, old and new together."""
+    if group is None:
+        c = Counts()
+    elif not group.targets:
+        c = Counts(desired=group.instances)
+    else:
+        c = Counts(
+            desired=sum(t.instances for t in group.targets if cluster is None or t.spec.cluster == cluster)
+        )
     for task in tasks:
         st = task.state
         if st.terminal:
@@ -40,7 +48,7 @@ def count(group: Group | None, tasks: list[Task]) -> Counts:
             c.staged += 1
         elif st == TaskState.RUNNING:
             c.running += 1
-            if ready(task, checked):
+            if group is not None and ready(task, group.checked(task.group_version)):
                 c.ready += 1
         if healthy is True:
             c.healthy += 1

@@ -12,6 +12,7 @@ killed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from libs.events import Event, subjects
 from libs.events import model as m
@@ -50,22 +51,34 @@ class SchedulerState(PlatformView):
     # ---- queries ----
 
     def group(self, name: str) -> Group | None:
-        """A live group of this cluster."""
+        """A live group that runs (or is to run) here: its current spec or a version target is on
+        this cluster (a group moving between clusters is both clusters')."""
         g = self.groups.get(name)
-        return g if g is not None and not g.deleted and g.spec.cluster == self.cluster else None
+        return g if g is not None and not g.deleted and self._here(g) else None
+
+    def _here(self, g: Group) -> bool:
+        cluster = self.cluster
+        return g.spec.cluster == cluster or any(t.spec.cluster == cluster for t in g.targets)
 
     def mine(self) -> list[Group]:
-        cluster = self.cluster
-        return [g for g in self.groups.values() if not g.deleted and g.spec.cluster == cluster]
+        return [g for g in self.groups.values() if not g.deleted and self._here(g)]
 
     def desired(self) -> dict[str, Desired]:
-        """What ``decide`` needs: each group with a runnable spec (a build resolved to its image)."""
+        """What ``decide`` needs: each group's version targets on this cluster, each with a runnable
+        spec (a build resolved to its image or artifact), the newest version first."""
         out: dict[str, Desired] = {}
+        cluster = self.cluster
         for g in self.mine():
-            run = runnable(g.spec, self.builds)
-            if run is None:
-                continue  # the registry checks builds exist; a missing one is not runnable here
-            out[g.name] = Desired(run.spec, g.version, g.instances, run.fetch)
+            wants = []
+            for t in sorted(g.targets, key=lambda t: -t.version):
+                if t.spec.cluster != cluster:
+                    continue
+                run = runnable(t.spec, self.builds)
+                if run is None:
+                    continue  # the registry checks builds exist; a missing one is not runnable here
+                wants.append(Desired(run.spec, t.version, t.instances, run.fetch))
+            if wants:
+                out[g.name] = replace(wants[0], others=tuple(wants[1:]))
         return out
 
     def version_of(self, subject: str) -> int:
@@ -75,9 +88,8 @@ class SchedulerState(PlatformView):
     # ---- folding what is the scheduler's own ----
 
     def on_group(self, before: Group | None, after: Group) -> None:
-        mine = self.cluster
-        was = before is not None and not before.deleted and before.spec.cluster == mine
-        now = not after.deleted and after.spec.cluster == mine
+        was = before is not None and not before.deleted and self._here(before)
+        now = not after.deleted and self._here(after)
         if not (was or now):
             return
         if after.deleted:

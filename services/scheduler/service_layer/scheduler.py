@@ -58,6 +58,7 @@ class SchedulerConfig:
     kill_retry_seconds: float = kills.RETRY_SECONDS  # a kill whose task has not ended is sent again
     refuse_seconds: float = 5.0  # Mesos: decline filter while something is pending
     idle_refuse_seconds: float = 60.0  # ... and while nothing is
+    drain_seconds: float = 0.0  # a serving task asked to go leaves DNS, then is killed this much later
 
 
 class Scheduler:
@@ -77,6 +78,7 @@ class Scheduler:
         self.clock = clock
         self.writer = EventWriter(self.cluster, lambda: self.projection.state)
         self._wake = asyncio.Event()
+        self._drain_wake = 0.0  # the next end of a drain: a round then sends its kill
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -173,6 +175,10 @@ class Scheduler:
     def _next_wait(self) -> float:
         now = self.clock()
         wait = self.config.tick_seconds
+        if self._drain_wake:
+            if self._drain_wake > now:
+                wait = min(wait, self._drain_wake - now + 0.001)
+            self._drain_wake = 0.0
         for b in self.state.backoff.values():
             if b.next_attempt_at > now:
                 wait = min(wait, b.next_attempt_at - now + 0.001)
@@ -193,12 +199,18 @@ class Scheduler:
             now,
             launch_limit=self.config.launch_limit,
             seed=random.getrandbits(64),
+            drain_seconds=self.config.drain_seconds,
         )
         self._send_owed_kills(decision.owed, now)  # stored already: sent even if this round fails
         events = worth_storing(decision, state.pending, len(hosts), self.backend.offer_based, now)
         await self.store(self._completed(events))
         for kill in decision.kills:
-            self._send_kill(kill.task_id, now)
+            if kill.drain_until <= now:
+                self._send_kill(kill.task_id, now)
+            else:  # drained first: sent by a later round (``owed`` once the drain is over)
+                self._drain_wake = min(self._drain_wake or kill.drain_until, kill.drain_until)
+        if decision.draining_until:
+            self._drain_wake = min(self._drain_wake or decision.draining_until, decision.draining_until)
         if decision.launches:
             await self.backend.launch(list(decision.launches))
         await self._offers(hosts, decision)
@@ -390,7 +402,7 @@ class Scheduler:
 
     def counts(self, group: str) -> Counts:
         """The group's tasks by state."""
-        return count(self.state.group(group), self.state.group_tasks(group))
+        return count(self.state.group(group), self.state.group_tasks(group), self.cluster)
 
     def watch_group(self, group: str) -> asyncio.Event:
         ev = asyncio.Event()
