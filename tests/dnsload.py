@@ -48,6 +48,8 @@ class DnsLoad:
     resolutions: int = 0  # DNS queries sent (cache misses)
     _cache: Cached | None = None
     _rng: random.Random = field(default_factory=random.Random)
+    _resolved: asyncio.Event = field(default_factory=asyncio.Event)
+    _answered: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
@@ -81,7 +83,41 @@ class DnsLoad:
                 targets.append((srv.priority, srv.weight, addresses.get(host, "127.0.0.1"), srv.port))
         # a caching resolver keeps the answer for its TTL (negative answers too, per the SOA)
         self._cache = Cached(now + max(ttl, 1), targets)
+        self._resolved.set()
         return targets
+
+    async def fresh(self, timeout: float = 30.0) -> float:
+        """Wait for the next DNS resolution (the cached answer expired); when it was made. Answers
+        after it reflect the DNS answer as of then."""
+        self._resolved.clear()
+        await asyncio.wait_for(self._resolved.wait(), timeout)
+        return time.monotonic()
+
+    def answers_since(self, since: float) -> int:
+        return sum(1 for a in self.answers if a.at >= since)
+
+    async def until_count(self, since: float, count: int, timeout: float = 60.0) -> None:
+        """Until ``count`` answers have come since ``since``."""
+
+        async def scan() -> None:
+            while self.answers_since(since) < count:
+                self._answered.clear()
+                await self._answered.wait()
+
+        await asyncio.wait_for(scan(), timeout)
+
+    async def until_only(self, build: str, last: int = 40, timeout: float = 30.0) -> None:
+        """Until the last ``last`` answers all came from ``build``."""
+
+        async def scan() -> None:
+            while True:
+                recent = self.answers[-last:]
+                if len(recent) == last and all(a.build == build for a in recent):
+                    return
+                self._answered.clear()
+                await self._answered.wait()
+
+        await asyncio.wait_for(scan(), timeout)
 
     def _pick(self, targets: list[tuple[int, int, str, int]]) -> tuple[str, int]:
         """RFC 2782: the lowest priority, then a weighted random choice."""
@@ -98,25 +134,29 @@ class DnsLoad:
                     break
         return chosen[2], chosen[3]
 
+    def _record(self, answer: Answer) -> None:
+        self.answers.append(answer)
+        self._answered.set()
+
     async def _one(self, http: httpx.AsyncClient) -> None:
         try:
             targets = await self._resolve()
         except Exception as exc:  # a DNS failure is a failed request too
-            self.answers.append(Answer(time.monotonic(), "", f"dns: {exc!r}"))
+            self._record(Answer(time.monotonic(), "", f"dns: {exc!r}"))
             return
         if not targets:
-            self.answers.append(Answer(time.monotonic(), "", "dns: no task answered"))
+            self._record(Answer(time.monotonic(), "", "dns: no task answered"))
             return
         addr, port = self._pick(targets)
         try:
             resp = await http.get(f"http://{addr}:{port}{self.path}")
         except httpx.HTTPError as exc:
-            self.answers.append(Answer(time.monotonic(), "", f"{addr}:{port}: {exc!r}"))
+            self._record(Answer(time.monotonic(), "", f"{addr}:{port}: {exc!r}"))
             return
         if resp.status_code != 200:
-            self.answers.append(Answer(time.monotonic(), "", f"{addr}:{port}: HTTP {resp.status_code}"))
+            self._record(Answer(time.monotonic(), "", f"{addr}:{port}: HTTP {resp.status_code}"))
             return
-        self.answers.append(Answer(time.monotonic(), resp.text.strip()))
+        self._record(Answer(time.monotonic(), resp.text.strip()))
 
     async def run(self, stop: asyncio.Event) -> None:
         limits = httpx.Limits(max_keepalive_connections=0)  # a new connection per request

@@ -1,0 +1,146 @@
+"""Driving deployments through the gateway as a user's tooling does, for the deployment proofs and
+benchmarks: builds registered from artifacts, a group of the README's example task, the deployment
+followed on its server-sent stream and the group's ready count watched on its status stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.builds import HTTP_SERVER, make_artifact
+
+
+async def register_build(http: httpx.AsyncClient, artifacts: Path, build_id: str) -> None:
+    uri, sha256 = make_artifact(artifacts, build_id)
+    body = {
+        "id": build_id,
+        "artifact": {"uri": uri, "sha256": sha256, "extract": True},
+        "cmd": HTTP_SERVER,
+        "commit": f"c-{build_id}",
+    }
+    resp = await http.post("/v1/builds", json=body)
+    assert resp.status_code in (200, 201), resp.text
+
+
+def group_spec(name: str, build: str, instances: int, cluster: str = "local", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "cluster": cluster,
+        "build": build,
+        "instances": instances,
+        "resources": {"cpus": 0.01, "mem": 16},
+        "ports": [{"name": "http"}],
+        "health_check": {
+            "protocol": "http",
+            "path": "/build.txt",
+            "port_name": "http",
+            "grace_period_seconds": 30,
+            "interval_seconds": 0.5,
+            "timeout_seconds": 0.5,
+            "max_consecutive_failures": 3,
+        },
+        **extra,
+    }
+
+
+async def sse(http: httpx.AsyncClient, path: str) -> AsyncIterator[dict[str, Any]]:
+    """The ``data`` of each server-sent event of ``path``."""
+    async with http.stream("GET", path, timeout=httpx.Timeout(10.0, read=None)) as resp:
+        assert resp.status_code == 200, await resp.aread()
+        async for line in resp.aiter_lines():
+            if line.startswith("data:"):
+                yield json.loads(line[5:])
+
+
+@dataclass
+class ReadyWatch:
+    """The group's status on its stream: the lowest ready count seen since ``arm()``."""
+
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    min_ready: int | None = None
+    armed: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def arm(self) -> None:
+        self.armed = True
+        self.min_ready = self.statuses[-1]["ready"] if self.statuses else None
+
+    async def follow(self, http: httpx.AsyncClient, group: str) -> None:
+        async for status in sse(http, f"/v1/groups/{group}/status/stream"):
+            self.statuses.append(status)
+            if self.armed:
+                ready = status["ready"]
+                self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
+            self.changed.set()
+
+    async def until(self, ok: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        async def scan() -> dict[str, Any]:
+            while True:
+                if self.statuses and ok(self.statuses[-1]):
+                    return self.statuses[-1]
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            return await asyncio.wait_for(scan(), timeout)
+        except TimeoutError:
+            last = self.statuses[-1] if self.statuses else None
+            raise AssertionError(f"status not reached within {timeout}s; last: {last}") from None
+
+
+@contextlib.asynccontextmanager
+async def watching(http: httpx.AsyncClient, group: str) -> AsyncIterator[ReadyWatch]:
+    watch = ReadyWatch()
+    task = asyncio.create_task(watch.follow(http, group))
+    try:
+        await watch.until(lambda s: True, 10)
+        yield watch
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def deployment_until(
+    http: httpx.AsyncClient, group: str, ok: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """Follow the group's deployment stream until ``ok`` holds (or the deployment ends: then it
+    must hold for the last one)."""
+    last: dict[str, Any] | None = None
+
+    async def scan() -> dict[str, Any]:
+        nonlocal last
+        while True:
+            async for dep in sse(http, f"/v1/groups/{group}/deployment/stream"):
+                last = dep
+                if ok(dep):
+                    return dep
+                if dep["ended"]:
+                    raise AssertionError(f"the deployment ended otherwise: {dep}")
+
+    try:
+        return await asyncio.wait_for(scan(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"deployment not there within {timeout}s; last: {last}") from None
+
+
+async def deploy(http: httpx.AsyncClient, group: str, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """Start a deployment; the reply's deployment and when it was sent (monotonic)."""
+    began = time.monotonic()
+    resp = await http.post(f"/v1/groups/{group}/deploy", json=body)
+    assert resp.status_code in (200, 201), resp.text
+    return resp.json()["deployment"], began
+
+
+async def tasks_of(http: httpx.AsyncClient, group: str) -> list[dict[str, Any]]:
+    resp = await http.get(f"/v1/groups/{group}/tasks")
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["tasks"])
