@@ -19,7 +19,7 @@ from services.scheduler.ports import TaskState
 from tests.integration.gateway_harness import Stack, serve, start_stack
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-PATH_VALUES = {"name": "web", "task_id": "web.0", "service": "web"}
+PATH_VALUES = {"name": "web", "task_id": "web.0", "service": "web", "deployment_id": "web-1"}
 
 
 @pytest_asyncio.fixture

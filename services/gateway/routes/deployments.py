@@ -77,7 +77,7 @@ async def deploy(
             idempotency_key=key,
         )
     except Conflict as exc:
-        if "hint" not in vars(exc):  # the deployer gave none: say how to go on
+        if exc.hint in ("", Conflict.hint):  # the generic one: say how to go on from here
             exc.hint = SECOND_DEPLOYMENT_HINT.replace("{name}", name)
         raise
     return deployment_reply_from_pb(reply)
