@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any, cast
@@ -19,6 +20,7 @@ DEPLOYER_SERVICE = deploy_pb2.DESCRIPTOR.services_by_name["Deployer"].full_name
 
 #: a second deployment of a group, or a control that the deployment's state refuses (resume of one
 #: that runs): the deployer may say either; both are a Conflict (HTTP 409)
+_INDEX = re.compile(r"\[([0-9]+)\]")
 _CONFLICT_CODES = (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION)
 
 
@@ -62,11 +64,13 @@ class DeployerClient(ServiceClient):
         if exc.code() in _CONFLICT_CODES:
             return Conflict(exc.details() or "conflict", hint=hint_of(exc))
         err = super().translate(exc)
-        if isinstance(err, ValidationFailed) and self.field_names:
-            return ValidationFailed(
-                [replace(v, field=self.field_names.get(v.field, v.field)) for v in err.violations]
-            )
+        if isinstance(err, ValidationFailed):
+            return ValidationFailed([replace(v, field=self._field(v.field)) for v in err.violations])
         return err
+
+    def _field(self, path: str) -> str:
+        dotted = _INDEX.sub(r".\1", path)  # Bay's paths are dotted: steps.0, not steps[0]
+        return self.field_names.get(dotted, dotted)
 
     # ---- deployments ----
 

@@ -347,7 +347,7 @@ class CanaryStep(_In):
         None, gt=0, le=1, description="fraction of the instances that run the new version"
     )
     set_weight: float | None = Field(
-        None, ge=0, le=100, description="percent of the group's traffic to the new version"
+        None, gt=0, le=100, description="percent of the group's traffic to the new version"
     )
     pause: PauseStep | None = None
     analysis: AnalysisStep | None = None

@@ -150,6 +150,11 @@ class DeployerBook(deploy_pb2_grpc.DeployerServicer):
             raise ValidationFailed([FieldViolation("build", f"no build {request.build!r} is registered")])
         if request.strategy.kind not in ("", "rolling", "recreate", "canary", "blue-green"):
             raise ValidationFailed([FieldViolation("strategy.kind", "unknown strategy")])
+        for i, step in enumerate(request.strategy.steps):  # the deployer's own words (brackets)
+            if step.WhichOneof("step") == "set_share" and not 0 < step.set_share <= 1:
+                raise ValidationFailed(
+                    [FieldViolation(f"strategy.steps[{i}].set_share", "a fraction in (0, 1]")]
+                )
         if request.group == "ghost":
             raise NotFound("no group 'ghost'")
         running = self.running(request.group)

@@ -97,6 +97,10 @@ async def test_field_violations_and_not_found(fake: FakeDeployer) -> None:
         with pytest.raises(ValidationFailed) as info:
             await renamed.deploy("web", build="web-42", strategy=deploy_pb2.Strategy(kind="sideways"))
         assert info.value.violations[0].field == "kind"
+        share = deploy_pb2.Strategy(kind="canary", steps=[deploy_pb2.CanaryStep(set_share=2)])
+        with pytest.raises(ValidationFailed) as info:
+            await renamed.deploy("web", build="web-42", strategy=share)
+        assert info.value.violations[0].field == "strategy.steps.0.set_share"  # dotted, as Bay's paths are
 
 
 async def test_watch_follows_until_the_deployment_ends(fake: FakeDeployer, client: DeployerClient) -> None:
