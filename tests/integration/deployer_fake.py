@@ -303,10 +303,11 @@ class FakeDeployer:
         await self.server.stop(grace=0)
 
 
-async def start_deployer() -> FakeDeployer:
-    book = DeployerBook()
+async def start_deployer(book: DeployerBook | None = None, port: int = 0) -> FakeDeployer:
+    """A fake deployer on a free port; ``book`` and ``port``: the same one again, after a stop."""
+    book = book or DeployerBook()
     server, port = await make_server(
-        "127.0.0.1:0", [(deploy_pb2_grpc.add_DeployerServicer_to_server, book, DEPLOYER_SERVICE)]
+        f"127.0.0.1:{port}", [(deploy_pb2_grpc.add_DeployerServicer_to_server, book, DEPLOYER_SERVICE)]
     )
     await server.start()
     return FakeDeployer(book, server, f"127.0.0.1:{port}")

@@ -86,12 +86,13 @@ async def cli(fresh_stream: str, tmp_path: Path) -> AsyncIterator[Cli]:
     deployer = await start_deployer()
     stack = await start_stack(fresh_stream, tmp_path, deployer_addr=deployer.addr)
     served = await serve(stack.gateway)
+    running = Cli(stack, deployer, served, environment(served, stack.registry.token, tmp_path / "cli"))
     try:
-        yield Cli(stack, deployer, served, environment(served, stack.registry.token, tmp_path / "cli"))
+        yield running
     finally:
         await served.stop()
         await stack.stop()
-        await deployer.stop()
+        await running.deployer.stop()  # a test may have started another
 
 
 async def test_deploy_sends_the_steps_and_says_what_started(cli: Cli) -> None:
@@ -199,6 +200,22 @@ async def test_rollout_status_and_watch(cli: Cli) -> None:
     code, out, err = await finish(proc)
     assert code == 0, err
     assert out.splitlines()[-1] == "web-1 canary v1 (web-41) -> v2 (web-42): succeeded"
+
+
+async def test_watch_rides_out_a_deployer_restart(cli: Cli) -> None:
+    await cli("deploy", "web", "--build", "web-42")
+    proc = await cli.start("rollout", "status", "web", "--watch")
+    await until_line(proc, lambda line: "0/4 new ready" in line)
+    book, port = cli.deployer.book, int(cli.deployer.addr.rsplit(":", 1)[1])
+    await cli.deployer.stop()  # the stream breaks; the deployment goes on meanwhile
+    await until_line(proc, lambda line: "the deployer" in line and "retrying" in line)
+    await book.change(book.deployments["web-1"], lambda d: setattr(d, "new_ready", 2))
+    cli.deployer = await start_deployer(book, port)
+    await until_line(proc, lambda line: "2/4 new ready" in line)
+    await book.change(book.deployments["web-1"], lambda d: setattr(d, "state", "succeeded"))
+    code, out, err = await finish(proc)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "web-1 rolling v1 (web-41) -> v2 (web-42): succeeded"
 
 
 async def test_rollout_controls(cli: Cli) -> None:
