@@ -281,6 +281,9 @@ class Health(BaseModel):
         description="each cluster's scheduler answering; informative: `status` does not count it"
     )
     dns: bool = Field(description="the DNS service answering (BAY_DNS_ADDR); informative, like schedulers")
+    deployer: bool = Field(
+        False, description="the deployer answering (BAY_DEPLOYER_ADDR); informative, like schedulers"
+    )
     folds: dict[str, FoldHealth] = Field(
         description='each service folding the log that answered ("registry", "scheduler.<cluster>", '
         '"dns"): how far it is and what it skipped'

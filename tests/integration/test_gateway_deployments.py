@@ -295,8 +295,15 @@ async def test_a_deployer_that_is_down_is_a_quick_503(fresh_stream: str, tmp_pat
             assert resp.json()["message"].startswith("the deployer (127.0.0.1:")
             assert "BAY_DEPLOYER_ADDR" in resp.json()["hint"] and "bay up" in resp.json()["hint"]
             assert resp.headers["Retry-After"] == "1"
+        health = (await stack.client.get("/healthz")).json()
+        assert health["deployer"] is False and health["status"] == "ok"  # informative, like the schedulers
     finally:
         await stack.stop()
+
+
+async def test_health_reports_the_deployer(setup: Setup) -> None:
+    health = (await setup.http.get("/healthz")).json()
+    assert health["deployer"] is True and health["status"] == "ok"
 
 
 async def test_the_document_describes_the_routes(setup: Setup) -> None:
