@@ -10,12 +10,15 @@ silent is :class:`~libs.errors.Unavailable` naming it, with a hint. For a new se
     await registry.scale("web", 5, reason="autoscaler: cpu 93%", idempotency_key=key)
     sched = await group_scheduler(registry, schedulers, "web")
     tasks = await sched.list_tasks("web")
+    deployer = DeployerClient(settings.deployer_addr, timeout=3.0, caller=Caller.bearer(token))
+    await deployer.deploy("web", build="web-42", idempotency_key=key)
 
 Any other call is ``await client.call(client.stub.Method, request)``.
 """
 
 from libs.clients._base import Health, ServiceClient
 from libs.clients._caller import Caller
+from libs.clients._deployer import DEPLOYER_SERVICE, DeployerClient
 from libs.clients._dns import DNS_SERVICE, DnsClient
 from libs.clients._owners import find_task, group_scheduler
 from libs.clients._pool import SchedulerPool
@@ -23,10 +26,12 @@ from libs.clients._registry import REGISTRY_SERVICE, RegistryClient
 from libs.clients._scheduler import SCHEDULER_SERVICE, SchedulerClient
 
 __all__ = [
+    "DEPLOYER_SERVICE",
     "DNS_SERVICE",
     "REGISTRY_SERVICE",
     "SCHEDULER_SERVICE",
     "Caller",
+    "DeployerClient",
     "DnsClient",
     "Health",
     "RegistryClient",

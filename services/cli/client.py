@@ -128,6 +128,37 @@ class GatewayClient:
     def history(self, name: str) -> list[JSON]:
         return list(self.request("GET", f"/v1/groups/{_q(name)}/history")["events"])
 
+    # ---- deployments ----
+
+    def deploy(self, name: str, body: JSON) -> JSON:
+        return self.request("POST", f"/v1/groups/{_q(name)}/deploy", json=body, mutation=True)
+
+    def deployments(self, group: str = "", limit: int = 0) -> list[JSON]:
+        params = {"group": group, "limit": limit or None}
+        return list(self.request("GET", "/v1/deployments", params=params)["deployments"])
+
+    def get_deployment(self, deployment_id: str, *, timeout: float | None = None) -> JSON:
+        return self.request("GET", f"/v1/deployments/{_q(deployment_id)}", timeout=timeout)
+
+    def group_deployment(self, name: str, *, timeout: float | None = None) -> JSON:
+        """The group's running deployment, else its last one."""
+        return self.request("GET", f"/v1/groups/{_q(name)}/deployment", timeout=timeout)
+
+    def control_deployment(
+        self, name: str, action: str, *, reason: str = "", all_steps: bool = False
+    ) -> JSON:
+        """``action``: pause, resume, promote (``all_steps``), abort or undo."""
+        params = {"all": "true"} if all_steps else None
+        body = {"reason": reason} if reason else None
+        path = f"/v1/groups/{_q(name)}/deployment/{action}"
+        return self.request("POST", path, json=body, params=params, mutation=True)
+
+    def deployment_stream(self, name: str) -> httpx.Response:
+        """The group's deployment as server-sent events (``event: deployment``), open; the caller
+        closes it. The gateway ends it when the deployment ends."""
+        path = f"/v1/groups/{_q(name)}/deployment/stream"
+        return self.open_stream(path, {}, {"Accept": "text/event-stream"})
+
     # ---- events ----
 
     def events(self, filters: dict[str, Any], after: int = 0, page: int = 500) -> Iterator[JSON]:

@@ -3,7 +3,8 @@
 Exit codes (also in ``bay --help``): 0 ok; 1 usage or validation (any other 4xx, bad input files);
 2 not found (404); 3 conflict (409, 412); 4 authentication or permission (401, 403, no token);
 5 unavailable (502, 503, 504, connection refused or timed out); 6 not ready in time (``--wait``
-ran out of ``--timeout``: the change was made, the tasks are not all ready yet).
+ran out of ``--timeout``: the change was made, the tasks are not all ready yet); 7 a deployment
+``--wait`` followed ended otherwise than succeeded (failed, rolled back, aborted, superseded).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ class ExitCode(IntEnum):
     AUTH = 4
     UNAVAILABLE = 5
     NOT_READY = 6
+    DEPLOYMENT_FAILED = 7
 
 
 EPILOG = (
     "Exit codes: 0 ok; 1 usage or validation error (bad input, HTTP 4xx); 2 not found (404); "
     "3 conflict (409); 4 authentication or permission (401/403); "
     "5 unavailable (503, or the gateway is not reachable); "
-    "6 not ready in time (--wait ran out of --timeout; the change itself was made)."
+    "6 not ready in time (--wait ran out of --timeout; the change itself was made); "
+    "7 the deployment failed (bay deploy --wait: failed, rolled back, aborted or superseded)."
 )
 
 

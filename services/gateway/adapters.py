@@ -5,9 +5,10 @@ REST API."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from bay.v1 import dns_pb2, group_pb2, registry_pb2, scheduler_pb2, task_pb2
-from google.protobuf import timestamp_pb2
+from bay.v1 import deploy_pb2, dns_pb2, group_pb2, registry_pb2, scheduler_pb2, task_pb2
+from google.protobuf import message, timestamp_pb2
 
 from libs.spec_pb import trusted_spec_from_pb
 from services.gateway import models
@@ -210,3 +211,117 @@ def dns_stats_from_pb(msg: dns_pb2.DnsStatsReply) -> models.DnsStats:
         formerr=msg.formerr,
         upstreams=list(msg.upstreams),
     )
+
+
+# ---- deployments ----
+
+#: a deployment in one of these states is over (the stream of its progress ends)
+DEPLOYMENT_ENDED = frozenset({"succeeded", "failed", "aborted", "rolled_back", "superseded"})
+
+
+def _when(ts: timestamp_pb2.Timestamp) -> datetime | None:
+    return _time(ts) if ts.seconds or ts.nanos else None
+
+
+def _opt(msg: message.Message, name: str) -> float | None:
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def canary_step_to_pb(step: models.CanaryStep) -> deploy_pb2.CanaryStep:
+    if step.set_share is not None:
+        return deploy_pb2.CanaryStep(set_share=step.set_share)
+    if step.set_weight is not None:
+        return deploy_pb2.CanaryStep(set_weight=step.set_weight)
+    if step.pause is not None:
+        return deploy_pb2.CanaryStep(pause=deploy_pb2.PauseStep(seconds=step.pause.seconds))
+    assert step.analysis is not None  # the model holds exactly one
+    a = step.analysis
+    return deploy_pb2.CanaryStep(
+        analysis=deploy_pb2.AnalysisStep(
+            seconds=a.seconds,
+            thresholds=[deploy_pb2.Threshold(metric=t.metric, op=t.op, value=t.value) for t in a.thresholds],
+            no_data=a.no_data,
+        )
+    )
+
+
+def strategy_to_pb(s: models.Strategy) -> deploy_pb2.Strategy:
+    return deploy_pb2.Strategy(
+        kind=s.kind or "",
+        minimum_health_capacity=s.minimum_health_capacity,
+        maximum_over_capacity=s.maximum_over_capacity,
+        steps=[canary_step_to_pb(step) for step in s.steps],
+        min_ready_seconds=s.min_ready_seconds,
+        progress_deadline_seconds=s.progress_deadline_seconds,
+        scale_down_delay_seconds=s.scale_down_delay_seconds,
+        no_auto_rollback=s.no_auto_rollback,
+        auto_promote=s.auto_promote,
+    )
+
+
+def canary_step_from_pb(p: deploy_pb2.CanaryStep) -> dict[str, Any]:
+    which = p.WhichOneof("step")
+    if which == "pause":
+        return {"pause": {"seconds": _opt(p.pause, "seconds")}}
+    if which == "analysis":
+        a = p.analysis
+        thresholds = [{"metric": t.metric, "op": t.op, "value": t.value} for t in a.thresholds]
+        return {"analysis": {"seconds": a.seconds, "thresholds": thresholds, "no_data": a.no_data or "wait"}}
+    return {which: getattr(p, which)} if which else {}
+
+
+def strategy_from_pb(p: deploy_pb2.Strategy) -> models.StrategyOut:
+    return models.StrategyOut(
+        kind=p.kind or "rolling",
+        minimum_health_capacity=_opt(p, "minimum_health_capacity"),
+        maximum_over_capacity=_opt(p, "maximum_over_capacity"),
+        steps=[canary_step_from_pb(s) for s in p.steps],
+        min_ready_seconds=_opt(p, "min_ready_seconds"),
+        progress_deadline_seconds=_opt(p, "progress_deadline_seconds"),
+        scale_down_delay_seconds=_opt(p, "scale_down_delay_seconds"),
+        no_auto_rollback=p.no_auto_rollback,
+        auto_promote=p.auto_promote,
+    )
+
+
+def deployment_from_pb(d: deploy_pb2.Deployment) -> models.Deployment:
+    return models.Deployment(
+        id=d.id,
+        group=d.group,
+        state=d.state,
+        strategy=strategy_from_pb(d.strategy),
+        from_version=d.from_version,
+        to_version=d.to_version,
+        from_build=d.from_build,
+        to_build=d.to_build,
+        from_cluster=d.from_cluster,
+        to_cluster=d.to_cluster,
+        steps=[
+            models.DeploymentStep(
+                name=s.name,
+                state=s.state,
+                started=_when(s.started),
+                finished=_when(s.finished),
+                message=s.message,
+            )
+            for s in d.steps
+        ],
+        current_step=d.current_step,
+        reason=d.reason,
+        actor=d.actor,
+        created=_time(d.created),
+        updated=_time(d.updated),
+        paused_seconds=d.paused_seconds,
+        instances=d.instances,
+        new_ready=d.new_ready,
+        new_running=d.new_running,
+        old_running=d.old_running,
+        min_ready=d.min_ready,
+        max_running=d.max_running,
+        aggregate_version=d.aggregate_version,
+        ended=d.state in DEPLOYMENT_ENDED,
+    )
+
+
+def deployment_reply_from_pb(r: deploy_pb2.DeploymentReply) -> models.DeploymentReply:
+    return models.DeploymentReply(deployment=deployment_from_pb(r.deployment), duplicate=r.duplicate)

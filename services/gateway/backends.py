@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from libs.auth import TokenStore
-from libs.clients import DnsClient, RegistryClient, SchedulerPool
+from libs.clients import DeployerClient, DnsClient, RegistryClient, SchedulerPool
 from libs.eventlog import EventLog
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.natsconn import NatsConnection, connect
@@ -18,6 +18,8 @@ from services.gateway.settings import GatewaySettings
 
 #: whose settings hold the peers' addresses, as the hints of "it is down" say it
 GATEWAY = "the gateway"
+#: the deployer's request fields as the REST API names them (the group is the path's ``name``)
+DEPLOYER_FIELDS = {"group": "name", "options.idempotency_key": "Idempotency-Key"}
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Backends:
     engine: Engine
     schedulers: SchedulerPool
     dns: DnsClient
+    deployer: DeployerClient
     #: the largest request body taken (:func:`services.gateway.body.body_limit`)
     max_body_bytes: int
     #: set when the gateway stops: open event streams end, so their connections can close
@@ -39,6 +42,7 @@ class Backends:
         await self.registry.close()
         await self.schedulers.close()
         await self.dns.close()
+        await self.deployer.close()
         await self.nats.close()
         self.engine.dispose()
 
@@ -73,5 +77,11 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
             settings.schedulers, timeout=settings.scheduler_timeout_seconds, configured_by=GATEWAY
         ),
         dns=DnsClient(settings.dns_addr, timeout=settings.dns_timeout_seconds, configured_by=GATEWAY),
+        deployer=DeployerClient(
+            settings.deployer_addr,
+            timeout=settings.deployer_timeout_seconds,
+            configured_by=GATEWAY,
+            field_names=DEPLOYER_FIELDS,
+        ),
         max_body_bytes=max_body,
     )

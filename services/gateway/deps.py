@@ -12,7 +12,7 @@ from bay.v1 import registry_pb2
 from fastapi import Depends, Header, Request
 
 from libs.auth import Principal
-from libs.clients import Caller, DnsClient, RegistryClient, SchedulerPool
+from libs.clients import Caller, DeployerClient, DnsClient, RegistryClient, SchedulerPool
 from libs.errors import FieldViolation, ValidationFailed
 from libs.spec import MAX_VERSION
 from services.gateway.backends import Backends
@@ -65,9 +65,15 @@ def dns(request: Request, backends: BackendsDep) -> DnsClient:
     return backends.dns.with_caller(_caller(request))
 
 
+def deployer(request: Request, backends: BackendsDep) -> DeployerClient:
+    """The deployer, called with this request's token and correlation id."""
+    return backends.deployer.with_caller(_caller(request))
+
+
 Registry = Annotated[RegistryClient, Depends(registry)]
 Schedulers = Annotated[SchedulerPool, Depends(schedulers)]
 Dns = Annotated[DnsClient, Depends(dns)]
+Deployer = Annotated[DeployerClient, Depends(deployer)]
 
 
 def parse_if_match(value: str) -> int:
@@ -84,6 +90,23 @@ def parse_if_match(value: str) -> int:
             ]
         )
     return int(tag)
+
+
+def idempotency_key(
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="a retry with the same key changes nothing")
+    ] = None,
+) -> str:
+    """The ``Idempotency-Key`` header alone (a command that has no version to match): "" if none."""
+    if idempotency_key is None:
+        return ""
+    key = idempotency_key.strip()
+    if not key or len(key) > 200:
+        raise ValidationFailed([FieldViolation("Idempotency-Key", "must be 1 to 200 characters")])
+    return key
+
+
+IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 
 
 def command_options(

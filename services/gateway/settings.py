@@ -48,13 +48,17 @@ class GatewaySettings(CommonSettings):
         defaults.DNS_GRPC_ADDRESS, description="the DNS service's gRPC host:port (its listing)"
     )
     dns_timeout_seconds: float = Field(2.0, gt=0, description="deadline of every DNS service call")
+    deployer_addr: str = Field(defaults.DEPLOYER_ADDRESS, description="the deployer's gRPC host:port")
+    deployer_timeout_seconds: float = Field(
+        3.0, gt=0, description="deadline of every deployer call (a stream: of its first answer)"
+    )
 
     @field_validator("gateway_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         return _check_host_port(value, listen=True)
 
-    @field_validator("dns_addr")
+    @field_validator("dns_addr", "deployer_addr")
     @classmethod
     def _dns_addr(cls, value: str) -> str:
         return _check_host_port(value)

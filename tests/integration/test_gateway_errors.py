@@ -186,6 +186,7 @@ async def test_registry_down_is_a_quick_503(stack: Stack) -> None:
     body = health.json()
     assert body.pop("schedulers").keys() == {"local"}
     assert body.pop("dns") is False  # reported too; this stack runs no DNS service
+    assert body.pop("deployer") is False  # and no deployer
     assert body.pop("folds") == {}  # the registry does not answer
     assert body == {"status": "degraded", "nats": True, "registry": False}
     assert await stack.last_sequence() == before

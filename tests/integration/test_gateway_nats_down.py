@@ -33,6 +33,7 @@ async def test_nats_down_is_a_quick_503(fresh_stream: str, nats_server: NatsProc
         body = health.json()
         assert body.pop("schedulers").keys() == {"local"}
         assert body.pop("dns") is False  # reported too; this stack runs no DNS service
+        assert body.pop("deployer") is False  # and no deployer
         body.pop("folds")
         # degraded while NATS may come back; unhealthy (503), the registry NOT_SERVING, once it stays down
         assert body["nats"] is False and body["status"] in ("degraded", "unhealthy")

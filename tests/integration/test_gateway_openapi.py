@@ -19,7 +19,13 @@ from services.scheduler.ports import TaskState
 from tests.integration.gateway_harness import Stack, serve, start_stack
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-PATH_VALUES = {"name": "web", "task_id": "web.0", "service": "web", "build_id": "web-1"}
+PATH_VALUES = {
+    "name": "web",
+    "task_id": "web.0",
+    "service": "web",
+    "build_id": "web-1",
+    "deployment_id": "web-1",
+}
 
 
 @pytest_asyncio.fixture

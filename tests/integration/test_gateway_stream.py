@@ -192,6 +192,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(stack: Stack, tmp_pat
             body = health.json()
             assert body.pop("schedulers").keys() == {"local"}
             assert body.pop("dns") is False  # reported too; this stack runs no DNS service
+            assert body.pop("deployer") is False  # and no deployer
             assert body.pop("folds").keys() == {"registry"}
             assert body == {"status": "ok", "nats": True, "registry": True}
             made = await http.post(

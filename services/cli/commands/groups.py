@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from services.cli import render
 from services.cli.app import DocOutput, Output, client_of, print_doc, stderr, stdout_console
 from services.cli.client import GatewayClient
+from services.cli.deployments import deployments_table
 from services.cli.errors import CliError, ExitCode
 from services.cli.specfile import read_specs
 from services.cli.wait import STATUS_CALL_SECONDS, Target, transient, wait_settled
@@ -171,13 +172,24 @@ def history(
     name: str,
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
 ) -> None:
-    """A group's events, oldest first."""
+    """A group's events, oldest first, and its deployments (from the deployer)."""
     with client_of(ctx) as gw:
         events = gw.history(name)
-    if output == Output.table:
-        stdout_console().print(render.history_table(events))
-    else:
-        print_doc({"events": events}, output.value)
+        try:
+            deployments: list[dict[str, Any]] | None = gw.deployments(name)
+        except CliError as exc:  # the group's own history stands without them
+            if exc.code != ExitCode.UNAVAILABLE:
+                raise
+            deployments = None
+            stderr.print(f"[yellow]deployments not shown: {escape(exc.message)}[/]")
+    if output != Output.table:
+        print_doc({"events": events, "deployments": deployments or []}, output.value)
+        return
+    console = stdout_console()
+    console.print(render.history_table(events))
+    if deployments:
+        console.print()
+        console.print(deployments_table(deployments))
 
 
 def rollback(

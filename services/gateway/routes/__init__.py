@@ -6,7 +6,17 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.gateway.models import Error
-from services.gateway.routes import builds, clusters, dns, events, group_tasks, groups, health, tasks
+from services.gateway.routes import (
+    builds,
+    clusters,
+    deployments,
+    dns,
+    events,
+    group_tasks,
+    groups,
+    health,
+    tasks,
+)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 503)
@@ -20,6 +30,7 @@ api_routers: list[APIRouter] = [
     builds.router,
     events.router,
     dns.router,
+    deployments.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]
