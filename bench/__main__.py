@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench.deploy import run_deploy_local, run_deploy_mesos, run_deploy_switch
 from bench.dns import run_dns, run_dns_10k, run_dns_freshness
 from bench.dns_switch import run_dns_switch
 from bench.gateway import run_gateway
@@ -36,6 +37,9 @@ NAMES = (
     "dns-10k",
     "dns-freshness",
     "dns-switch",
+    "deploy-local",
+    "deploy-switch",
+    "deploy-mesos",
 )
 
 
@@ -77,6 +81,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "dns-10k": lambda: run_dns_10k(),
         "dns-freshness": lambda: run_dns_freshness(),
         "dns-switch": lambda: run_dns_switch(args.switches),
+        "deploy-local": lambda: run_deploy_local(),
+        "deploy-switch": lambda: run_deploy_switch(),
+        "deploy-mesos": lambda: run_deploy_mesos(),
     }
     results = []
     try:
