@@ -69,10 +69,13 @@ _OPTIONAL = (
 
 def strategy_from_pb(p: deploy_pb2.Strategy) -> m.Strategy:
     return m.Strategy(
-        p.kind or "rolling",
-        *(_opt(p, name) for name in _OPTIONAL[:2]),
-        tuple(step_from_pb(s) for s in p.steps),
-        *(_opt(p, name) for name in _OPTIONAL[2:]),
+        kind=p.kind or "rolling",
+        minimum_health_capacity=_opt(p, "minimum_health_capacity"),
+        maximum_over_capacity=_opt(p, "maximum_over_capacity"),
+        steps=tuple(step_from_pb(s) for s in p.steps),
+        min_ready_seconds=_opt(p, "min_ready_seconds"),
+        progress_deadline_seconds=_opt(p, "progress_deadline_seconds"),
+        scale_down_delay_seconds=_opt(p, "scale_down_delay_seconds"),
         no_auto_rollback=p.no_auto_rollback,
         auto_promote=p.auto_promote,
     )

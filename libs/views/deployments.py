@@ -136,7 +136,9 @@ def _unpaused(d: Deployment, at: float) -> Deployment:
     )
 
 
-def apply(d: Deployment | None, event: m.DeploymentEvent, at: float, group: str, actor: str = "") -> Deployment:
+def apply(
+    d: Deployment | None, event: m.DeploymentEvent, at: float, group: str, actor: str = ""
+) -> Deployment:
     """Fold one deployment event (``at``: its time) into its deployment."""
     if isinstance(event, m.DeploymentCreated):
         strategy = event.strategy
@@ -233,9 +235,9 @@ class DeploymentsView:
     def next_id(self, group: str) -> str:
         return f"{group}-{len(self.by_group.get(group, ())) + 1}"
 
-    def apply_event(self, event: m.DeploymentEvent, group: str, at: float, actor: str = "") -> tuple[
-        Deployment | None, Deployment
-    ]:
+    def apply_event(
+        self, event: m.DeploymentEvent, group: str, at: float, actor: str = ""
+    ) -> tuple[Deployment | None, Deployment]:
         """Fold an event of ``group``'s subject, without its stream position (the domain's tests)."""
         before = self.by_id.get(event.id)
         if before is not None and before.group != group:
