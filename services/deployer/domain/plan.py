@@ -131,8 +131,7 @@ def _round(d: Deployment, g: Group, i: Inputs) -> _Out:
     b = bounds(n, d.strategy)
     goal = _rollback_version(d, g) if d.rolling_back else d.to_version
     new = of(i.counts, goal)
-    olds = [t for t in g.targets if t.version != goal]
-    old_alive = sum(of(i.counts, t.version).alive for t in olds)
+    old_alive = _alive_besides(i.counts, goal)
     out = _Out(_progress(d, n, b, new, old_alive))
     if d.rolling_back:
         out.targets, done = roll(n, goal, g, i.counts, b, back=True)
@@ -152,7 +151,8 @@ def _round(d: Deployment, g: Group, i: Inputs) -> _Out:
         out.events.append(m.DeploymentFailed(d.id, failure))
         return out
     kind = _step_kind(d, index)
-    if not step_done and kind not in ("pause", "analysis") and not d.paused:
+    waiting = kind in ("pause", "analysis") or (kind == "blue-green" and index == 2)  # timed by itself
+    if not step_done and not waiting and not d.paused:
         deadline = d.strategy.progress_deadline_seconds or 600.0
         if i.now - d.progressed_at >= deadline:
             out.events.append(m.DeploymentFailed(d.id, f"no progress for {deadline:g}s (progress deadline)"))
@@ -169,6 +169,11 @@ def _round(d: Deployment, g: Group, i: Inputs) -> _Out:
         else:
             out.events.append(m.DeploymentSucceeded(d.id))
     return out
+
+
+def _alive_besides(counts: Mapping[int, VersionCount], version: int) -> int:
+    """Tasks of other versions still running (targeted or not: being stopped counts)."""
+    return sum(c.alive for v, c in counts.items() if v != version)
 
 
 def _wake_settle(out: _Out, c: VersionCount) -> None:
@@ -196,14 +201,15 @@ def roll(n: int, goal: int, g: Group, counts: Mapping[int, VersionCount], b: Bou
     m_cur = cur.instances if cur is not None else 0
     olds = sorted((t for t in g.targets if t.version != goal), key=lambda t: t.version)
     k_total = sum(t.instances for t in olds)
-    alive_old = sum(of(counts, t.version).alive for t in olds)
+    alive_old = _alive_besides(counts, goal)
     ready_old = sum(of(counts, t.version).ready for t in olds)
     settled = of(counts, goal).settled
     room = b.max_running - max(alive_old, k_total)
     m_now = min(n, max(m_cur, room))
     # stop old ones: one for each new that settled, or (no room for the new ones) to make room;
     # never below min_ready ready, counting the worst case: the scheduler stops ready ones first
-    can_stop = max(0, min(ready_old, k_total) + settled - b.min_ready)
+    ready_kept = min(ready_old, k_total)
+    can_stop = k_total if settled >= b.min_ready else max(0, ready_kept + settled - b.min_ready)
     for_replacement = k_total - max(0, n - settled)
     for_room = n - m_now if m_now < n else 0
     stop = max(0, min(k_total, can_stop, max(for_replacement, for_room)))
@@ -217,11 +223,10 @@ def roll(n: int, goal: int, g: Group, counts: Mapping[int, VersionCount], b: Bou
         else:
             targets.append(Target(t.version, 0, False, None))
     targets.append(Target(goal, m_now, True, None))
-    done = m_now >= n and all(t.instances == 0 for t in targets if t.version != goal) and settled >= n
-    if back and cur is None and m_now == 0 and n == 0:
-        done = True
-    if done:
-        return (Target(goal, n, True, None),), True
+    there = m_now >= n and all(t.instances == 0 for t in targets if t.version != goal) and settled >= n
+    if there or (n == 0 and all(t.instances == 0 for t in targets if t.version != goal)):
+        # done once the old tasks have ended too: then nothing but the goal runs
+        return (Target(goal, n, True, None),), alive_old == 0
     return tuple(targets), False
 
 
@@ -253,7 +258,7 @@ def _step(d: Deployment, g: Group, i: Inputs, index: int, n: int, b: Bounds, out
     step = d.step(index)
     started = step.started if step and step.started is not None else i.now
     _wake_settle(out, new)
-    old_alive = sum(of(i.counts, t.version).alive for t in g.targets if t.version != new_v)
+    old_alive = _alive_besides(i.counts, new_v)
     if kind in ("rolling",) or (kind == "canary" and index >= len(d.strategy.steps)):
         out.targets, done = roll(n, new_v, g, i.counts, b)
         return done, ""
@@ -300,7 +305,7 @@ def _step(d: Deployment, g: Group, i: Inputs, index: int, n: int, b: Bounds, out
         out.wake.append(started + delay)
         if i.now >= started + delay or promoted:
             out.targets = (Target(new_v, n),)
-            return True, ""
+            return old_alive == 0, ""
         out.targets = (*_olds(g, new_v, False), Target(new_v, n, True))
         return False, ""
     if kind == "migration":
