@@ -95,8 +95,8 @@ def test_no_progress_fails_at_the_deadline_and_rolls_back_to_exactly_the_stable_
 
 def test_no_auto_rollback_stays_where_it_failed() -> None:
     sim = Sim(spec(instances=2), crash=lambda v: v == 2)
-    sim.command(Deploy("web", spec=sim.group_spec.model_copy(update=V2),
-                       strategy=m.Strategy(progress_deadline_seconds=5.0, no_auto_rollback=True)))  # fmt: skip
+    strategy = m.Strategy(progress_deadline_seconds=5.0, no_auto_rollback=True)
+    sim.command(Deploy("web", spec=sim.group_spec.model_copy(update=V2), strategy=strategy))
     sim.run(100)
     assert sim.latest.state == "failed" and sim.latest.ended
     assert 2 in {t.version for t in sim.group.targets}
