@@ -1,0 +1,128 @@
+"""A rolling deploy of 4 tasks from v1 to v2 through the deployer's gRPC API, on a real nats-server
+and registry: it completes, the ready count never falls below ceil(4 * 0.75) = 3 (watched on the
+task events), and a deployer replaced mid-deployment by a new instance on the same log finishes it
+with no task doubled or lost."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from bay.v1 import deploy_pb2, registry_pb2
+
+from libs.eventlog import StreamSettings
+from libs.eventlog.jetstream import JetStreamEventLog
+from libs.events import Event
+from libs.natsconn import connect
+from libs.spec import GroupSpec, UpgradeStrategy
+from libs.spec_pb import spec_to_pb
+from libs.views import tasks as tv
+from libs.views.live import open_view
+from libs.views.platform import PlatformView
+from tests import natsauth
+from tests.integration.deployer_harness import TargetRunner, start_deployer
+from tests.integration.registry_harness import RunningRegistry
+from tests.poll import poll_until
+
+DEADLINE = 30.0
+
+
+class Watcher(PlatformView):
+    """The group's ready count after every task event while a deployment of it runs forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.min_ready: int | None = None
+        self.max_running = 0
+        self.launched: dict[int, int] = {}
+
+    def on_task(self, before: tv.Task | None, after: tv.Task, ev: Event) -> None:
+        if before is None:
+            self.launched[after.group_version] = self.launched.get(after.group_version, 0) + 1
+        d = self.deployments.current(after.group)
+        if d is None or d.rolling_back:
+            return
+        tasks = self.group_tasks(after.group)
+        ready = sum(1 for t in tasks if self.is_ready(t))
+        self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
+        self.max_running = max(self.max_running, sum(1 for t in tasks if not t.terminal))
+
+
+@pytest_asyncio.fixture
+async def runner(registry: RunningRegistry, fresh_stream: str) -> AsyncIterator[TargetRunner]:
+    r = await TargetRunner.start(fresh_stream)
+    yield r
+    await r.stop()
+
+
+async def test_rolling_deploy_completes_within_bounds_across_a_deployer_restart(
+    registry: RunningRegistry, runner: TargetRunner, fresh_stream: str, tmp_path: Path
+) -> None:
+    conn = await connect(
+        fresh_stream, name="watch", wait_seconds=5, credentials=natsauth.credentials("deployer")
+    )
+    watch = await open_view(JetStreamEventLog(conn, StreamSettings(), timeout=2.0), "watch", Watcher)
+    strategy = UpgradeStrategy(minimum_health_capacity=0.75, maximum_over_capacity=0.25)
+    v1 = GroupSpec(name="web", cmd="sleep 1000", instances=4, upgrade_strategy=strategy)
+    await registry.stub.CreateGroup(
+        registry_pb2.CreateGroupRequest(spec=spec_to_pb(v1)), metadata=registry.md()
+    )
+    view = watch.state
+    await poll_until(lambda: len(view.ready_tasks("web")) == 4, "4 ready tasks of v1", DEADLINE)
+
+    first = await start_deployer(fresh_stream, registry, tmp_path)
+    second = None
+    try:
+        request = deploy_pb2.DeployRequest(
+            group="web",
+            spec=spec_to_pb(v1.model_copy(update={"cmd": "sleep 1001"})),
+            strategy=deploy_pb2.Strategy(min_ready_seconds=0.3),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await first.stub.Deploy(request, metadata=registry.md(registry.viewer_token))
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        reply = await first.stub.Deploy(request, metadata=registry.md())
+        dep_id = reply.deployment.id
+        with pytest.raises(grpc.aio.AioRpcError) as busy:
+            await first.stub.Deploy(request, metadata=registry.md())
+        assert busy.value.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.ALREADY_EXISTS)
+
+        def midway() -> bool:
+            d = view.deployments.by_id.get(dep_id)
+            return d is not None and d.new_ready >= 1 and d.active
+
+        await poll_until(midway, "the deployment half-way", DEADLINE)
+        await first.kill()
+        second = await start_deployer(fresh_stream, registry, tmp_path)
+
+        def ended() -> bool:
+            d = view.deployments.by_id.get(dep_id)
+            return d is not None and d.ended
+
+        await poll_until(ended, "the deployment ended", DEADLINE)
+        d = view.deployments.by_id[dep_id]
+        assert d.state == "succeeded", d.reason
+        got = await second.stub.GetDeployment(
+            deploy_pb2.GetDeploymentRequest(group="web"), metadata=registry.md()
+        )
+        assert got.state == "succeeded" and got.to_version == 2
+        group = view.groups["web"]
+        assert group.settled and group.version == 2
+        await poll_until(
+            lambda: sorted(t.group_version for t in view.group_tasks("web") if not t.terminal) == [2] * 4,
+            "only v2 tasks left",
+            DEADLINE,
+        )
+        assert view.min_ready is not None and view.min_ready >= 3
+        assert view.max_running <= 5
+        assert view.launched.get(2) == 4  # no new task stopped, none started twice
+    finally:
+        if second is not None:
+            await second.stop()
+        else:
+            await first.kill()
+        await watch.stop(snapshot=False)
+        await conn.close()
