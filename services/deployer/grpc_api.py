@@ -100,9 +100,14 @@ class DeployerServicer(deploy_pb2_grpc.DeployerServicer):
             await abort_with(context, exc)
         yield deployment_to_pb(d)
         seen = d.aggregate_version
-        while not d.ended:
-            await self.deployer.view.next_deployment_change()
-            now = self.deployer.view.deployments.by_id.get(d.id, d)
+        view = self.deployer.view
+        while True:
+            # looked at before each wait: what was folded while the last one was sent is not missed
+            now = view.deployments.by_id.get(d.id, d)
             if now.aggregate_version != seen:
                 d, seen = now, now.aggregate_version
                 yield deployment_to_pb(d)
+                continue
+            if d.ended:
+                return
+            await view.next_deployment_change()

@@ -52,7 +52,7 @@ async def serve(settings: DeployerSettings, stop: asyncio.Event) -> None:
         else None
     )
     samples = Samples(time.time)
-    subscriptions = await samples.subscribe(conn)
+    subscriptions = await samples.subscribe(conn.client)
     deployer = await bootstrap(event_log, GrpcRegistry(registry), metrics=samples, dns=dns)
     server, port = await make_server(
         settings.deployer_listen,

@@ -5,6 +5,7 @@ with no task doubled or lost."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -149,6 +150,14 @@ async def test_rolling_deploy_completes_within_bounds_across_a_deployer_restart(
         await conn.close()
 
 
+async def _states(stream: AsyncIterator[deploy_pb2.Deployment]) -> list[str]:
+    out: list[str] = []
+    async for d in stream:
+        if not out or out[-1] != d.state:
+            out.append(d.state)
+    return out
+
+
 async def test_an_update_deploys_by_itself_and_an_aborted_canary_leaves_only_the_stable_version(
     registry: RunningRegistry, fresh_stream: str, tmp_path: Path
 ) -> None:
@@ -182,6 +191,8 @@ async def test_an_update_deploys_by_itself_and_an_aborted_canary_leaves_only_the
         request = deploy_pb2.DeployRequest(group="api", spec=spec_to_pb(v3), strategy=canary)
         reply = await deployer.stub.Deploy(request, metadata=md)
         assert reply.deployment.id == "api-2"
+        stream = deployer.stub.WatchDeployment(deploy_pb2.GetDeploymentRequest(id="api-2"), metadata=md)
+        seen = asyncio.ensure_future(_states(stream))
 
         def paused() -> bool:
             d = view.deployments.by_id.get("api-2")
@@ -197,6 +208,8 @@ async def test_an_update_deploys_by_itself_and_an_aborted_canary_leaves_only_the
             return d.state == "rolled_back" and view.groups["api"].settled
 
         await poll_until(rolled_back, "the canary rolled back", DEADLINE)
+        states = await asyncio.wait_for(seen, DEADLINE)  # the stream ends with the deployment
+        assert states[0] == "running" and "paused" in states and states[-1] == "rolled_back"
         group = view.groups["api"]
         assert group.spec.cmd == "sleep 1001"  # exactly the stable spec again
         await poll_until(

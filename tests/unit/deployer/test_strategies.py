@@ -225,3 +225,27 @@ def test_one_deployment_per_group() -> None:
     sim.command(Deploy("web", spec=sim.group_spec.model_copy(update=V2)))
     with pytest.raises(Conflict):
         sim.command(Deploy("web", spec=sim.group_spec.model_copy(update={"cmd": "v3"})))
+
+
+def test_deploying_a_build_takes_its_image_or_command_and_an_unknown_build_is_refused() -> None:
+    from libs.errors import ValidationFailed
+
+    sim = Sim(spec(instances=2))
+    sim.view.builds["b2"] = m.Build(
+        "b2", "", artifact=m.Artifact("file:///x.tgz", "0" * 64, True), cmd="./run"
+    )
+    with pytest.raises(ValidationFailed):
+        sim.command(Deploy("web", build="nope"))
+    sim.command(Deploy("web", build="b2"))
+    d = sim.latest
+    assert d.to_spec.build == "b2" and d.to_spec.cmd is None and d.from_build == ""
+    sim.run(100)
+    assert sim.latest.state == "succeeded" and sim.group.spec.build == "b2"
+
+
+def test_a_deploy_of_what_already_runs_is_refused() -> None:
+    from libs.errors import ValidationFailed
+
+    sim = Sim(spec(instances=2))
+    with pytest.raises(ValidationFailed):
+        sim.command(Deploy("web", spec=sim.group_spec))
