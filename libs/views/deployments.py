@@ -210,6 +210,7 @@ class DeploymentsView:
         self.by_group: dict[str, list[str]] = {}
         self.last_sequence: dict[str, int] = {}  # group -> its deploy subject's last sequence
         self.aggregate_version: dict[str, int] = {}  # group -> deployment events of the group
+        self.keys: dict[tuple[str, str], str] = {}  # (group, idempotency key) -> the deployment it made
 
     def of_group(self, group: str) -> list[Deployment]:
         return [self.by_id[i] for i in self.by_group.get(group, ())]
@@ -258,4 +259,7 @@ class DeploymentsView:
         group = ev.aggregate_id
         changed = self.apply_event(data, group, ev.at, ev.envelope.actor)
         self.last_sequence[group] = ev.sequence
+        key = ev.envelope.idempotency_key
+        if key:
+            self.keys.setdefault((group, key), data.id)
         return changed

@@ -35,8 +35,8 @@ class DeployerServicer(deploy_pb2_grpc.DeployerServicer):
         return EventMeta.command(who.name, metadata_value(context, "x-correlation-id"), opts.idempotency_key)
 
     async def _do(self, cmd: dd.Command, meta: EventMeta) -> deploy_pb2.DeploymentReply:
-        d = await self.deployer.command(cmd, meta)
-        return deploy_pb2.DeploymentReply(deployment=deployment_to_pb(d))
+        d, duplicate = await self.deployer.command_once(cmd, meta)
+        return deploy_pb2.DeploymentReply(deployment=deployment_to_pb(d), duplicate=duplicate)
 
     @translate_errors
     async def Deploy(self, request, context):  # type: ignore[no-untyped-def]

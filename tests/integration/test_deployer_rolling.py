@@ -106,8 +106,12 @@ async def test_rolling_deploy_completes_within_bounds_across_a_deployer_restart(
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await first.stub.Deploy(request, metadata=registry.md(registry.viewer_token))
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        request.options.idempotency_key = "ci-run-1"
         reply = await first.stub.Deploy(request, metadata=registry.md())
         dep_id = reply.deployment.id
+        again = await first.stub.Deploy(request, metadata=registry.md())  # a retry: answered once
+        assert (again.duplicate, again.deployment.id) == (True, dep_id)
+        request.options.idempotency_key = ""
         with pytest.raises(grpc.aio.AioRpcError) as busy:
             await first.stub.Deploy(request, metadata=registry.md())
         assert busy.value.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.ALREADY_EXISTS)

@@ -20,7 +20,7 @@ from libs.eventlog import EventLog, Projection
 from libs.events import EventMeta, make_envelope, subjects, to_pb
 from libs.events import model as m
 from libs.views.deployments import Deployment
-from libs.views.groups import Group
+from libs.views.groups import Group, same_run
 from services.deployer.domain import counts
 from services.deployer.domain.analysis import MetricSource, NoMetrics
 from services.deployer.domain.deployment import Command, Deploy, decide
@@ -61,6 +61,16 @@ class Deployer:
 
     async def command(self, cmd: Command, meta: EventMeta) -> Deployment:
         """Decide and append; the deployment as it is after (Conflict when another writer won twice)."""
+        d, _ = await self.command_once(cmd, meta)
+        return d
+
+    async def command_once(self, cmd: Command, meta: EventMeta) -> tuple[Deployment, bool]:
+        """The same, once per idempotency key: a repeat answers with the deployment the first made
+        (and True)."""
+        dv = self.view.deployments
+        seen = dv.keys.get((cmd.group, meta.idempotency_key)) if meta.idempotency_key else None
+        if seen is not None:
+            return dv.by_id[seen], True
         for attempt in range(3):
             v = self.view
             events = decide(v.deployments, v.live_group(cmd.group), cmd, v.builds, v.clusters)
@@ -74,7 +84,7 @@ class Deployer:
         d = self.view.deployments.latest(cmd.group)
         if d is None:
             raise Conflict(f"group {cmd.group!r} has no deployment")
-        return d
+        return d, False
 
     async def _append(self, group: str, events: Sequence[m.DeploymentEvent], meta: EventMeta) -> None:
         if not events:
@@ -145,6 +155,11 @@ class Deployer:
                 await self.command(Deploy(name, automatic=True), EventMeta.command(ACTOR))
                 return self.clock()
             return None
+        if _changed_elsewhere(d, group):
+            # a spec change made past the deployment (UpdateGroup, RollbackGroup): the newest wins,
+            # from the same stable version, as Marathon's forced update replaces a deployment
+            await self.command(Deploy(name, automatic=True, supersede=True), EventMeta.command(ACTOR))
+            return self.clock()
         if group.deleted:
             await self._append(name, [m.DeploymentFailed(d.id, "group deleted"),
                                       m.DeploymentRolledBack(d.id, "group deleted", 0)], meta)  # fmt: skip
@@ -180,6 +195,16 @@ def _reason(d: Deployment) -> str:
         return f"deployment {d.id}: rolling back"
     step = d.step(d.current_step)
     return f"deployment {d.id}: {step.name}" if step else f"deployment {d.id}"
+
+
+def _changed_elsewhere(d: Deployment, group: Group) -> bool:
+    return (
+        not group.deleted
+        and not d.rolling_back
+        and d.to_version != 0
+        and group.version > d.to_version
+        and not same_run(group.spec, d.to_spec)
+    )
 
 
 def _needs_deployment(view: DeployerView, group: Group) -> bool:

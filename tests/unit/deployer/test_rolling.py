@@ -105,3 +105,20 @@ def test_supersede_replaces_the_running_deployment_from_the_same_stable_version(
     assert sim.latest.state == "succeeded"
     assert sim.versions_alive() == {sim.latest.to_version: 4}
     assert sim.group.spec.cmd == "v3"
+
+
+def test_a_spec_change_made_during_a_deployment_supersedes_it() -> None:
+    from services.deployer.service_layer.deployer import _changed_elsewhere
+
+    base = spec(instances=3)
+    sim = Sim(base, start_delay=3)
+    sim.command(Deploy("web", spec=base.model_copy(update={"cmd": "v2"})))
+    sim.run(2, until=lambda s: False)
+    d = sim.current
+    assert d is not None and not _changed_elsewhere(d, sim.group)
+    sim.update(base.model_copy(update={"cmd": "v3"}))
+    assert _changed_elsewhere(d, sim.group)
+    sim.command(Deploy("web", automatic=True, supersede=True))
+    assert sim.deployments.by_id[d.id].state == "superseded"
+    sim.run(200)
+    assert sim.latest.state == "succeeded" and sim.versions_alive() == {3: 3}
