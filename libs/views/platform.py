@@ -46,7 +46,9 @@ class PlatformView:
         self.clusters: dict[str, m.Cluster] = {}
         self.builds: dict[str, m.Build] = {}
         self.task_view = tv.TasksView(cluster, keep_ended)
-        # not in folded(): snapshots of a view (the scheduler's) do not hold deployments
+        # not in folded(): snapshots of a view (the scheduler's) do not hold deployments, so a view
+        # restored from one knows only the deployments folded after it; a reader of deployments
+        # (the deployer, the gateway) replays the log without snapshots
         self.deployments = dv.DeploymentsView()
         self.tasks = self.task_view.tasks
         self.skipped = 0  # events that could not be decoded or applied
