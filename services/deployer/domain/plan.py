@@ -241,11 +241,14 @@ def _canary_shape(d: Deployment, index: int, n: int) -> tuple[int, float | None]
 
 
 def _olds(g: Group, new: int, in_service: bool = True, weight: float | None = None) -> list[Target]:
+    """The stable targets beside the new one: one stable version keeps the group's instances (a
+    scale during the deployment moves it); several (a superseded roll) keep what they have."""
     olds = [t for t in g.targets if t.version != new]
-    total = sum(t.instances for t in olds) or 1
+    sizes = [g.instances] if len(olds) == 1 else [t.instances for t in olds]
+    total = sum(sizes) or 1
     return [
-        Target(t.version, t.instances, in_service, None if weight is None else weight * t.instances / total)
-        for t in olds
+        Target(t.version, size, in_service, None if weight is None else weight * size / total)
+        for t, size in zip(olds, sizes, strict=True)
     ]
 
 

@@ -249,3 +249,16 @@ def test_a_deploy_of_what_already_runs_is_refused() -> None:
     sim = Sim(spec(instances=2))
     with pytest.raises(ValidationFailed):
         sim.command(Deploy("web", spec=sim.group_spec))
+
+
+def test_a_scale_during_a_canary_moves_the_stable_and_the_canary_count() -> None:
+    sim = Sim(spec(instances=4))
+    _canary(sim, m.CanaryStep("share", 0.25), m.CanaryStep("pause", None))
+    sim.run(30, until=lambda s: s.latest.paused)
+    sim._group(m.GroupScaled(8, 4))
+    sim.run(5, until=lambda s: False)
+    assert sim.group.target(1).instances == 8  # type: ignore[union-attr]
+    assert _new_target(sim).instances == 2  # type: ignore[union-attr]
+    sim.command(Promote("web"))
+    sim.run(100)
+    assert sim.latest.state == "succeeded" and sim.versions_alive() == {2: 8}
