@@ -43,6 +43,7 @@ class Sim:
     plans: list[Plan] = field(default_factory=list)
     min_ready_seen: int | None = None
     max_running_seen: int = 0
+    min_ready_any: int | None = None  # while a deployment is active, its rollback too
     rollouts: list[tuple[VersionTarget, ...]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -115,6 +116,8 @@ class Sim:
         d = self.current
         if d is not None and not d.rolling_back:
             self.min_ready_seen = ready if self.min_ready_seen is None else min(self.min_ready_seen, ready)
+        if d is not None:
+            self.min_ready_any = ready if self.min_ready_any is None else min(self.min_ready_any, ready)
         self.max_running_seen = max(self.max_running_seen, running)
 
     # ---- the deployer ----
