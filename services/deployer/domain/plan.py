@@ -40,14 +40,7 @@ from libs.views.groups import Group, same_run
 from services.deployer.domain import analysis as an
 from services.deployer.domain.bounds import Bounds, bounds, canary_count
 from services.deployer.domain.counts import VersionCount, of
-
-
-@dataclass(frozen=True)
-class Target:
-    version: int
-    instances: int
-    in_service: bool = True
-    weight: float | None = None
+from services.deployer.domain.rolling import Target, alive_besides, roll
 
 
 @dataclass(frozen=True)
@@ -131,10 +124,10 @@ def _round(d: Deployment, g: Group, i: Inputs) -> _Out:
     b = bounds(n, d.strategy)
     goal = _rollback_version(d, g) if d.rolling_back else d.to_version
     new = of(i.counts, goal)
-    old_alive = _alive_besides(i.counts, goal)
+    old_alive = alive_besides(i.counts, goal)
     out = _Out(_progress(d, n, b, new, old_alive))
     if d.rolling_back:
-        out.targets, done = roll(n, goal, g, i.counts, b, back=True)
+        out.targets, done = roll(n, goal, g, i.counts, b)
         if done and old_alive == 0:
             out.events.append(m.DeploymentRolledBack(d.id, d.reason, goal))
         _wake_settle(out, new)
@@ -171,11 +164,6 @@ def _round(d: Deployment, g: Group, i: Inputs) -> _Out:
     return out
 
 
-def _alive_besides(counts: Mapping[int, VersionCount], version: int) -> int:
-    """Tasks of other versions still running (targeted or not: being stopped counts)."""
-    return sum(c.alive for v, c in counts.items() if v != version)
-
-
 def _wake_settle(out: _Out, c: VersionCount) -> None:
     if c.next_settled_at is not None:
         out.wake.append(c.next_settled_at)
@@ -192,42 +180,6 @@ def _step_kind(d: Deployment, index: int) -> str:
     if kind == "canary" and index < len(d.strategy.steps):
         return d.strategy.steps[index].kind
     return kind
-
-
-def roll(n: int, goal: int, g: Group, counts: Mapping[int, VersionCount], b: Bounds, *,
-         back: bool = False) -> tuple[tuple[Target, ...], bool]:  # fmt: skip
-    """One rolling move towards [goal: n] (see the module); (targets, whether it is there)."""
-    cur = g.target(goal)
-    m_cur = cur.instances if cur is not None else 0
-    olds = sorted((t for t in g.targets if t.version != goal), key=lambda t: t.version)
-    k_total = sum(t.instances for t in olds)
-    alive_old = _alive_besides(counts, goal)
-    ready_old = sum(of(counts, t.version).ready for t in olds)
-    settled = of(counts, goal).settled
-    room = b.max_running - max(alive_old, k_total)
-    m_now = min(n, max(m_cur, room))
-    # stop old ones: one for each new that settled, or (no room for the new ones) to make room;
-    # never below min_ready ready, counting the worst case: the scheduler stops ready ones first
-    ready_kept = min(ready_old, k_total)
-    can_stop = k_total if settled >= b.min_ready else max(0, ready_kept + settled - b.min_ready)
-    for_replacement = k_total - max(0, n - settled)
-    for_room = n - m_now if m_now < n else 0
-    stop = max(0, min(k_total, can_stop, max(for_replacement, for_room)))
-    targets: list[Target] = []
-    for t in olds:
-        cut = min(stop, t.instances)
-        stop -= cut
-        keep = t.instances - cut
-        if keep > 0:
-            targets.append(Target(t.version, keep, t.in_service, None))
-        else:
-            targets.append(Target(t.version, 0, False, None))
-    targets.append(Target(goal, m_now, True, None))
-    there = m_now >= n and all(t.instances == 0 for t in targets if t.version != goal) and settled >= n
-    if there or (n == 0 and all(t.instances == 0 for t in targets if t.version != goal)):
-        # done once the old tasks have ended too: then nothing but the goal runs
-        return (Target(goal, n, True, None),), alive_old == 0
-    return tuple(targets), False
 
 
 def _canary_shape(d: Deployment, index: int, n: int) -> tuple[int, float | None]:
@@ -261,7 +213,7 @@ def _step(d: Deployment, g: Group, i: Inputs, index: int, n: int, b: Bounds, out
     step = d.step(index)
     started = step.started if step and step.started is not None else i.now
     _wake_settle(out, new)
-    old_alive = _alive_besides(i.counts, new_v)
+    old_alive = alive_besides(i.counts, new_v)
     if kind in ("rolling",) or (kind == "canary" and index >= len(d.strategy.steps)):
         out.targets, done = roll(n, new_v, g, i.counts, b)
         return done, ""
