@@ -47,7 +47,7 @@ async def serve(settings: DeployerSettings, stop: asyncio.Event) -> None:
         settings.registry_addr, timeout=settings.registry_timeout_seconds, caller=caller
     )
     dns = (
-        GrpcDns(DnsClient(settings.dns_addr, timeout=2.0, configured_by="the deployer"))
+        GrpcDns(DnsClient(settings.dns_addr, timeout=2.0, caller=caller, configured_by="the deployer"))
         if settings.dns_addr
         else None
     )
