@@ -80,6 +80,8 @@ async def serve(settings: DeployerSettings, stop: asyncio.Event) -> None:
         await sub.unsubscribe()
     await deployer.projection.stop(snapshot=False)
     await registry.close()
+    if dns is not None:
+        await dns.client.close()
     await conn.close()
 
 
