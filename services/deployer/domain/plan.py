@@ -250,7 +250,7 @@ def _step(d: Deployment, g: Group, i: Inputs, index: int, n: int, b: Bounds, out
             return new.settled >= n, ""
         if index == 1:
             out.targets = (*_olds(g, new_v), Target(new_v, n, False))
-            if promoted or d.strategy.auto_promote:
+            if d.promoted_step >= 0 or d.strategy.auto_promote:  # promoted now, or while it started
                 out.targets = (*_olds(g, new_v, False), Target(new_v, n, True))  # the switch: one command
                 return True, ""
             if not d.paused:

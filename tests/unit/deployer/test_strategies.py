@@ -262,3 +262,19 @@ def test_a_scale_during_a_canary_moves_the_stable_and_the_canary_count() -> None
     sim.command(Promote("web"))
     sim.run(100)
     assert sim.latest.state == "succeeded" and sim.versions_alive() == {2: 8}
+
+
+def test_promoting_a_blue_green_before_it_is_ready_switches_only_once_all_are_ready() -> None:
+    sim = Sim(spec(instances=3), start_delay=4)
+    strategy = m.Strategy("blue-green", min_ready_seconds=1, scale_down_delay_seconds=5)
+    sim.command(Deploy("web", spec=sim.group_spec.model_copy(update=V2), strategy=strategy))
+    sim.run(2, until=lambda s: False)
+    sim.command(Promote("web"))
+    sim.run(3, until=lambda s: False)
+    new = _new_target(sim)
+    assert new is not None and not new.in_service  # not switched to tasks that are not ready
+    sim.run(30, until=lambda s: s.latest.current_step == 2)
+    new = _new_target(sim)
+    assert new is not None and new.in_service and sim.latest.steps[0].state == "done"
+    sim.run(100)
+    assert sim.latest.state == "succeeded"
