@@ -36,6 +36,7 @@ from services.deployer.adapters.registry import GrpcRegistry
 from services.deployer.bootstrap import bootstrap
 from services.deployer.grpc_api import DeployerServicer
 from services.deployer.main import SERVICE_NAME
+from services.deployer.ports import DnsPort
 from services.deployer.service_layer.deployer import Deployer
 from tests import natsauth
 from tests.integration.registry_harness import RunningRegistry
@@ -79,14 +80,16 @@ class RunningDeployer:
         await self.kill()
 
 
-async def start_deployer(nats_url: str, registry: RunningRegistry, data_dir: Path) -> RunningDeployer:
+async def start_deployer(
+    nats_url: str, registry: RunningRegistry, data_dir: Path, dns: DnsPort | None = None
+) -> RunningDeployer:
     """The deployer with its gRPC API on a free port (tokens: the registry harness' file)."""
     conn = await connect(
         nats_url, name="test-deployer", wait_seconds=5, credentials=natsauth.credentials("deployer")
     )
     log = JetStreamEventLog(conn, StreamSettings(), timeout=2.0)
     client = RegistryClient(f"127.0.0.1:{registry.port}", timeout=5.0, caller=Caller.bearer(registry.token))
-    deployer = await bootstrap(log, GrpcRegistry(client))
+    deployer = await bootstrap(log, GrpcRegistry(client), dns=dns)
     servicer = DeployerServicer(deployer, TokenStore(data_dir / "tokens.json"))
     server, port = await make_server(
         "127.0.0.1:0", [(deploy_pb2_grpc.add_DeployerServicer_to_server, servicer, SERVICE_NAME)], nats=conn
@@ -99,8 +102,8 @@ async def start_deployer(nats_url: str, registry: RunningRegistry, data_dir: Pat
 
 
 class _WakingView(PlatformView):
-    def __init__(self) -> None:
-        super().__init__(cluster="local")
+    def __init__(self, cluster: str = "local") -> None:
+        super().__init__(cluster=cluster)
         self.wake = asyncio.Event()
 
     def on_group(self, before: Group | None, after: Group) -> None:
@@ -115,8 +118,9 @@ class TargetRunner:
     tasks of a version (ready ones first) and every task of a version without a target."""
 
     def __init__(
-        self, conn: NatsConnection, log: JetStreamEventLog, projection: Projection[_WakingView]
+        self, conn: NatsConnection, log: JetStreamEventLog, projection: Projection[_WakingView], cluster: str
     ) -> None:
+        self.cluster = cluster
         self.conn = conn
         self.log = log
         self.projection = projection
@@ -125,12 +129,14 @@ class TargetRunner:
         self.last = 0
 
     @classmethod
-    async def start(cls, nats_url: str) -> TargetRunner:
-        conn = await connect(
-            nats_url, name="test-targets", wait_seconds=5, credentials=natsauth.credentials("scheduler-local")
-        )
+    async def start(cls, nats_url: str, cluster: str = "local") -> TargetRunner:
+        """Runs the targets whose spec is of ``cluster`` (as that cluster's scheduler, its NATS user)."""
+        creds = natsauth.credentials(f"scheduler-{cluster}")
+        conn = await connect(nats_url, name=f"test-targets-{cluster}", wait_seconds=5, credentials=creds)
         log = JetStreamEventLog(conn, StreamSettings(), timeout=2.0)
-        runner = cls(conn, log, await open_view(log, "targets", _WakingView))
+        runner = cls(
+            conn, log, await open_view(log, f"targets-{cluster}", lambda: _WakingView(cluster)), cluster
+        )
         runner.task = asyncio.create_task(runner.run())
         return runner
 
@@ -139,7 +145,7 @@ class TargetRunner:
             to_pb(event), aggregate_type=subjects.TASK, aggregate_id=task_id, aggregate_version=version,
             meta=EventMeta.command("scheduler"), now=time.time(),
         )  # fmt: skip
-        res = await self.log.append(subjects.task("local", task_id), env)
+        res = await self.log.append(subjects.task(self.cluster, task_id), env)
         self.last = max(self.last, res.sequence)
 
     async def round(self) -> None:
@@ -158,7 +164,8 @@ class TargetRunner:
                     await self._append(
                         t.id, t.version + 1, m.TaskStatusChanged(t.id, m.TaskState.RUNNING, now)
                     )
-            targets = {} if g.deleted else {t.version: t for t in g.targets}
+            mine = () if g.deleted else [t for t in g.targets if t.spec.cluster == self.cluster]
+            targets = {t.version: t for t in mine}
             for t in tasks:
                 if not t.terminal and not t.kill_reason and t.group_version not in targets:
                     await self._append(t.id, t.version + 1, m.TaskKillRequested(t.id, "surplus", now))
@@ -170,10 +177,11 @@ class TargetRunner:
                 for t in alive[: max(0, len(alive) - target.instances)]:
                     await self._append(t.id, t.version + 1, m.TaskKillRequested(t.id, "surplus", now))
                 for _ in range(max(0, target.instances - len(alive))):
-                    tid = f"{g.name}.fake{next(self.ids):05d}"
+                    tid = f"{g.name}.{self.cluster}{next(self.ids):05d}"
                     launched = m.TaskLaunched(
-                        tid, g.name, version, "h1", "h1", {}, 0.1, 32, 0, now, cluster="local"
-                    )
+                        tid, g.name, version, "h1", "h1", {"http": 31000}, 0.1, 32, 0, now,
+                        cluster=self.cluster, host_address="127.0.0.1", service=target.spec.service_name,
+                    )  # fmt: skip
                     await self._append(tid, 1, launched)
         await self.projection.wait_for(self.last)  # the next round sees what this one did
 
