@@ -13,7 +13,8 @@ class RegistryPort(abc.ABC):
     a crash is carried out once."""
 
     @abc.abstractmethod
-    async def update_group(self, spec: GroupSpec, *, key: str) -> None: ...
+    async def update_group(self, spec: GroupSpec, *, key: str) -> int:
+        """The version the registry holds the spec as (a repeat of the key: the first answer's)."""
 
     @abc.abstractmethod
     async def rollback_group(self, name: str, version: int, *, key: str) -> None: ...

@@ -25,8 +25,9 @@ class GrpcRegistry(RegistryPort):
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
 
-    async def update_group(self, spec: GroupSpec, *, key: str) -> None:
-        await self.client.update_group(spec_to_pb(spec), idempotency_key=key)
+    async def update_group(self, spec: GroupSpec, *, key: str) -> int:
+        reply = await self.client.update_group(spec_to_pb(spec), idempotency_key=key)
+        return int(reply.group.version)
 
     async def rollback_group(self, name: str, version: int, *, key: str) -> None:
         await self.client.rollback_group(name, version, idempotency_key=key)

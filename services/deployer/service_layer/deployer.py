@@ -177,13 +177,18 @@ class Deployer:
         )
         p = plan(d, group, inputs)
         key = f"deploy/{d.id}/{p.step}"
+        events = list(p.events)
         if p.update_spec is not None:
-            await self.registry.update_group(p.update_spec, key=key)
+            # the version from the registry's answer, not from the view: a user's update landing
+            # between ours and our look at the group must not be taken for ours (a repeat of the
+            # key after a crash answers with the first version)
+            version = await self.registry.update_group(p.update_spec, key=key)
+            events.append(m.DeploymentTargetSet(d.id, version))
         elif p.rollback_to:
             await self.registry.rollback_group(name, p.rollback_to, key=key)
         elif p.targets is not None:
             await self.registry.set_rollout(name, p.targets, deployment=d.id, reason=_reason(d), key=key)
-        await self._append(name, p.events, meta)
+        await self._append(name, events, meta)
         if p.update_spec is not None or p.rollback_to or p.targets is not None:
             # the registry's event wakes us; a command that changed nothing would not: look again
             return min(p.wake_at or now + RETRY_SECONDS, now + RETRY_SECONDS)
