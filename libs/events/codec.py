@@ -13,6 +13,7 @@ from bay.v1 import group_pb2, task_pb2
 from google.protobuf import message, timestamp_pb2
 
 from libs.events import model as m
+from libs.events.deploy_codec import DEPLOYMENT_PAYLOADS, deployment_to_pb
 from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
 
 
@@ -157,6 +158,9 @@ def _scheduler_to_pb(event: m.EventData) -> message.Message:
         )
     if isinstance(event, m.FrameworkRegistered):
         return task_pb2.FrameworkRegistered(framework_id=event.framework_id, master=event.master)
+    deployment = deployment_to_pb(event)
+    if deployment is not None:
+        return deployment
     raise TypeError(f"not an event: {event!r}")
 
 
@@ -209,6 +213,7 @@ PAYLOADS: dict[type[message.Message], Callable[[Any, str, float], m.EventData]] 
         p.group, p.version, p.failures, p.delay, p.next_attempt_at, at
     ),
     task_pb2.FrameworkRegistered: lambda p, i, at: m.FrameworkRegistered(p.framework_id, p.master, at),
+    **DEPLOYMENT_PAYLOADS,
 }
 
 

@@ -250,4 +250,153 @@ SchedEvent = PlacementFailed | GroupBackoffChanged
 TASK_EVENTS = (TaskLaunched, TaskStatusChanged, TaskHealthChanged, TaskKillRequested)
 SchedulerEvent = TaskEvent | SchedEvent | FrameworkRegistered
 
-EventData = RegistryEvent | SchedulerEvent
+# ---- the deployer's events (bay.ev.deploy.<group>) ----
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """``metric`` (failed_tasks | restarts | ready_fraction | cpu | mem | custom:<name>) ``op`` value."""
+
+    metric: str
+    op: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    seconds: float
+    thresholds: tuple[Threshold, ...] = ()
+    no_data: str = "wait"  # wait (then fail at the end) | pass (at the end) | fail
+
+
+@dataclass(frozen=True)
+class CanaryStep:
+    """One of: ``share`` (fraction of the instances), ``weight`` (percent of the traffic), ``pause``
+    (``seconds``, None: until promoted), ``analysis``."""
+
+    kind: str  # share | weight | pause | analysis
+    value: float | None = None  # share, weight, or the pause's seconds
+    analysis: Analysis | None = None
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A deployment's strategy; unset numbers take the defaults (see services/deployer/domain)."""
+
+    kind: str = "rolling"  # rolling | recreate | canary | blue-green | migration
+    minimum_health_capacity: float | None = None
+    maximum_over_capacity: float | None = None
+    steps: tuple[CanaryStep, ...] = ()
+    min_ready_seconds: float | None = None
+    progress_deadline_seconds: float | None = None
+    scale_down_delay_seconds: float | None = None
+    no_auto_rollback: bool = False
+    auto_promote: bool = False
+
+
+@dataclass(frozen=True)
+class DeploymentCreated:
+    id: str
+    strategy: Strategy
+    from_version: int
+    from_build: str
+    from_cluster: str
+    to_spec: GroupSpec
+    superseded_previous: bool = False
+    from_spec: GroupSpec | None = None
+    automatic: bool = False
+
+
+@dataclass(frozen=True)
+class DeploymentTargetSet:
+    id: str
+    to_version: int
+
+
+@dataclass(frozen=True)
+class DeploymentStepStarted:
+    id: str
+    index: int
+    name: str
+
+
+@dataclass(frozen=True)
+class DeploymentStepFinished:
+    id: str
+    index: int
+    outcome: str  # done | failed | skipped
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentPaused:
+    id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentResumed:
+    id: str
+
+
+@dataclass(frozen=True)
+class DeploymentPromoted:
+    id: str
+    all: bool = False
+
+
+@dataclass(frozen=True)
+class DeploymentAborted:
+    id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentRolledBack:
+    id: str
+    reason: str = ""
+    to_version: int = 0
+
+
+@dataclass(frozen=True)
+class DeploymentSucceeded:
+    id: str
+
+
+@dataclass(frozen=True)
+class DeploymentFailed:
+    id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentSuperseded:
+    id: str
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentProgressed:
+    id: str
+    new_ready: int
+    new_running: int
+    old_running: int
+    min_ready: int = 0
+    max_running: int = 0
+    instances: int = 0
+
+
+DeploymentEvent = (
+    DeploymentCreated | DeploymentTargetSet | DeploymentStepStarted | DeploymentStepFinished
+    | DeploymentPaused | DeploymentResumed | DeploymentPromoted | DeploymentAborted
+    | DeploymentRolledBack | DeploymentSucceeded | DeploymentFailed | DeploymentSuperseded
+    | DeploymentProgressed
+)  # fmt: skip
+DEPLOYMENT_EVENTS = (
+    DeploymentCreated, DeploymentTargetSet, DeploymentStepStarted, DeploymentStepFinished,
+    DeploymentPaused, DeploymentResumed, DeploymentPromoted, DeploymentAborted,
+    DeploymentRolledBack, DeploymentSucceeded, DeploymentFailed, DeploymentSuperseded,
+    DeploymentProgressed,
+)  # fmt: skip
+
+EventData = RegistryEvent | SchedulerEvent | DeploymentEvent

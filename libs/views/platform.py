@@ -9,7 +9,8 @@ This is what a reader of the log builds on (the scheduler, DNS, the deployer, th
 
 (:func:`libs.views.live.open_view` does those lines.) ``fold`` decodes each record once through
 :mod:`libs.events`; an event it cannot decode or apply is skipped, counted in ``skipped`` (the last
-one's sequence in ``last_skipped``) and logged once per kind, and folding goes on. Subclasses react to
+one's sequence in ``last_skipped``) and logged once per kind, and folding goes on. Deployments (the deployer's
+events) are in ``view.deployments`` (:mod:`libs.views.deployments`). Subclasses react to
 changes through the ``on_*`` hooks and may fold events of their own in ``on_other``.
 """
 
@@ -22,6 +23,7 @@ from typing import Self
 from libs.eventlog.port import Record
 from libs.events import Event, UndecodableEvent, decode, subjects
 from libs.events import model as m
+from libs.views import deployments as dv
 from libs.views import groups as gv
 from libs.views import tasks as tv
 from libs.views.groups import Cause, Group
@@ -44,6 +46,10 @@ class PlatformView:
         self.clusters: dict[str, m.Cluster] = {}
         self.builds: dict[str, m.Build] = {}
         self.task_view = tv.TasksView(cluster, keep_ended)
+        # not in folded(): snapshots of a view (the scheduler's) do not hold deployments, so a view
+        # restored from one knows only the deployments folded after it; a reader of deployments
+        # (the deployer, the gateway) replays the log without snapshots
+        self.deployments = dv.DeploymentsView()
         self.tasks = self.task_view.tasks
         self.skipped = 0  # events that could not be decoded or applied
         self.last_skipped = 0  # the stream sequence of the last of them
@@ -70,6 +76,9 @@ class PlatformView:
 
     def on_catalog(self, data: m.ClusterRegistered | m.BuildRegistered) -> None:
         """A cluster or build was registered."""
+
+    def on_deployment(self, before: dv.Deployment | None, after: dv.Deployment, ev: Event) -> None:
+        """A deployment event was folded (``view.deployments`` holds them all)."""
 
     def on_other(self, ev: Event) -> None:
         """An event that is not a group, cluster, build or (this view's) task event."""
@@ -139,6 +148,12 @@ class PlatformView:
             if ev.subject.startswith(subjects.GROUP_PREFIX):
                 before = self.groups.get(ev.aggregate_id)
                 self.groups[ev.aggregate_id] = gv.recorded(before)
+        elif isinstance(data, m.DEPLOYMENT_EVENTS):
+            try:
+                before_d, after_d = self.deployments.apply(ev)
+            except ValueError as exc:
+                raise gv.ImpossibleEvent(str(exc)) from exc
+            self.on_deployment(before_d, after_d, ev)
         elif isinstance(data, m.BuildRegistered):
             b = data.build
             self.builds[b.id] = replace(b, registered=ev.at)

@@ -31,6 +31,7 @@ class StackSettings(CommonSettings):
     scheduler_listen: str = Field(
         defaults.SCHEDULER_ADDRESS, description="where the scheduler of the cluster `local` listens (gRPC)"
     )
+    deployer_listen: str = Field(defaults.DEPLOYER_ADDRESS, description="where the deployer's gRPC listens")
     dns_listen: str = Field(defaults.DNS_ADDRESS, description="where the DNS service answers (UDP+TCP)")
     dns_grpc_listen: str = Field(
         defaults.DNS_GRPC_ADDRESS, description="where the DNS service's gRPC (its listing) listens"
@@ -59,7 +60,7 @@ class StackSettings(CommonSettings):
 
     @field_validator(
         "gateway_listen", "registry_listen", "scheduler_listen", "dns_listen", "dns_grpc_listen",
-        "sim_scheduler_listen",
+        "sim_scheduler_listen", "deployer_listen",
     )  # fmt: skip
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -104,6 +105,10 @@ class StackSettings(CommonSettings):
     @property
     def scheduler_address(self) -> str:
         return connect_address(self.scheduler_listen)
+
+    @property
+    def deployer_address(self) -> str:
+        return connect_address(self.deployer_listen)
 
     @property
     def dns_grpc_address(self) -> str:
@@ -151,6 +156,8 @@ class StackSettings(CommonSettings):
             "BAY_SCHEDULER_LISTEN": self.scheduler_listen,
             "BAY_BACKEND": "",  # from the cluster's registration, which `bay up` makes
             "BAY_MESOS_MASTER": "",
+            "BAY_DEPLOYER_LISTEN": self.deployer_listen,
+            "BAY_DEPLOYER_ADDR": self.deployer_address,
             "BAY_DNS_LISTEN": self.dns_listen,
             "BAY_DNS_GRPC_LISTEN": self.dns_grpc_listen,
             "BAY_DNS_ADDR": self.dns_grpc_address,  # the gateway's way to the DNS service's listing

@@ -58,6 +58,13 @@ SERVICES: tuple[ServiceProcess, ...] = (
         listen=lambda s: ("BAY_DNS_LISTEN", s.dns_listen),
         nats_user="dns",
     ),
+    ServiceProcess(
+        "deployer",
+        "services.deployer",
+        readiness.deployer_serving,
+        listen=lambda s: ("BAY_DEPLOYER_LISTEN", s.deployer_listen),
+        nats_user="deployer",
+    ),
     ServiceProcess("gateway", "services.gateway", readiness.gateway_healthy, nats_user="gateway"),
     ServiceProcess("audit", "services.gateway.audit", nats_user="audit"),
 )

@@ -1,0 +1,3 @@
+from services.deployer.main import main
+
+main()
