@@ -49,6 +49,7 @@ LOCAL_ENV = {
 @contextlib.asynccontextmanager
 async def platform(label: str, *args: str, **env: str) -> AsyncIterator[tuple[BayUp, Path]]:
     work = Path(tempfile.mkdtemp(prefix=f"bay-bench-{label}-"))
+    work.chmod(0o711)  # noqa: ASYNC240 -- as a checkout is: tasks reach their sandboxes by absolute path
     artifacts = Path(tempfile.mkdtemp(prefix=f"bay-bench-artifacts-{label}-"))
     artifacts.chmod(0o755)  # noqa: ASYNC240 (once, before anything runs)
     try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,8 +34,15 @@ SIM = "sim"
 async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BayUp]:
     env = {"BAY_DRAIN_SECONDS": "6", "BAY_SIM_AGENTS": "4"}
     args = ("--sim-cluster", SIM, "--sim-run-commands")
-    async with running_bay(tmp_path_factory.mktemp("deploy"), args=args, env_extra=env, timeout=90) as bay:
-        yield bay
+    # traversable, as a checkout is: tasks reach their sandboxes by absolute path (the example task
+    # serves its files by theirs), which pytest's private temporary directories would refuse
+    work = Path(tempfile.mkdtemp(prefix="bay-e2e-deploy-"))
+    work.chmod(0o711)  # noqa: ASYNC240 (once, before the platform starts)
+    try:
+        async with running_bay(work, args=args, env_extra=env, timeout=90) as bay:
+            yield bay
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
