@@ -25,7 +25,7 @@ WATCH_COALESCE_SECONDS = 0.1
 def pending_of(scheduler: Scheduler, group: str, c: Counts | None = None) -> scheduler_pb2.Pending:
     state = scheduler.state
     c = c or scheduler.counts(group)
-    count = max(0, c.desired - c.active)
+    count = c.missing
     out = scheduler_pb2.Pending(count=count)
     failed = state.pending.get(group)
     if failed is not None and failed.count:
@@ -33,23 +33,27 @@ def pending_of(scheduler: Scheduler, group: str, c: Counts | None = None) -> sch
         out.hosts = failed.hosts
     b = state.backoff.get(group)
     now = scheduler.clock()
-    if b is not None and b.failures and b.next_attempt_at > now:
+    held = b is not None and b.failures and b.next_attempt_at > now and b.version in c.versions
+    if b is not None and held:
         out.next_attempt_at = b.next_attempt_at
         out.backoff_delay = b.delay
         out.backoff_failures = b.failures
-    out.summary = _summary(count, out, now)
+    # several versions here (a deployment): say which one is held back (the others are not)
+    version = b.version if b is not None and held and len(c.versions) > 1 else 0
+    out.summary = _summary(count, out, now, version)
     return out
 
 
-def _summary(count: int, p: scheduler_pb2.Pending, now: float) -> str:
+def _summary(count: int, p: scheduler_pb2.Pending, now: float, version: int = 0) -> str:
     parts = []
     if count and p.reasons:
         worst = sorted(p.reasons.items(), key=lambda kv: -kv[1])
         why = ", ".join(f"{check} on {n} of {p.hosts} hosts" for check, n in worst)
         parts.append(f"{count} task(s) found no host: {why} failed")
     if p.next_attempt_at:
+        of = f" of version {version}" if version else ""
         parts.append(
-            f"launch backoff after {p.backoff_failures} failure(s): next try in "
+            f"launch backoff{of} after {p.backoff_failures} failure(s): next try in "
             f"{max(0.0, p.next_attempt_at - now):.1f}s"
         )
     return "; ".join(parts) or (f"{count} task(s) waiting to be launched" if count else "")
@@ -73,7 +77,14 @@ def status_of(scheduler: Scheduler, group: str) -> scheduler_pb2.GroupStatusRepl
         known=g is not None,
         pending=pending_of(scheduler, group, c),
         sequence=scheduler.projection.sequence,
-    )
+        versions=[
+            scheduler_pb2.VersionStatus(
+                version=v.version, instances=v.instances, running=v.running, ready=v.ready,
+                in_service=v.in_service,
+            )
+            for _, v in sorted(c.versions.items())
+        ],
+    )  # fmt: skip
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):

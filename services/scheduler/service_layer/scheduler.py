@@ -402,7 +402,9 @@ class Scheduler:
 
     def counts(self, group: str) -> Counts:
         """The group's tasks by state."""
-        return count(self.state.group(group), self.state.group_tasks(group), self.cluster)
+        g = self.state.group(group)
+        targets = [t for t in g.targets if t.spec.cluster == self.cluster] if g is not None else []
+        return count(g, self.state.group_tasks(group), targets)
 
     def watch_group(self, group: str) -> asyncio.Event:
         ev = asyncio.Event()
