@@ -24,6 +24,7 @@ from tests.tasks import TASK_PYTHON
 
 Json = dict[str, Any]
 DEADLINE = 15.0
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: where `python -m tests.mesos_sim` is found
 
 
 @pytest.fixture
@@ -92,6 +93,14 @@ async def read_file(offer: Json, fid: str, task_id: str, name: str) -> str:
     return str(answer.json()["data"])
 
 
+def is_file(path: Path) -> bool:
+    return path.is_file()
+
+
+def is_dir(path: Path) -> bool:
+    return path.is_dir()
+
+
 def group_alive(pgid: int) -> bool:
     """Some process of the group still runs (zombies waiting for their reaper do not count)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -152,7 +161,7 @@ async def test_an_http_server_task_serves_turns_healthy_and_is_gone_after_a_kill
     stdout = await read_file(offer, fid, "web.1", "stdout")
     assert "task=web.1" in stdout
     sandbox = re.search(r"sandbox=(\S+)", stdout)
-    assert sandbox and Path(sandbox.group(1)).is_dir() and Path(sandbox.group(1), "stdout").is_file()
+    assert sandbox and is_file(Path(sandbox.group(1), "stdout"))
     pid = sim.executor.pid_of(fid, "web.1") if sim.executor else None
     assert pid is not None and group_alive(pid)
     await asyncio.to_thread(driver.killTask, {"value": "web.1"})
@@ -175,7 +184,7 @@ async def test_a_failing_command_fails_with_its_exit_status(
 
 async def test_a_command_that_exits_0_finishes(mesos: tuple[Any, Bridge]) -> None:
     driver, bridge = mesos
-    await launch(driver, bridge, command_task("job.ok", "test -n \"$MESOS_SANDBOX\""))
+    await launch(driver, bridge, command_task("job.ok", 'test -n "$MESOS_SANDBOX"'))
     await update(bridge, "job.ok", "TASK_STARTING")
     await update(bridge, "job.ok", "TASK_RUNNING")
     done = await update(bridge, "job.ok", "TASK_FINISHED", "TASK_FAILED")
@@ -219,7 +228,9 @@ async def test_a_uri_that_cannot_be_fetched_fails_the_task_as_the_agent_does(
     assert "Failed to fetch all URIs" in failed["message"]
 
 
-async def test_a_task_that_turns_unhealthy_is_reported_and_killed(mesos: tuple[Any, Bridge], tmp_path: Path) -> None:
+async def test_a_task_that_turns_unhealthy_is_reported_and_killed(
+    mesos: tuple[Any, Bridge], tmp_path: Path
+) -> None:
     driver, bridge = mesos
     marker = tmp_path / "ok"
     marker.touch()
@@ -260,14 +271,13 @@ async def test_stopping_the_simulator_ends_every_process(tmp_path: Path) -> None
     finally:
         await sim.stop()
     assert not group_alive(pid)  # stop() waited for them
-    assert not work.exists()
+    assert not is_dir(work)
 
 
 async def test_sigterm_to_the_simulator_process_ends_its_tasks() -> None:
-    root = Path(__file__).resolve().parents[2]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.mesos_sim", "--port", "0", "--agents", "1", "--run-commands",
-        cwd=root, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         assert proc.stdout is not None

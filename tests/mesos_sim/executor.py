@@ -177,7 +177,9 @@ class CommandExecutor:
 
     # ---- one task --------------------------------------------------------------------------------------
 
-    def _say(self, task: RealTask, state: str, reason: str = "", message: str = "", healthy: bool | None = None) -> None:
+    def _say(
+        self, task: RealTask, state: str, reason: str = "", message: str = "", healthy: bool | None = None
+    ) -> None:
         if self.tasks.get((task.framework_id, task.task_id)) is task:
             self.report(task.framework_id, task.task_id, state, reason, message, healthy)
 
@@ -194,7 +196,9 @@ class CommandExecutor:
                 self.tasks.pop((task.framework_id, task.task_id), None)
                 return
         if task.kill_grace is not None:
-            self._say(task, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH", "Killed before the command started")
+            self._say(
+                task, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH", "Killed before the command started"
+            )
             self.tasks.pop((task.framework_id, task.task_id), None)
             return
         task.env = self._environment(task, command)

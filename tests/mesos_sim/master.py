@@ -152,7 +152,9 @@ class MesosMasterSim:
     def __init__(self, agents: int | list[AgentSpec] = 3, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         own_ports = self.config.run_commands
-        self._agent_specs = make_agents(agents, own_ports=own_ports) if isinstance(agents, int) else list(agents)
+        self._agent_specs = (
+            make_agents(agents, own_ports=own_ports) if isinstance(agents, int) else list(agents)
+        )
         self.master_id = str(uuid.uuid4())
         self.agents: dict[str, Agent] = {}
         self.frameworks: dict[str, Framework] = {}
@@ -190,7 +192,9 @@ class MesosMasterSim:
             root = self.config.work_dir
             if root is None:
                 root = self._own_work_dir = Path(tempfile.mkdtemp(prefix="bay-mesos-sim-"))
-            self.executor = CommandExecutor(root, self._executor_report, send_starting=self.config.send_starting)
+            self.executor = CommandExecutor(
+                root, self._executor_report, send_starting=self.config.send_starting
+            )
         for spec in self._agent_specs:
             await self.add_agent(spec)
         self._every(self.config.allocation_interval, self._allocate)
