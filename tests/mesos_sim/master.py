@@ -6,7 +6,14 @@ re-sent until acknowledged, failover timeouts) so that what passes here would pa
 Everything runs on the caller's asyncio loop; delays are loop timers (``call_later``), never sleeps.
 Each agent also listens on its own port and serves ``/monitor/statistics`` and ``/files/read`` (over a
 synthetic sandbox: a line per state change, plus what :meth:`MesosMasterSim.write_output` or the
-optional command executor of ``sandbox.py`` writes) like a real agent.
+optional script player of ``sandbox.py``, ``SimConfig.play_scripts``, writes) like a real agent.
+
+``SimConfig(run_commands=True)``: the agents run command tasks as real processes (``executor.py``:
+sandbox directories, fetched URIs, exits, kills, the agent's own health checks), each agent offering
+ports of its own (``make_agents(own_ports=True)``, OWN_PORTS) since they all share this machine; the
+offers' url says 127.0.0.1, which is where Bay's clients reach the tasks (``host_address``), while
+hostnames stay names (agent-NNN.sim, for constraints) that do not resolve. Docker tasks are still
+simulated. :meth:`MesosMasterSim.stop` ends every process.
 """
 
 from __future__ import annotations
