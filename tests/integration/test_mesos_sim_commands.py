@@ -10,7 +10,11 @@ import re
 import signal
 import sys
 import tarfile
+import threading
+import zipfile
 from collections.abc import AsyncIterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +217,36 @@ async def test_uris_are_fetched_extracted_and_made_executable_before_the_command
     assert done["state"] == "TASK_FINISHED", done.get("message")
     out = await read_file(offer, sim.framework().framework_id, "job.fetch", "stdout")
     assert "hello from the archive" in out
+
+
+def make_zip(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("site/index.txt", "served from a zip\n")
+
+
+async def test_an_http_uri_is_downloaded_and_a_zip_unpacked(
+    sim: MesosMasterSim, mesos: tuple[Any, Bridge], tmp_path: Path
+) -> None:
+    driver, bridge = mesos
+    served = tmp_path / "served"
+    served.mkdir()
+    await asyncio.to_thread(make_zip, served / "site.zip")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        task = command_task("job.zip", "cat site/index.txt")
+        task["command"]["uris"] = [
+            {"value": f"http://127.0.0.1:{server.server_port}/site.zip", "extract": True}
+        ]
+        offer = await launch(driver, bridge, task)
+        done = await update(bridge, "job.zip", "TASK_FINISHED", "TASK_FAILED")
+    finally:
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+    assert done["state"] == "TASK_FINISHED", done.get("message")
+    assert "served from a zip" in await read_file(offer, sim.framework().framework_id, "job.zip", "stdout")
 
 
 async def test_a_uri_that_cannot_be_fetched_fails_the_task_as_the_agent_does(
