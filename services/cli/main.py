@@ -58,6 +58,14 @@ def up(
     sim_agents: Annotated[
         int | None, typer.Option("--sim-agents", min=1, help="The simulated cluster's agents (3).")
     ] = None,
+    sim_run_commands: Annotated[
+        bool,
+        typer.Option(
+            "--sim-run-commands",
+            help="The simulated cluster's agents run tasks' commands as real processes on this machine "
+            "(BAY_SIM_RUN_COMMANDS).",
+        ),
+    ] = False,
     keep_tasks: Annotated[
         bool,
         typer.Option(
@@ -78,6 +86,8 @@ def up(
     given: dict[str, Any] = {"data_dir": data_dir, "sim_cluster": sim_cluster, "sim_agents": sim_agents}
     if keep_tasks:
         given["keep_tasks"] = True
+    if sim_run_commands:
+        given["sim_run_commands"] = True
     try:
         settings = StackSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:

@@ -22,7 +22,7 @@ from tests.mesos_sim import MesosMasterSim, SimConfig
 
 @pytest.fixture
 async def sim() -> AsyncIterator[MesosMasterSim]:
-    s = MesosMasterSim(agents=1, config=SimConfig(update_retry_seconds=0.2, run_commands=True))
+    s = MesosMasterSim(agents=1, config=SimConfig(update_retry_seconds=0.2, play_scripts=True))
     await s.start()
     yield s
     await s.stop()

@@ -1,5 +1,5 @@
-"""``python -m tests.mesos_sim --port P --agents N``: the simulated master as a process of its own
-(what ``bay up --sim-cluster`` runs)."""
+"""``python -m tests.mesos_sim --port P --agents N [--run-commands]``: the simulated master as a process
+of its own (what ``bay up --sim-cluster`` runs)."""
 
 from tests.mesos_sim.serve import main
 

@@ -71,7 +71,9 @@ async def start_driver(address: str, framework: Json | None = None) -> tuple[Mes
 
 
 async def stop_driver(driver: MesosSchedulerDriver, failover: bool = False) -> None:
-    driver.stop(failover=failover)
+    # off the loop: stop() takes the driver's lock, which its IO thread may hold while it waits for
+    # the simulator (on this loop) to answer an acknowledgement
+    await asyncio.to_thread(driver.stop, failover)
     await asyncio.wait_for(asyncio.to_thread(driver.join), 15)
 
 

@@ -6,7 +6,14 @@ re-sent until acknowledged, failover timeouts) so that what passes here would pa
 Everything runs on the caller's asyncio loop; delays are loop timers (``call_later``), never sleeps.
 Each agent also listens on its own port and serves ``/monitor/statistics`` and ``/files/read`` (over a
 synthetic sandbox: a line per state change, plus what :meth:`MesosMasterSim.write_output` or the
-optional command executor of ``sandbox.py`` writes) like a real agent.
+optional script player of ``sandbox.py``, ``SimConfig.play_scripts``, writes) like a real agent.
+
+``SimConfig(run_commands=True)``: the agents run command tasks as real processes (``executor.py``:
+sandbox directories, fetched URIs, exits, kills, the agent's own health checks), each agent offering
+ports of its own (``make_agents(own_ports=True)``, OWN_PORTS) since they all share this machine; the
+offers' url says 127.0.0.1, which is where Bay's clients reach the tasks (``host_address``), while
+hostnames stay names (agent-NNN.sim, for constraints) that do not resolve. Docker tasks are still
+simulated. :meth:`MesosMasterSim.stop` ends every process.
 """
 
 from __future__ import annotations
@@ -15,14 +22,18 @@ import asyncio
 import contextlib
 import itertools
 import json
+import shutil
+import tempfile
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.mesos_sim import httpserver
+from tests.mesos_sim.executor import CommandExecutor
 from tests.mesos_sim.httpserver import STREAMING, Request, Response, Streaming
 from tests.mesos_sim.model import (
     Agent,
@@ -41,6 +52,7 @@ from tests.mesos_sim.model import (
 from tests.mesos_sim.sandbox import FetchError, Sandbox, Step, fetch_uris, files_read, script
 
 VERSION = "1.11.0"
+OWN_PORTS = (20000, 30999)  # what make_agents(own_ports=True) shares out
 MIB = 1024 * 1024
 
 
@@ -59,17 +71,35 @@ class SimConfig:
     default_refuse_seconds: float = 5.0
     min_offer_cpus: float = 0.01
     min_offer_mem: float = 32.0
-    run_commands: bool = False  # RUNNING shell tasks do what sandbox.script() makes of their command
+    play_scripts: bool = False  # RUNNING shell tasks do what sandbox.script() makes of their command
+    # Agents run the commands as real processes (executor.py); sandboxes under work_dir (None: a temp
+    # dir of the simulator's, removed on stop)
+    run_commands: bool = False
+    work_dir: Path | None = None
 
 
-def make_agents(n: int, *, cpus: float = 8.0, mem: float = 16384.0, zones: int = 3) -> list[AgentSpec]:
-    """n agents named agent-NNN.sim, spread over zones, with a TEXT zone/rack and a SCALAR gen attribute."""
+def make_agents(
+    n: int, *, cpus: float = 8.0, mem: float = 16384.0, zones: int = 3, own_ports: bool = False
+) -> list[AgentSpec]:
+    """n agents named agent-NNN.sim, spread over zones, with a TEXT zone/rack and a SCALAR gen attribute.
+
+    ``own_ports``: each agent a port range of its own (agents that run real processes on this one
+    machine must not hand out the same port twice), taken from OWN_PORTS, below the kernel's ephemeral
+    ports and above the local cluster's 31000-31999; else every agent offers 31000-32000."""
+    width = max(1, min(1000, (OWN_PORTS[1] - OWN_PORTS[0] + 1) // max(n, 1)))
+    if own_ports and n * width > OWN_PORTS[1] - OWN_PORTS[0] + 1:
+        raise ValueError(f"{n} agents with ports of their own do not fit in {OWN_PORTS}")
     return [
         AgentSpec(
             hostname=f"agent-{i:03d}.sim",
             cpus=cpus,
             mem=mem,
             attributes={"zone": f"zone-{i % zones}", "rack": f"rack-{i % 10}", "gen": 2.0},
+            **(
+                {"ports": ((OWN_PORTS[0] + i * width, OWN_PORTS[0] + (i + 1) * width - 1),)}
+                if own_ports
+                else {}
+            ),
         )
         for i in range(n)
     ]
@@ -128,7 +158,10 @@ class MesosMasterSim:
 
     def __init__(self, agents: int | list[AgentSpec] = 3, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self._agent_specs = make_agents(agents) if isinstance(agents, int) else list(agents)
+        own_ports = self.config.run_commands
+        self._agent_specs = (
+            make_agents(agents, own_ports=own_ports) if isinstance(agents, int) else list(agents)
+        )
         self.master_id = str(uuid.uuid4())
         self.agents: dict[str, Agent] = {}
         self.frameworks: dict[str, Framework] = {}
@@ -149,6 +182,8 @@ class MesosMasterSim:
         self._alloc_soon = False
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.executor: CommandExecutor | None = None  # with run_commands: the real processes
+        self._own_work_dir: Path | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -160,14 +195,26 @@ class MesosMasterSim:
             self._servers.append(server)
             self._ports.append(server.sockets[0].getsockname()[1])
         self._leader = self._ports[0]
+        if self.config.run_commands:
+            root = self.config.work_dir
+            if root is None:
+                root = self._own_work_dir = Path(tempfile.mkdtemp(prefix="bay-mesos-sim-"))
+            self.executor = CommandExecutor(
+                root, self._executor_report, send_starting=self.config.send_starting
+            )
         for spec in self._agent_specs:
             await self.add_agent(spec)
         self._every(self.config.allocation_interval, self._allocate)
         self._every(self.config.update_retry_seconds, self._resend_unacknowledged)
 
     async def stop(self) -> None:
+        """Stops listening; every process the agents started is ended (SIGTERM, then SIGKILL)."""
         for handle in self._timers:
             handle.cancel()
+        if self.executor is not None:
+            await self.executor.stop()
+        if self._own_work_dir is not None:
+            shutil.rmtree(self._own_work_dir, ignore_errors=True)
         for stream in list(self._streams.values()):
             stream.close()
             if stream.watcher:
@@ -305,7 +352,7 @@ class MesosMasterSim:
         elif kind == "DECLINE":
             self._decline(fw, body)
         elif kind == "KILL":
-            self._kill(fw, body["task_id"]["value"])
+            self._kill(fw, body["task_id"]["value"], body.get("kill_policy"))
         elif kind == "ACKNOWLEDGE":
             self._acknowledge(fw, body["task_id"]["value"], body["uuid"])
         elif kind == "RECONCILE":
@@ -435,6 +482,8 @@ class MesosMasterSim:
     def _remove_framework(self, fw: Framework) -> None:
         """Teardown or failover timeout: the framework's tasks are killed, it cannot come back."""
         for task in fw.tasks.values():
+            if self.executor is not None:
+                self.executor.forget(fw.framework_id, task.task_id)
             if not task.terminal:
                 task.state = "TASK_KILLED"
                 self._release(task)
@@ -610,11 +659,17 @@ class MesosMasterSim:
             fw.tasks[task_id] = task
             agent.tasks.add((fw.framework_id, task_id))
             launched.append(task_id)
-            sandbox = Sandbox()
+            real = self._runs_for_real(ti)
+            directory = real.sandbox_dir(agent.agent_id, fw.framework_id, task_id) if real else None
+            sandbox = Sandbox(directory=directory)
             self.sandboxes.setdefault(agent.agent_id, {})[(fw.framework_id, task_id)] = sandbox
             sandbox.write(
                 "stdout", f"Received SUBSCRIBED event\nReceived LAUNCH event\nStarting task {task_id}\n"
             )
+            if real and directory is not None:
+                launched.pop()  # its executor says how it goes (it fetches the URIs itself)
+                real.launch(fw.framework_id, task_id, agent.agent_id, ti, directory)
+                continue
             uris = (ti.get("command") or {}).get("uris") or []
             if uris:  # the agent's fetcher, before the executor starts the command
                 try:
@@ -630,6 +685,26 @@ class MesosMasterSim:
                 self._later(cfg.starting_delay, self._advance, fw.framework_id, launched, "TASK_STARTING")
             self._later(cfg.running_delay, self._advance, fw.framework_id, launched, "TASK_RUNNING")
         self._allocate_soon()
+
+    def _runs_for_real(self, ti: Json) -> CommandExecutor | None:
+        """The executor, if this task's command is to run as a process (not a Docker one: no Docker here)."""
+        container = ti.get("container") or {}
+        if self.executor is None or not ti.get("command") or container.get("type") == "DOCKER":
+            return None
+        return self.executor
+
+    def _executor_report(
+        self, framework_id: str, task_id: str, state: str, reason: str, message: str, healthy: bool | None
+    ) -> None:
+        """A real task's executor says its task changed: a status update (acknowledged, re-sent)."""
+        fw = self.frameworks.get(framework_id)
+        task = fw.tasks.get(task_id) if fw else None
+        if fw is None or task is None or task.terminal:
+            return
+        if state == "TASK_RUNNING" and task.running_at is None:
+            task.running_at = time.time()
+        self._transition(fw, task, state, reason, message, healthy)
+        self._notify()
 
     def _lost_state(self, fw: Framework) -> str:
         return "TASK_DROPPED" if fw.partition_aware else "TASK_LOST"
@@ -667,7 +742,7 @@ class MesosMasterSim:
                     healthy_later.append(task_id)
             self._transition(fw, task, state)
             command = task.info.get("command") or {}
-            if state == "TASK_RUNNING" and self.config.run_commands and command.get("shell", True):
+            if state == "TASK_RUNNING" and self.config.play_scripts and command.get("shell", True):
                 box = self.sandboxes.get(task.agent_id, {}).get((fw.framework_id, task_id))
                 steps = script(str(command.get("value", "")), box.files if box else None)
                 self._run_script(fw.framework_id, task_id, steps)
@@ -716,6 +791,8 @@ class MesosMasterSim:
             return
         if healthy is not None:
             line = f"Received task health update, healthy: {str(healthy).lower()}"
+        elif state == "TASK_RUNNING" and sandbox.directory is not None:
+            return  # the executor wrote the pid it forked
         elif state == "TASK_RUNNING":
             line = f"Forked command at {10000 + hash(task.task_id) % 50000}"
         else:
@@ -798,12 +875,15 @@ class MesosMasterSim:
 
     # ---- kill, reconcile -------------------------------------------------------------------------------
 
-    def _kill(self, fw: Framework, task_id: str) -> None:
+    def _kill(self, fw: Framework, task_id: str, policy: Json | None = None) -> None:
         task = fw.tasks.get(task_id)
         if task is None:
             self._reconcile(fw, [task_id])  # what the master does for an unknown task
             return
         if task.terminal:
+            return
+        if self.executor is not None and self.executor.knows(fw.framework_id, task_id):
+            self.executor.kill(fw.framework_id, task_id, policy)
             return
         if task.state == "TASK_STAGING":
             self._transition(fw, task, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH")
@@ -942,6 +1022,8 @@ class MesosMasterSim:
                 self._take_offer(offer.offer_id, fw)
                 self._send(fw, {"type": "RESCIND", "rescind": {"offer_id": {"value": offer.offer_id}}})
         for fid, task_id in sorted(agent.tasks):
+            if self.executor is not None:
+                self.executor.forget(fid, task_id)  # the agent and its processes are gone
             fw = self.frameworks.get(fid)
             task = fw.tasks.pop(task_id, None) if fw else None
             if fw is None or task is None:

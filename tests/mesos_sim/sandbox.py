@@ -1,4 +1,5 @@
-"""A simulated task's sandbox: what its executor and command "printed", served like ``/files/read``.
+"""A simulated task's sandbox: what its executor and command "printed", served like ``/files/read``
+(for real command tasks, the files of its sandbox directory: see ``executor.py``).
 
 Real agents attach each executor's latest run at ``/frameworks/<fid>/executors/<eid>/runs/latest`` and
 ``/files/read?path=&offset=&length=`` answers ``{"data", "offset"}``: offset -1 (the default) means the
@@ -27,7 +28,7 @@ import tarfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from tests.mesos_sim.httpserver import Response
@@ -38,14 +39,40 @@ _LATEST = re.compile(r"/frameworks/([^/]+)/executors/([^/]+)/runs/latest(?:/(.*)
 
 @dataclass
 class Sandbox:
+    """In memory; or, for real command tasks (``directory`` set), the files of the task's sandbox."""
+
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     files: dict[str, bytes] = field(default_factory=dict)  # what the fetcher put in the sandbox
     executable: set[str] = field(default_factory=set)
+    directory: Path | None = None
 
     def write(self, stream: str, text: str) -> None:
+        if self.directory is not None:
+            with (self.directory / ("stderr" if stream == "stderr" else "stdout")).open("a") as f:
+                f.write(text)
+            return
         buf = self.stderr if stream == "stderr" else self.stdout
         buf += text.encode()
+
+    def read(self, name: str) -> bytes | None:
+        """A file's bytes (a path relative to the sandbox); None when there is no such file."""
+        if self.directory is None:
+            if name not in ("stdout", "stderr"):
+                return None
+            return bytes(self.stdout if name == "stdout" else self.stderr)
+        root = self.directory.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+        return path.read_bytes()
+
+    def is_dir(self, name: str) -> bool:
+        if self.directory is None:
+            return False
+        root = self.directory.resolve()
+        path = (root / name).resolve()
+        return path.is_relative_to(root) and path.is_dir()
 
 
 def files_read(sandboxes: dict[tuple[str, str], Sandbox], query: dict[str, str]) -> Response:
@@ -63,11 +90,11 @@ def files_read(sandboxes: dict[tuple[str, str], Sandbox], query: dict[str, str])
     if found is None or sandbox is None:
         return Response(404)
     name = found.group(3)
-    if not name:
+    if not name or sandbox.is_dir(name):
         return Response.text(400, "Cannot read a directory.\n")
-    if name not in ("stdout", "stderr"):
+    data = sandbox.read(name)
+    if data is None:
         return Response(404)
-    data = bytes(sandbox.stdout if name == "stdout" else sandbox.stderr)
     size = len(data)
     if offset == -1:
         offset = size

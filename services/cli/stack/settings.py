@@ -41,6 +41,9 @@ class StackSettings(CommonSettings):
         description="demo/test: also run a Mesos master simulator as this cluster (backend mesos)",
     )  # fmt: skip
     sim_agents: int = Field(3, ge=1, le=10_000, description="the simulator's agents")
+    sim_run_commands: bool = Field(
+        False, description="the simulator's agents run tasks' commands as real processes on this machine"
+    )
     sim_port: int = Field(
         defaults.MESOS_MASTER_PORT, gt=0, lt=65536, description="the simulated Mesos master's port"
     )

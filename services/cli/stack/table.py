@@ -79,7 +79,13 @@ def sim_processes(settings: StackSettings) -> tuple[ServiceProcess, ...]:
             SIM_MODULE,
             readiness.sim_master_answering,
             listen=lambda s: ("BAY_SIM_PORT", s.sim_master_address),
-            args=lambda s: ["--port", str(s.sim_port), "--agents", str(s.sim_agents)],
+            args=lambda s: [
+                "--port",
+                str(s.sim_port),
+                "--agents",
+                str(s.sim_agents),
+                *(["--run-commands"] if s.sim_run_commands else []),
+            ],
             env=lambda s: {"PYTHONPATH": str(SOURCE_ROOT)},
         ),
         ServiceProcess(
