@@ -15,14 +15,14 @@ from tests.tasks import TASK_PYTHON
 HTTP_SERVER = f"{TASK_PYTHON} -m http.server --bind 127.0.0.1 $PORT0"
 
 
-def make_artifact(directory: Path, build_id: str, *, extra: dict[str, str] | None = None) -> tuple[str, str]:
+def make_artifact(directory: Path, build_id: str, *, files: dict[str, str] | None = None) -> tuple[str, str]:
     """Write ``<build_id>.tar.gz`` into ``directory`` (readable by tasks' uids); its file:// URI and
-    sha256."""
+    sha256. It holds ``files`` (name -> text), by default only ``build.txt`` with the build's id."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in {"build.txt": f"{build_id}\n", **(extra or {})}.items():
+        for name, text in (files if files is not None else {"build.txt": f"{build_id}\n"}).items():
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
