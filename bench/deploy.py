@@ -71,7 +71,7 @@ async def _create(bay: BayUp, artifacts: Path, spec: dict[str, Any], timeout: fl
 
 
 async def _rolling(res: Result, bay: BayUp, artifacts: Path, n: int, cluster: str, with_load: bool) -> None:
-    spec = group_spec("web", "web-1", n, cluster)
+    spec = group_spec("web", "web-1", n, cluster, check_every=0.5)
     await _create(bay, artifacts, spec, 300)
     async with bay.http() as http:
         await register_build(http, artifacts, "web-2")
@@ -119,7 +119,7 @@ async def run_deploy_local(n: int = 100) -> Result:
     res = Result("deploy-local", f"rolling deploy of {n} local tasks (README's example task, HTTP checks)")
     res.params = {
         "task": "python3 -m http.server serving the build's unpacked artifact (tar.gz, sha256 checked)",
-        "health check": "http GET /build.txt, interval 0.5 s",
+        "health check": "http GET /build.txt, interval 0.5 s, timeout 0.5 s",
         "strategy": "the default: rolling with the group's upgrade_strategy (minimum_health_capacity 1, "
         "maximum_over_capacity 1) and the deployer's default min_ready_seconds",
         "client load": "4 workers: SRV through Bay DNS (TTL kept), weighted pick, HTTP GET",

@@ -30,7 +30,12 @@ async def register_build(http: httpx.AsyncClient, artifacts: Path, build_id: str
     assert resp.status_code in (200, 201), resp.text
 
 
-def group_spec(name: str, build: str, instances: int, cluster: str = "local", **extra: Any) -> dict[str, Any]:
+def group_spec(
+    name: str, build: str, instances: int, cluster: str = "local", *, check_every: float = 1.0, **extra: Any
+) -> dict[str, Any]:
+    """The README's example task from ``build``, health-checked over HTTP every ``check_every``
+    seconds with as long to answer (a check that fails makes the task unready at once, as Marathon
+    does: on a loaded machine a shorter timeout makes ready tasks flap)."""
     return {
         "name": name,
         "cluster": cluster,
@@ -43,8 +48,8 @@ def group_spec(name: str, build: str, instances: int, cluster: str = "local", **
             "path": "/build.txt",
             "port_name": "http",
             "grace_period_seconds": 30,
-            "interval_seconds": 0.5,
-            "timeout_seconds": 0.5,
+            "interval_seconds": check_every,
+            "timeout_seconds": check_every,
             "max_consecutive_failures": 3,
         },
         **extra,

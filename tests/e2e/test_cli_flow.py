@@ -54,7 +54,9 @@ async def test_group_lifecycle_through_the_cli(bay: BayUp) -> None:
     code, out, _ = await bay.cli("history", "e2e-web")
     assert code == 0
     # the update started a deployment (every change is one): the deployer's rollouts interleave
-    lines = [line for line in out.splitlines() if " deployer " not in line]
+    events, _, deployments = out.partition("\n\n")  # the events table, then the deployments
+    assert "rolling" in deployments, out
+    lines = [line for line in events.splitlines() if " deployer " not in line]
     assert lines[0].split() == ["seq", "time", "type", "version", "actor", "summary"]
     # the unchanged apply came with the CLI's idempotency key: recorded, so that its key is kept
     types = [line.split()[3] for line in lines[1:]]
