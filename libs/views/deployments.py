@@ -19,7 +19,9 @@ from libs.events import Event
 from libs.events import model as m
 from libs.spec import GroupSpec
 
-ENDED = frozenset({"succeeded", "failed", "rolled_back", "superseded"})
+ENDED = frozenset(
+    {"succeeded", "failed", "aborted", "rolled_back", "superseded"}
+)  # "aborted": the wire allows it; the fold ends an abort as rolled_back
 
 
 def step_names(strategy: m.Strategy, to_cluster: str = "") -> tuple[str, ...]:

@@ -18,7 +18,6 @@ from services.cli.render import short_time
 JSON = dict[str, Any]
 
 #: a deployment in one of these states is over
-ENDED = frozenset({"succeeded", "failed", "aborted", "rolled_back", "superseded"})
 STEP_HELP = (
     "share=F (a fraction of the instances), weight=P (percent of traffic), pause=S or pause "
     "(until promoted), analysis=S or analysis=S:METRIC OP VALUE,... "

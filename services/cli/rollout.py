@@ -18,7 +18,6 @@ import httpx
 
 from services.cli import sse
 from services.cli.client import GatewayClient
-from services.cli.deployments import ENDED
 from services.cli.errors import CliError, ExitCode
 
 RETRY_SECONDS = 0.5
@@ -51,7 +50,7 @@ class DeploymentFeed:
                 # dropped before the end: read it once (it may have ended meanwhile), then again
                 latest = self.gw.group_deployment(self.group, timeout=READ_SECONDS)
                 self._items.put(latest)
-                if latest.get("state") in ENDED:
+                if latest.get("ended"):
                     return
             except CliError as exc:
                 if exc.code != ExitCode.UNAVAILABLE:
@@ -74,7 +73,7 @@ class DeploymentFeed:
                     continue
                 d = msg.json()
                 self._items.put(d)
-                if d.get("state") in ENDED:
+                if d.get("ended"):
                     return True
         finally:
             self._resp.close()
@@ -122,7 +121,7 @@ def follow(
             if deployment_id and d.get("id") != deployment_id:
                 d = gw.get_deployment(deployment_id, timeout=READ_SECONDS)
             on_change(d)
-            if d.get("state") in ENDED:
+            if d.get("ended"):
                 return d
     finally:
         feed.close()

@@ -11,6 +11,7 @@ from bay.v1 import deploy_pb2, dns_pb2, group_pb2, registry_pb2, scheduler_pb2, 
 from google.protobuf import message, timestamp_pb2
 
 from libs.spec_pb import trusted_spec_from_pb
+from libs.views import deployments as deployment_rules
 from services.gateway import models
 
 
@@ -216,7 +217,6 @@ def dns_stats_from_pb(msg: dns_pb2.DnsStatsReply) -> models.DnsStats:
 # ---- deployments ----
 
 #: a deployment in one of these states is over (the stream of its progress ends)
-DEPLOYMENT_ENDED = frozenset({"succeeded", "failed", "aborted", "rolled_back", "superseded"})
 
 
 def _when(ts: timestamp_pb2.Timestamp) -> datetime | None:
@@ -319,7 +319,8 @@ def deployment_from_pb(d: deploy_pb2.Deployment) -> models.Deployment:
         min_ready=d.min_ready,
         max_running=d.max_running,
         aggregate_version=d.aggregate_version,
-        ended=d.state in DEPLOYMENT_ENDED,
+        rolling_back=d.rolling_back,
+        ended=d.state in deployment_rules.ENDED and not d.rolling_back,  # the shared fold's rule
     )
 
 

@@ -498,7 +498,11 @@ class Deployment(BaseModel):
     min_ready: int = Field(description="the rolling bound: never fewer ready")
     max_running: int = Field(description="the rolling bound: never more running")
     aggregate_version: int
-    ended: bool = Field(description="succeeded, failed, aborted, rolled back or superseded")
+    rolling_back: bool = Field(description="failed or aborted, and on its way back to the stable version")
+    ended: bool = Field(
+        description="over: succeeded, rolled back (after a failure or an abort), superseded, or failed "
+        "without a rollback"
+    )
 
 
 class DeploymentReply(BaseModel):
