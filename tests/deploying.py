@@ -56,10 +56,15 @@ def group_spec(
     }
 
 
+class Unanswered(AssertionError):
+    """A stream the gateway refused (e.g. 503: the scheduler did not answer in time)."""
+
+
 async def sse(http: httpx.AsyncClient, path: str) -> AsyncIterator[dict[str, Any]]:
     """The ``data`` of each server-sent event of ``path``."""
     async with http.stream("GET", path, timeout=httpx.Timeout(10.0, read=None)) as resp:
-        assert resp.status_code == 200, await resp.aread()
+        if resp.status_code != 200:
+            raise Unanswered(f"{path}: {resp.status_code} {(await resp.aread())[:300]!r}")
         async for line in resp.aiter_lines():
             if line.startswith("data:"):
                 yield json.loads(line[5:])
@@ -72,6 +77,7 @@ class ReadyWatch:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     min_ready: int | None = None
     armed: bool = False
+    reopened: int = 0  # streams opened again after a 503 or a broken connection
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def arm(self) -> None:
@@ -79,12 +85,19 @@ class ReadyWatch:
         self.min_ready = self.statuses[-1]["ready"] if self.statuses else None
 
     async def follow(self, http: httpx.AsyncClient, group: str) -> None:
-        async for status in sse(http, f"/v1/groups/{group}/status/stream"):
-            self.statuses.append(status)
-            if self.armed:
-                ready = status["ready"]
-                self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
-            self.changed.set()
+        """Rides out a scheduler that does not answer in time (busy launching a hundred tasks, the
+        gateway says 503): the stream is opened again, as ``bay scale --wait`` does."""
+        while True:
+            try:
+                async for status in sse(http, f"/v1/groups/{group}/status/stream"):
+                    self.statuses.append(status)
+                    if self.armed:
+                        ready = status["ready"]
+                        self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
+                    self.changed.set()
+            except (Unanswered, httpx.HTTPError):
+                self.reopened += 1
+                await asyncio.sleep(0.2)  # the retry's pace, not a wait for an event
 
     async def until(self, ok: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         async def scan() -> dict[str, Any]:
@@ -124,12 +137,15 @@ async def deployment_until(
     async def scan() -> dict[str, Any]:
         nonlocal last
         while True:
-            async for dep in sse(http, f"/v1/groups/{group}/deployment/stream"):
-                last = dep
-                if ok(dep):
-                    return dep
-                if dep["ended"]:
-                    raise AssertionError(f"the deployment ended otherwise: {dep}")
+            try:
+                async for dep in sse(http, f"/v1/groups/{group}/deployment/stream"):
+                    last = dep
+                    if ok(dep):
+                        return dep
+                    if dep["ended"]:
+                        raise AssertionError(f"the deployment ended otherwise: {dep}")
+            except (Unanswered, httpx.HTTPError):
+                await asyncio.sleep(0.2)  # the retry's pace, not a wait for an event
 
     try:
         return await asyncio.wait_for(scan(), timeout)

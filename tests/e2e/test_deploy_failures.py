@@ -25,6 +25,7 @@ from tests.e2e.harness import BayUp, running_bay
 
 pytestmark = pytest.mark.timeout(600)
 
+
 def over(d: dict[str, object]) -> bool:
     return bool(d["ended"])
 
