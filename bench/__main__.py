@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.deploy import run_deploy_local, run_deploy_mesos, run_deploy_switch
+from bench.deploy import run_deploy_local, run_deploy_local_light, run_deploy_mesos, run_deploy_switch
 from bench.dns import run_dns, run_dns_10k, run_dns_freshness
 from bench.dns_switch import run_dns_switch
 from bench.gateway import run_gateway
@@ -38,6 +38,7 @@ NAMES = (
     "dns-freshness",
     "dns-switch",
     "deploy-local",
+    "deploy-local-light",
     "deploy-switch",
     "deploy-mesos",
 )
@@ -82,6 +83,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "dns-freshness": lambda: run_dns_freshness(),
         "dns-switch": lambda: run_dns_switch(args.switches),
         "deploy-local": lambda: run_deploy_local(),
+        "deploy-local-light": lambda: run_deploy_local_light(),
         "deploy-switch": lambda: run_deploy_switch(),
         "deploy-mesos": lambda: run_deploy_mesos(),
     }

@@ -18,12 +18,14 @@ import httpx
 from tests.builds import HTTP_SERVER, make_artifact
 
 
-async def register_build(http: httpx.AsyncClient, artifacts: Path, build_id: str) -> None:
+async def register_build(
+    http: httpx.AsyncClient, artifacts: Path, build_id: str, cmd: str = HTTP_SERVER
+) -> None:
     uri, sha256 = make_artifact(artifacts, build_id)
     body = {
         "id": build_id,
         "artifact": {"uri": uri, "sha256": sha256, "extract": True},
-        "cmd": HTTP_SERVER,
+        "cmd": cmd,
         "commit": f"c-{build_id}",
     }
     resp = await http.post("/v1/builds", json=body)
