@@ -12,7 +12,7 @@ from google.protobuf import message, timestamp_pb2
 
 from libs.spec_pb import trusted_spec_from_pb
 from libs.views import deployments as deployment_rules
-from services.gateway import models
+from services.gateway import deploy_models, models
 
 
 def _time(ts: timestamp_pb2.Timestamp) -> datetime:
@@ -161,6 +161,16 @@ def status_from_pb(msg: scheduler_pb2.GroupStatusReply) -> models.GroupStatus:
         known=msg.known,
         pending=pending_from_pb(msg.pending),
         sequence=msg.sequence,
+        versions=[
+            models.VersionStatus(
+                version=v.version,
+                instances=v.instances,
+                running=v.running,
+                ready=v.ready,
+                in_service=v.in_service,
+            )
+            for v in msg.versions
+        ],
     )
 
 
@@ -227,7 +237,7 @@ def _opt(msg: message.Message, name: str) -> float | None:
     return getattr(msg, name) if msg.HasField(name) else None
 
 
-def canary_step_to_pb(step: models.CanaryStep) -> deploy_pb2.CanaryStep:
+def canary_step_to_pb(step: deploy_models.CanaryStep) -> deploy_pb2.CanaryStep:
     if step.set_share is not None:
         return deploy_pb2.CanaryStep(set_share=step.set_share)
     if step.set_weight is not None:
@@ -245,7 +255,7 @@ def canary_step_to_pb(step: models.CanaryStep) -> deploy_pb2.CanaryStep:
     )
 
 
-def strategy_to_pb(s: models.Strategy) -> deploy_pb2.Strategy:
+def strategy_to_pb(s: deploy_models.Strategy) -> deploy_pb2.Strategy:
     return deploy_pb2.Strategy(
         kind=s.kind or "",
         minimum_health_capacity=s.minimum_health_capacity,
@@ -270,8 +280,8 @@ def canary_step_from_pb(p: deploy_pb2.CanaryStep) -> dict[str, Any]:
     return {which: getattr(p, which)} if which else {}
 
 
-def strategy_from_pb(p: deploy_pb2.Strategy) -> models.StrategyOut:
-    return models.StrategyOut(
+def strategy_from_pb(p: deploy_pb2.Strategy) -> deploy_models.StrategyOut:
+    return deploy_models.StrategyOut(
         kind=p.kind or "rolling",
         minimum_health_capacity=_opt(p, "minimum_health_capacity"),
         maximum_over_capacity=_opt(p, "maximum_over_capacity"),
@@ -284,8 +294,8 @@ def strategy_from_pb(p: deploy_pb2.Strategy) -> models.StrategyOut:
     )
 
 
-def deployment_from_pb(d: deploy_pb2.Deployment) -> models.Deployment:
-    return models.Deployment(
+def deployment_from_pb(d: deploy_pb2.Deployment) -> deploy_models.Deployment:
+    return deploy_models.Deployment(
         id=d.id,
         group=d.group,
         state=d.state,
@@ -297,7 +307,7 @@ def deployment_from_pb(d: deploy_pb2.Deployment) -> models.Deployment:
         from_cluster=d.from_cluster,
         to_cluster=d.to_cluster,
         steps=[
-            models.DeploymentStep(
+            deploy_models.DeploymentStep(
                 name=s.name,
                 state=s.state,
                 started=_when(s.started),
@@ -324,5 +334,5 @@ def deployment_from_pb(d: deploy_pb2.Deployment) -> models.Deployment:
     )
 
 
-def deployment_reply_from_pb(r: deploy_pb2.DeploymentReply) -> models.DeploymentReply:
-    return models.DeploymentReply(deployment=deployment_from_pb(r.deployment), duplicate=r.duplicate)
+def deployment_reply_from_pb(r: deploy_pb2.DeploymentReply) -> deploy_models.DeploymentReply:
+    return deploy_models.DeploymentReply(deployment=deployment_from_pb(r.deployment), duplicate=r.duplicate)

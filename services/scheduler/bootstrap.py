@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 
 from libs.errors import FieldViolation, ValidationFailed
 from libs.eventlog import EventLog, FileSnapshotStore, Projection
@@ -89,6 +90,7 @@ def local_backend(settings: SchedulerSettings) -> LocalBackend:
             address=settings.local_address,
             task_user=settings.task_user,
             task_uids=settings.task_uid_range,
+            uid_claims_dir=Path(settings.task_uid_claims) if settings.task_uid_claims else None,
             fetch_timeout_seconds=settings.fetch_timeout_seconds,
             fetch_max_bytes=settings.fetch_max_bytes,
             fetch_python=settings.fetch_python,

@@ -63,6 +63,12 @@ class SchedulerSettings(CommonSettings):
         description="local tasks: each runs as its own uid from this range (first-last, no account's)",
     )
 
+    task_uid_claims: str = Field(
+        "/run/bay/task-uids",
+        description="local tasks: host-wide claims on task uids, shared by every local backend on this "
+        "host so that none hands out another's (empty: none)",
+    )
+
     @field_validator("task_uids")
     @classmethod
     def _uid_range(cls, value: str) -> str:

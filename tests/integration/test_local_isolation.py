@@ -287,3 +287,36 @@ def _pids_of(uid: int) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+async def test_two_backends_on_one_host_do_not_kill_each_others_tasks(root: Path) -> None:
+    """Two local backends (two clusters, two stacks) hand out uids from the start of one range. A task
+    that ends takes every process of its uid with it: without host-wide claims, the second backend's
+    first task had the first one's uid, and its end SIGKILLed the first backend's task."""
+    claims = {"uid_claims_dir": root / "claims"}
+    a = LocalBackend(local_config(root / "a", **claims))
+    b = LocalBackend(local_config(root / "b", port_begin=39150, port_end=39199, **claims))
+    a_sink, b_sink = StatusRecorder(), StatusRecorder()
+    await a.start(a_sink)
+    await b.start(b_sink)
+    try:
+        await a.launch([launch_spec("a.keep", "echo started; exec sleep 60")])
+        await a_sink.wait_for("a.keep", TaskState.RUNNING)
+        keep = a.pid_of("a.keep")
+        a_uid = os.stat(f"/proc/{keep}").st_uid
+        for n in range(3):
+            await b.launch([launch_spec(f"b.brief{n}", "exit 0")])
+            await b_sink.wait_for(f"b.brief{n}", TaskState.FINISHED)
+        b_uids = {
+            json.loads((b.sandbox_of(f"b.brief{n}") / "task.json").read_text())["uid"] for n in range(3)
+        }
+        assert os.stat(f"/proc/{keep}").st_uid == a_uid  # a's task runs on
+        assert a_uid not in b_uids
+        assert (
+            TaskState.RUNNING in a_sink.states("a.keep") and a_sink.states("a.keep")[-1] == TaskState.RUNNING
+        )
+    finally:
+        await a.kill("a.keep")
+        await a_sink.wait_for("a.keep", TaskState.KILLED)
+        await a.stop()
+        await b.stop()

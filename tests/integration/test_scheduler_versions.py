@@ -13,7 +13,8 @@ from bay.v1 import registry_pb2, scheduler_pb2
 from libs.spec import validate_spec
 from libs.spec_pb import spec_to_pb
 from tests.integration.registry_harness import RunningRegistry
-from tests.integration.scheduler_harness import SchedulerProcess, create_group, kill_tasks
+from tests.integration.scheduler_harness import SchedulerProcess, create_group, kill_tasks, task_readable_dir
+from tests.poll import poll_until
 
 SPEC = {"name": "web", "cmd": "sleep 300", "resources": {"cpus": 0.1, "mem": 16}}
 
@@ -117,3 +118,39 @@ async def test_a_crashing_new_version_does_not_hold_back_the_stable_one(
     assert status.pending.next_attempt_at > 0  # v2 still waits: v1's launch did not wait for it
     crashed = [t for t in await sched.tasks("web", terminal=True) if t.group_version == 2]
     assert len(crashed) == 1 and crashed[0].state == "FAILED"  # launched once, not again
+
+
+async def test_tasks_are_checked_with_their_own_versions_check_after_a_restart(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    """A new spec with another health check must not be applied to the running version's tasks,
+    also when a restarted scheduler watches them again (before: the group's newest check)."""
+    marks = task_readable_dir()
+    marks.chmod(0o777)  # the checks run as the tasks' own uids
+
+    def spec(version: str, code: int) -> dict[str, object]:
+        check = {
+            "protocol": "command",
+            "command": f"echo x >> {marks}/{version}; exit {code}",
+            "interval_seconds": 0.5,
+            "timeout_seconds": 0.5,
+            "max_consecutive_failures": 1,
+            "grace_period_seconds": 0,
+        }
+        return {**SPEC, "instances": 2, "health_check": check}
+
+    await create_group(registry, **spec("v1", 0))
+    await sched.until("web", lambda s: settled(s, {1: (2, 2, 2)}))
+    v2 = validate_spec(spec("v2", 1))
+    await registry.stub.UpdateGroup(
+        registry_pb2.UpdateGroupRequest(spec=spec_to_pb(v2)), metadata=registry.md()
+    )
+    await sched.until("web", lambda s: s.version == 2)
+    await sched.restart(kill=True)
+    checked = (marks / "v1").stat().st_size
+    await poll_until(
+        lambda: (marks / "v1").stat().st_size >= checked + 8, "v1's checks after the restart", 20
+    )
+    status = await sched.status("web")
+    assert per_version(status) == {1: (2, 2, 2)}
+    assert not (marks / "v2").exists(), "a v1 task was checked with v2's check"

@@ -16,6 +16,13 @@ from libs.spec import validate_spec
 from libs.spec_pb import spec_to_pb
 from services.gateway.adapters import deployment_from_pb, deployment_reply_from_pb, strategy_to_pb
 from services.gateway.body import media_kind, parse_json, parse_yaml, read_limited, validate_body
+from services.gateway.deploy_models import (
+    ControlRequest,
+    Deployment,
+    DeploymentList,
+    DeploymentReply,
+    DeployRequest,
+)
 from services.gateway.deps import (
     BackendsDep,
     Deployer,
@@ -25,7 +32,6 @@ from services.gateway.deps import (
     SettingsDep,
     Viewer,
 )
-from services.gateway.models import ControlRequest, Deployment, DeploymentList, DeploymentReply, DeployRequest
 from services.gateway.openapi import body_of
 from services.gateway.sse import model_stream
 

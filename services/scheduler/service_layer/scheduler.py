@@ -355,13 +355,14 @@ class Scheduler:
         if self.backend.checks_health or task.kill_reason:
             return
         g = self.state.group(task.group)
-        if g is None or g.spec.health_check is None:
+        check = g.spec_of(task.group_version).health_check if g is not None else None  # its version's
+        if check is None:
             return
         where = self.backend.command_context(task.id)
         self.health.watch(
             CheckTarget(
                 task_id=task.id,
-                check=health.spec_of(g.spec.health_check),
+                check=health.spec_of(check),
                 host=task.host_address or task.hostname,
                 ports=dict(task.ports),
                 env=_check_env(task, task.host_address),
@@ -376,10 +377,11 @@ class Scheduler:
             self.health.unwatch(task_id)
             return
         g = self.state.group(task.group)
-        if g is None or g.spec.health_check is None:
+        check = g.spec_of(task.group_version).health_check if g is not None else None
+        if check is None:
             self.health.unwatch(task_id)
             return
-        event = health.observe(task, g.spec.health_check, ok, self.clock(), message)
+        event = health.observe(task, check, ok, self.clock(), message)
         if event is not None:
             await self.store([event])
 

@@ -43,6 +43,7 @@ from .logs import read_log
 from .portpool import PortPool
 from .sandbox import SANDBOXES_MODE, Sandbox, spec_from_json
 from .spawn import command_argv, go, spawn, task_env
+from .uidclaims import open_claims
 
 log = logging.getLogger("bay.scheduler.local")
 
@@ -118,7 +119,9 @@ class LocalBackend(ClusterBackend):
         self.config.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.config.work_dir, self.config.sandboxes_dir):
             os.chmod(path, SANDBOXES_MODE)
-        self._uids = UidPool(identity.resolve(self.config.task_user, self.config.task_uids))
+        users = identity.resolve(self.config.task_user, self.config.task_uids)
+        claims = open_claims(self.config.uid_claims_dir, self.config.sandboxes_dir) if users.switch else None
+        self._uids = UidPool(users, claims)
         if self._uids.users.switch and not self.config.fetch_python:
             self._fetch_python = fetch.task_python()  # ours may be out of a task uid's reach
         if self.config.cgroups:
@@ -130,7 +133,11 @@ class LocalBackend(ClusterBackend):
         for path in sorted(self.config.sandboxes_dir.iterdir()):
             if path.is_dir():
                 await self._readopt(Sandbox(path))
-        self._uids.adopt(t.uid for t in self._tasks.values() if t.uid is not None and not t.state.terminal)
+        self._uids.adopt(
+            (t.uid, t.spec.task_id)
+            for t in self._tasks.values()
+            if t.uid is not None and not t.state.terminal
+        )
         self.kill_strays()
         self._poller = asyncio.create_task(self._poll(), name="local-backend-poller")
 
@@ -198,7 +205,7 @@ class LocalBackend(ClusterBackend):
         task = _Task(spec=spec, sandbox=sandbox)
         self._tasks[spec.task_id] = task
         try:
-            who = self._uids.take()
+            who = self._uids.take(spec.task_id)
         except Conflict as exc:
             sandbox.prepare(None, None)
             return await self._fail(task, exc.message)
@@ -406,7 +413,8 @@ class LocalBackend(ClusterBackend):
         leftovers of a launch or a task that a crash interrupted. The number killed."""
         tasks = self._tasks.values()
         live = [(t.spec.task_id, t.pid, t.uid) for t in tasks if not t.state.terminal and t.pid]
-        return strays.kill(self.config.sandboxes_dir, live, self._ended_uids)
+        ended = {uid for uid in self._ended_uids if not self._uids.others(uid)}  # others' now
+        return strays.kill(self.config.sandboxes_dir, live, ended)
 
     # -- reporting ---------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .identity import DEFAULT_UIDS, DEFAULT_USER
+from .uidclaims import DEFAULT_DIR as DEFAULT_CLAIMS_DIR
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class LocalBackendConfig:
     poll_interval_seconds: float = 0.15
     task_user: str = DEFAULT_USER  # tasks run in its group, each with a uid of its own (BAY_TASK_USER)
     task_uids: tuple[int, int] = DEFAULT_UIDS  # first and last task uid, inclusive (BAY_TASK_UIDS)
+    # host-wide claims on task uids, shared by every local backend here (BAY_TASK_UID_CLAIMS; see
+    # uidclaims.py); None: none (a second backend on this host may then hand out the same uids)
+    uid_claims_dir: Path | None = DEFAULT_CLAIMS_DIR
     # artifacts (``LaunchSpec.fetch``): fetched by the task's wrapper, as the task (fetch.py)
     fetch_timeout_seconds: float = 300.0  # per artifact, the whole download (BAY_FETCH_TIMEOUT_SECONDS)
     fetch_max_bytes: int = 4 << 30  # BAY_FETCH_MAX_BYTES

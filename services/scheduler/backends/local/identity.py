@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 from libs.errors import Conflict
 
+from .uidclaims import UidClaims
+
 log = logging.getLogger("bay.scheduler.local")
 
 DEFAULT_USER = "bay-task"
@@ -99,20 +101,27 @@ def resolve(user: str, uids: tuple[int, int], *, euid: int | None = None) -> Tas
 
 
 class UidPool:
-    """Round-robin over the range, skipping uids of live tasks."""
+    """Round-robin over the range, skipping uids of live tasks: this backend's, and (with
+    ``claims``, see uidclaims.py) those of every other local backend on the host."""
 
-    def __init__(self, users: TaskUsers) -> None:
+    def __init__(self, users: TaskUsers, claims: UidClaims | None = None) -> None:
         self.users = users
+        self.claims = claims if users.switch else None
         self._next = users.uid_begin
         self._held: set[int] = set()
 
-    def adopt(self, uids: Iterable[int]) -> None:
-        for uid in uids:
+    def adopt(self, tasks: Iterable[tuple[int, str]]) -> None:
+        """Re-adopted live tasks' (uid, task id): held again, and claimed again."""
+        for uid, task_id in tasks:
             if self.users.owns(uid):
                 self._held.add(uid)
                 self._next = max(self._next, uid + 1)
+                if self.claims is not None and not self.claims.claim(uid, task_id):
+                    log.warning(
+                        "task uid %d of re-adopted task %s is claimed by another backend", uid, task_id
+                    )
 
-    def take(self) -> TaskIdentity | None:
+    def take(self, task_id: str = "") -> TaskIdentity | None:
         """A fresh identity, or None when tasks run as the scheduler's user."""
         u = self.users
         if not u.switch:
@@ -121,11 +130,20 @@ class UidPool:
         for _ in range(size):
             uid = self._next if self._next <= u.uid_end else u.uid_begin
             self._next = uid + 1
-            if uid not in self._held:
-                self._held.add(uid)
-                return TaskIdentity(uid, uid, u.group, u.setpriv)
+            if uid in self._held:
+                continue
+            if self.claims is not None and not self.claims.claim(uid, task_id):
+                continue  # another backend's task runs as it
+            self._held.add(uid)
+            return TaskIdentity(uid, uid, u.group, u.setpriv)
         raise Conflict(f"every task uid {u.uid_begin}-{u.uid_end} is in use (BAY_TASK_UIDS)")
 
     def release(self, uid: int | None) -> None:
         if uid is not None:
             self._held.discard(uid)
+            if self.claims is not None:
+                self.claims.release(uid)
+
+    def others(self, uid: int) -> bool:
+        """Whether another local backend's live task runs as ``uid`` now."""
+        return self.claims is not None and self.claims.held_by_another(uid)
