@@ -1,0 +1,42 @@
+"""The autoscaler's decision domain: pure functions and frozen dataclasses, no I/O.
+
+policy (what a group asks for), observe (what is seen), proportional (one metric's recommendation,
+HPA's rules), decide (one evaluation), record (the decision record), state (windows rebuilt by
+folding records), hpa and sim (a model of Kubernetes HPA and a simulator, for the benchmark).
+"""
+
+from services.autoscaler.domain.decide import decide, step
+from services.autoscaler.domain.observe import MetricSample, Observation, uniform
+from services.autoscaler.domain.policy import (
+    Clamped,
+    DownBehaviour,
+    MetricTarget,
+    Policy,
+    UpBehaviour,
+    clamp,
+    validate,
+)
+from services.autoscaler.domain.record import Decision, MetricValue, as_record, from_record
+from services.autoscaler.domain.state import State, fold, rebuild
+
+__all__ = [
+    "Clamped",
+    "Decision",
+    "DownBehaviour",
+    "MetricSample",
+    "MetricTarget",
+    "MetricValue",
+    "Observation",
+    "Policy",
+    "State",
+    "UpBehaviour",
+    "as_record",
+    "clamp",
+    "decide",
+    "fold",
+    "from_record",
+    "rebuild",
+    "step",
+    "uniform",
+    "validate",
+]
