@@ -45,6 +45,11 @@ class Proposal:
 NO_DATA = Proposal(None, None, None, "no data")
 
 
+def ceil(x: float) -> int:
+    """Ceiling that ignores float noise: 0.96 / 0.8 x 10 is 12 tasks, not 13."""
+    return math.ceil(x - 1e-9)
+
+
 def propose(metric: MetricTarget, obs: Observation, tolerance: float) -> Proposal:
     sample = obs.samples.get(metric.key)
     if sample is None:
@@ -60,7 +65,7 @@ def _total(metric: MetricTarget, sample: MetricSample, current: int, tolerance: 
     need = max(0.0, sample.total) / metric.target
     if current > 0 and abs(need / current - 1) <= tolerance:
         return Proposal(sample.total, current, need, WITHIN_TOLERANCE)
-    return Proposal(sample.total, math.ceil(need), need)
+    return Proposal(sample.total, ceil(need), need)
 
 
 def per_task(
@@ -86,7 +91,7 @@ def per_task(
     if not up_with_unready and missing == 0:
         if abs(ratio - 1) <= tolerance:
             return Proposal(average, current, need, WITHIN_TOLERANCE)
-        return Proposal(average, max(1, math.ceil(ratio * len(observed))), need)
+        return Proposal(average, max(1, ceil(ratio * len(observed))), need)
     counted = len(observed)
     note = ""
     if missing and ratio < 1:
@@ -104,7 +109,7 @@ def per_task(
         return Proposal(average, current, need, WITHIN_TOLERANCE)
     if (ratio < 1 < new_ratio) or (ratio > 1 > new_ratio):
         return Proposal(average, current, need, REVERSED)
-    rec = max(1, math.ceil(new_ratio * counted))
+    rec = max(1, ceil(new_ratio * counted))
     if (new_ratio < 1 and rec > current) or (new_ratio > 1 and rec < current):
         return Proposal(average, current, need, REVERSED)
     return Proposal(average, rec, need, note)
