@@ -32,15 +32,13 @@ class State:
     last_up: float | None = None
     last_down: float | None = None
     last_at: float | None = None
+    keep_s: float = 300.0  # how far back records matter: replaying these seconds of them rebuilds the state
 
     @classmethod
     def initial(cls, policy: Policy) -> State:
-        return cls(up_keep_s=policy.up.window_s, down_keep_s=policy.down.window_s)
-
-    @property
-    def keep_s(self) -> float:
-        """How far back records matter: replaying this many seconds of records rebuilds the state."""
-        return max(self.up_keep_s, self.down_keep_s)
+        up, down = policy.up, policy.down
+        keep = max(up.window_s, up.stable_window_s, up.cooldown_s, down.window_s, down.cooldown_s)
+        return cls(up_keep_s=up.window_s, down_keep_s=down.window_s, keep_s=keep)
 
 
 def in_window(entries: Iterable[Entry], now: float, window_s: float) -> list[Entry]:

@@ -30,7 +30,9 @@ def cpu(current: int, util: float, ready: int | None = None) -> Observation:
     return uniform(current, current if ready is None else ready, {"cpu": util})
 
 
-def run(policy: Policy, state: State, obs: Observation, start: float, seconds: int) -> tuple[list[Decision], State]:
+def run(
+    policy: Policy, state: State, obs: Observation, start: float, seconds: int
+) -> tuple[list[Decision], State]:
     """One decision a second for `seconds`, the group following each decision (tasks ready at once)."""
     out: list[Decision] = []
     for i in range(seconds):

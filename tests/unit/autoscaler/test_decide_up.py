@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.autoscaler.domain import MetricSample, MetricTarget, Observation, Policy, State, decide, step, uniform
+from services.autoscaler.domain import (
+    MetricSample,
+    MetricTarget,
+    Observation,
+    Policy,
+    State,
+    decide,
+    step,
+    uniform,
+)
 from tests.unit.autoscaler.common import T0, UpBehaviour, cpu, cpu_policy, run, steady
 
 
@@ -12,7 +21,11 @@ def test_several_metrics_the_largest_recommendation_wins() -> None:
     policy = Policy(
         min=1,
         max=100,
-        metrics=(MetricTarget("cpu", 0.5), MetricTarget("memory", 0.8), MetricTarget("custom", 100, name="rps")),
+        metrics=(
+            MetricTarget("cpu", 0.5),
+            MetricTarget("memory", 0.8),
+            MetricTarget("custom", 100, name="rps"),
+        ),
     )
     obs = uniform(10, 10, {"cpu": 0.75, "memory": 0.96, "rps": 180})  # cpu -> 15, memory -> 12, rps -> 18
     d = decide(policy, State.initial(policy), obs, T0)
