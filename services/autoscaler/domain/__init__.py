@@ -17,7 +17,7 @@ from services.autoscaler.domain.policy import (
     validate,
 )
 from services.autoscaler.domain.record import Decision, MetricValue, as_record, from_record
-from services.autoscaler.domain.state import State, fold, rebuild
+from services.autoscaler.domain.state import State, fold, rebuild, state_from_record, state_record
 
 __all__ = [
     "Clamped",
@@ -36,6 +36,8 @@ __all__ = [
     "fold",
     "from_record",
     "rebuild",
+    "state_from_record",
+    "state_record",
     "step",
     "uniform",
     "validate",

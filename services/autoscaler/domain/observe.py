@@ -30,10 +30,6 @@ class Observation:
     ready: frozenset[str] = frozenset()
     samples: Mapping[str, MetricSample] = field(default_factory=dict)
 
-    @property
-    def not_ready(self) -> int:
-        return max(0, self.current - len(self.ready))
-
 
 def uniform(
     current: int,

@@ -151,3 +151,38 @@ def time_to_reach(series: Sequence[tuple[float, int]], n: int, since: float = 0.
         if t >= since and count >= n:
             return t - since
     return None
+
+
+@dataclass(frozen=True)
+class Race:
+    """Seconds from `since` until each engine had `n` ready tasks (None: never), and both series."""
+
+    bay_s: float | None
+    hpa_s: float | None
+    bay: list[tuple[float, int]]
+    hpa: list[tuple[float, int]]
+
+    @property
+    def ratio(self) -> float | None:
+        """How many times faster Bay got there than HPA."""
+        if self.bay_s is None or self.hpa_s is None or self.bay_s == 0:
+            return None
+        return self.hpa_s / self.bay_s
+
+
+def race(
+    bay: Engine,
+    hpa: Engine,
+    trace: Trace,
+    start_latency: float,
+    n: int,
+    *,
+    since: float = 0.0,
+    tick: float = 1.0,
+    initial: int = 10,
+    until: float | None = None,
+) -> Race:
+    """Both engines over the same trace and task start latency, for the benchmark's side-by-side."""
+    b = simulate(bay, trace, start_latency, tick, initial=initial, until=until)
+    h = simulate(hpa, trace, start_latency, tick, initial=initial, until=until)
+    return Race(time_to_reach(b, n, since), time_to_reach(h, n, since), b, h)

@@ -13,7 +13,8 @@ the last `keep_s` seconds from an empty state gives the same state as the uninte
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from services.autoscaler.domain.policy import Policy
 from services.autoscaler.domain.record import Decision
@@ -39,6 +40,12 @@ class State:
         up, down = policy.up, policy.down
         keep = max(up.window_s, up.stable_window_s, up.cooldown_s, down.window_s, down.cooldown_s)
         return cls(up_keep_s=up.window_s, down_keep_s=down.window_s, keep_s=keep)
+
+    def with_policy(self, policy: Policy) -> State:
+        """The same memory under a changed policy's windows (a longer window cannot bring back what
+        a shorter one already dropped)."""
+        fresh = State.initial(policy)
+        return replace(self, up_keep_s=fresh.up_keep_s, down_keep_s=fresh.down_keep_s, keep_s=fresh.keep_s)
 
 
 def in_window(entries: Iterable[Entry], now: float, window_s: float) -> list[Entry]:
@@ -85,3 +92,23 @@ def rebuild(policy: Policy, records: Iterable[Decision]) -> State:
     for d in records:
         state = fold(state, d)
     return state
+
+
+def state_record(state: State) -> dict[str, Any]:
+    """The state as a plain dict: a snapshot to log, so a restart folds only the records after it."""
+    return asdict(state)
+
+
+def state_from_record(r: dict[str, Any]) -> State:
+    return State(
+        up_keep_s=float(r["up_keep_s"]),
+        down_keep_s=float(r["down_keep_s"]),
+        highs=tuple((float(t), int(v)) for t, v in r["highs"]),
+        lows=tuple((float(t), int(v)) for t, v in r["lows"]),
+        needs=tuple((float(t), float(v)) for t, v in r["needs"]),
+        panic_last=r["panic_last"],
+        last_up=r["last_up"],
+        last_down=r["last_down"],
+        last_at=r["last_at"],
+        keep_s=float(r["keep_s"]),
+    )

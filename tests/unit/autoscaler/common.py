@@ -8,6 +8,7 @@ from dataclasses import replace
 from services.autoscaler.domain import (
     Decision,
     DownBehaviour,
+    MetricSample,
     MetricTarget,
     Observation,
     Policy,
@@ -40,14 +41,12 @@ def run(
         out.append(d)
         if d.changed:
             obs = replace(obs, current=d.to, ready=frozenset(f"t{j}" for j in range(d.to)))
-            obs = _respread(obs, d.frm, d.to)
+            obs = _respread(obs, d.to)
     return out, state
 
 
-def _respread(obs: Observation, frm: int, to: int) -> Observation:
+def _respread(obs: Observation, to: int) -> Observation:
     """The same total load over the new task count (what a load balancer does)."""
-    from services.autoscaler.domain import MetricSample
-
     samples = {}
     for name, s in obs.samples.items():
         if s.total is not None or not s.per_task:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from services.autoscaler.domain.hpa import HpaConfig, HpaModel
-from services.autoscaler.domain.sim import BayEngine, simulate, simulate_counts, step_trace, time_to_reach
+from services.autoscaler.domain.sim import (
+    BayEngine,
+    race,
+    simulate,
+    simulate_counts,
+    step_trace,
+    time_to_reach,
+)
 from tests.unit.autoscaler.common import cpu_policy
 
 STEP = step_trace(5.0, 50.0, at=0.0, start=-120.0)  # 10 tasks at the 0.5 target, then ten times the load
@@ -54,3 +61,9 @@ def test_time_to_reach() -> None:
     assert time_to_reach([(0.0, 1), (5.0, 3), (9.0, 8)], 3) == 5.0
     assert time_to_reach([(0.0, 1), (5.0, 3)], 4) is None
     assert time_to_reach([(10.0, 9), (12.0, 9)], 9, since=11.0) == 1.0
+
+
+def test_race_gives_both_times_and_the_ratio() -> None:
+    r = race(BayEngine(cpu_policy()), HpaModel(HpaConfig(max=200)), STEP, LATENCY, 100, until=120)
+    assert (r.bay_s, r.hpa_s) == (LATENCY, 45.0 + LATENCY)
+    assert r.ratio == (45.0 + LATENCY) / LATENCY

@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from services.autoscaler.domain import Decision, Observation, Policy, as_record, decide, from_record, rebuild
+from services.autoscaler.domain import (
+    Decision,
+    Observation,
+    Policy,
+    as_record,
+    decide,
+    fold,
+    from_record,
+    rebuild,
+)
 from services.autoscaler.domain.sim import BayEngine, simulate_counts
+from services.autoscaler.domain.state import state_from_record, state_record
 from tests.unit.autoscaler.common import T0, cpu_policy
 
 # steady, a tenfold step (panic), a fall (stabilisation, steps down), a moderate rise, noise throughout
@@ -65,3 +75,15 @@ def test_replaying_only_the_recent_records_is_enough() -> None:
         obs, now = seen[k]
         recent = [d for d in log[:k] if d.at > now - keep]
         assert decide(policy, rebuild(policy, recent), obs, now) == decisions[k], k
+
+
+def test_a_state_snapshot_resumes_like_the_records() -> None:
+    policy = cpu_policy()
+    decisions, seen = recorded(policy)
+    log = through_the_log(decisions)
+    for k in (50, 420, 430, 700, 1000):
+        snap = state_from_record(json.loads(json.dumps(state_record(rebuild(policy, log[: k - 10])))))
+        for d in log[k - 10 : k]:
+            snap = fold(snap, d)
+        obs, now = seen[k]
+        assert decide(policy, snap, obs, now) == decisions[k], k
