@@ -28,7 +28,7 @@ import time
 
 from services.autoscaler.domain.observe import Observation
 from services.autoscaler.domain.policy import Policy, clamp
-from services.autoscaler.domain.proportional import WITHIN_TOLERANCE, Proposal, propose
+from services.autoscaler.domain.proportional import WITHIN_TOLERANCE, propose
 from services.autoscaler.domain.record import Decision, MetricValue
 from services.autoscaler.domain.state import State, fold, in_window
 
@@ -56,15 +56,10 @@ def _describe(metrics: tuple[MetricValue, ...]) -> str:
 
 def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decision:
     cur = obs.current
-    proposals: list[tuple[str, bool, float, Proposal]] = []
-    for m in policy.metrics:
-        proposals.append((m.key, m.is_total, m.activation, propose(m, obs, policy.tolerance)))
-    metrics = tuple(
-        MetricValue(k, p.value, m.target, p.recommendation, p.note)
-        for (k, _, _, p), m in zip(proposals, policy.metrics, strict=True)
-    )
-    no_data = [k for k, _, _, p in proposals if p.recommendation is None]
-    have = [(k, total, act, p) for k, total, act, p in proposals if p.recommendation is not None]
+    proposals = [(m, propose(m, obs, policy.tolerance)) for m in policy.metrics]
+    metrics = tuple(MetricValue(m.key, p.value, m.target, p.recommendation, p.note) for m, p in proposals)
+    no_data = [m.key for m, p in proposals if p.recommendation is None]
+    have = [(m, p) for m, p in proposals if p.recommendation is not None]
     panic_before = state.panic_last is not None and now - state.panic_last < policy.up.stable_window_s
 
     def make(
@@ -85,14 +80,15 @@ def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decisi
             return make(bound.count, bound.limit, f"{bound.limit} {bound.count}; {waiting}")
         return make(cur, HOLD, waiting)
 
-    decider, _, _, best = max(have, key=lambda h: h[3].recommendation or 0)
+    # 1-2: the largest proposal; missing data forbids less than now; all totals inactive ask for 0
+    decider, best = max(have, key=lambda h: h[1].recommendation or 0)
     rec = best.recommendation or 0
     if no_data and rec < cur:
         rec = cur
-    need = max(p.need for _, _, _, p in have if p.need is not None)
-    all_totals = not no_data and all(total for _, total, _, _ in proposals)
+    need = max(p.need for _, p in have if p.need is not None)
+    all_totals = not no_data and all(m.is_total for m, _ in proposals)
     active = any(
-        total and p.value is not None and p.value > 0 and p.value >= act for _, total, act, p in have
+        m.is_total and p.value is not None and p.value > 0 and p.value >= m.activation for m, p in have
     )
     if all_totals and not active and policy.min == 0:
         rec = 0
@@ -105,6 +101,7 @@ def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decisi
         to = clamp(policy, max(1, rec)).count
         return make(to, ACTIVATION, _describe(metrics), rec, need)
 
+    # 3: panic, on the short window's average need against the ready tasks
     window = [n for t, n in state.needs if t > now - policy.up.window_s] + [need]
     over = sum(window) / len(window) >= policy.up.panic_threshold * max(1, len(obs.ready))
     panic = over or panic_before
@@ -113,14 +110,14 @@ def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decisi
     def held(reason: str) -> Decision:
         return make(cur, HOLD, reason, rec, need, over, panic)
 
-    rule = f"proportional {decider}"
+    rule = f"proportional {decider.key}"
     if panic:
         candidate = max(cur, rec)
         if candidate > cur:
             rule = PANIC
         elif rec < cur:
             return held(f"panic until {hms(panic_until)}: no scale-down")
-    else:
+    else:  # 4: HPA's stabilisation, lowest of the up window and highest of the down window
         ups = [*in_window(state.lows, now, policy.up.window_s), (now, rec)]
         downs = [*in_window(state.highs, now, policy.down.window_s), (now, rec)]
         lo, hi = min(r for _, r in ups), max(r for _, r in downs)
@@ -135,6 +132,7 @@ def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decisi
         elif candidate == cur and rec < cur:
             until = max(t for t, r in downs if r >= cur) + policy.down.window_s
             return held(f"stabilising until {hms(until)}")
+    # 5: cooldowns and the step limit; 6: the bounds
     if candidate > cur and state.last_up is not None and now < state.last_up + policy.up.cooldown_s:
         return held(f"cooldown until {hms(state.last_up + policy.up.cooldown_s)}")
     if candidate < cur and state.last_down is not None and now < state.last_down + policy.down.cooldown_s:
@@ -151,8 +149,8 @@ def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decisi
     if candidate == cur:
         if limited.limit:
             return held(limited.limit)
-        notes = [WITHIN_TOLERANCE] if any(p.note == WITHIN_TOLERANCE for _, _, _, p in have) else []
-        notes += [p.note for _, _, _, p in have if p.note and p.note != WITHIN_TOLERANCE]
+        notes = [WITHIN_TOLERANCE] if any(p.note == WITHIN_TOLERANCE for _, p in have) else []
+        notes += [p.note for _, p in have if p.note and p.note != WITHIN_TOLERANCE]
         in_panic = f"panic until {hms(panic_until)}" if panic else ""
         return held("; ".join(filter(None, [*dict.fromkeys(notes), waiting, in_panic])) or "steady")
     return make(candidate, rule, _describe(metrics), rec, need, over, panic)
