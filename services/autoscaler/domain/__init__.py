@@ -3,6 +3,15 @@
 policy (what a group asks for), observe (what is seen), proportional (one metric's recommendation,
 HPA's rules), decide (one evaluation), record (the decision record), state (windows rebuilt by
 folding records), hpa and sim (a model of Kubernetes HPA and a simulator, for the benchmark).
+
+How the service drives it, once a tick per group (1 s):
+
+    errors = validate(policy)                     # [(field, problem)], before accepting a policy
+    state = rebuild(policy, recent_records)       # on start: the last state.keep_s seconds of records
+    d, state = step(policy, state, observation, now)
+    log(as_record(d))                             # every decision, changed or not: the windows need them
+    if d.changed: ask the registry for d.to       # status shows d.reason
+    clamp(policy, n).count                        # for a manual scale request too
 """
 
 from services.autoscaler.domain.decide import decide, step
