@@ -75,3 +75,10 @@ def test_a_group_total_needs_total_over_target() -> None:
     obs = Observation(current=10, samples={"backlog": MetricSample(total=1050)})
     assert propose(backlog, obs, 0.1).recommendation == 10
     assert propose(backlog, Observation(current=5), 0.1).recommendation is None
+
+
+def test_a_custom_group_total_is_a_per_task_average_target() -> None:
+    rps = MetricTarget("custom", 100, name="rps", per_task=False)
+    obs = Observation(current=4, samples={"rps": MetricSample(total=900)})
+    p = propose(rps, obs, 0.1)
+    assert (p.value, p.recommendation, p.need) == (900, 9, 9.0)

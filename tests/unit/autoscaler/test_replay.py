@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from services.autoscaler.domain import (
     Decision,
@@ -87,3 +87,12 @@ def test_a_state_snapshot_resumes_like_the_records() -> None:
             snap = fold(snap, d)
         obs, now = seen[k]
         assert decide(policy, snap, obs, now) == decisions[k], k
+
+
+def test_a_changed_policy_keeps_the_memory_under_its_own_windows() -> None:
+    policy = cpu_policy()
+    decisions, _ = recorded(policy)
+    state = rebuild(policy, through_the_log(decisions))
+    longer = replace(policy, down=replace(policy.down, window_s=600))
+    moved = state.with_policy(longer)
+    assert (moved.down_keep_s, moved.keep_s, moved.highs) == (600, 600, state.highs)
