@@ -1,0 +1,134 @@
+"""The backlog of a JetStream consumer, for scaling workers on their queue.
+
+Backlog = ``num_pending`` (messages the consumer has not been given yet) + ``num_ack_pending``
+(given, not acknowledged: a worker is on them, or died holding them). A stream or consumer that is
+not there, or a JetStream that does not answer, is *missing* data, never a backlog of 0: scaling a
+group to zero because its queue was deleted, or because NATS was slow, would be a wrong decision
+taken with confidence.
+
+Waking at once from zero. A group scaled to zero has no worker; polling the backlog every N
+seconds would leave the first message waiting up to N seconds before the group scales up.
+:class:`BacklogWake` subscribes on *core* NATS to the subjects the consumer reads (its
+``filter_subject``/``filter_subjects``, else the stream's ``subjects``): a JetStream publish is a
+plain NATS message on its subject first, so the core subscriber sees it as the stream stores it.
+Use it in this order, so that a message published in between is never missed::
+
+    wake = BacklogWake(nc, await consumer_subjects(js, stream, consumer))
+    await wake.arm()                          # subscribed (and flushed) before the check
+    backlog = await read_backlog(js, stream, consumer)
+    if backlog.pending == 0:
+        await wake.wait(poll_interval)        # returns at the first message, or at the interval
+    await wake.disarm()                       # only while at zero: no copy of a busy queue's traffic
+
+Caveats: a stream that sources or mirrors another gets its messages without a publish on its own
+subjects, so the wake-up does not fire for it (polling still finds the backlog); and the
+autoscaler's NATS user needs the right to subscribe to those subjects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+
+DEFAULT_TIMEOUT = 2.0
+
+# Why a backlog is missing (Backlog.error)
+MISSING_STREAM = "stream not found"
+MISSING_CONSUMER = "consumer not found"
+UNAVAILABLE = "JetStream did not answer"
+_STREAM_NOT_FOUND = 10059  # JetStream's err_code for "stream not found"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    stream: str
+    consumer: str
+    pending: int | None  # num_pending + num_ack_pending; None: missing (see ``error``)
+    error: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.pending is not None
+
+
+async def read_backlog(js: Any, stream: str, consumer: str, timeout: float = DEFAULT_TIMEOUT) -> Backlog:
+    """The consumer's backlog from ``js.consumer_info`` (``js``: a nats-py JetStreamContext); never
+    raises for a missing stream or consumer or a JetStream that does not answer (cancellation still
+    propagates)."""
+    try:
+        info = await js.consumer_info(stream, consumer, timeout=timeout)
+    except nats.js.errors.NotFoundError as exc:
+        missing = MISSING_STREAM if exc.err_code == _STREAM_NOT_FOUND else MISSING_CONSUMER
+        return Backlog(stream, consumer, None, missing)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError) as exc:
+        return Backlog(stream, consumer, None, f"{UNAVAILABLE}: {type(exc).__name__}")
+    except (nats.js.errors.APIError, nats.errors.Error, ValueError) as exc:  # ValueError: a bad name
+        return Backlog(stream, consumer, None, f"{type(exc).__name__}: {exc}")
+    return Backlog(stream, consumer, int(info.num_pending or 0) + int(info.num_ack_pending or 0))
+
+
+async def consumer_subjects(js: Any, stream: str, consumer: str, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+    """The subjects the consumer reads: its filter(s), else its stream's subjects. Raises nats-py's
+    errors when either is missing (there is then nothing to watch)."""
+    info = await js.consumer_info(stream, consumer, timeout=timeout)
+    config = info.config
+    filters = list(getattr(config, "filter_subjects", None) or [])
+    if getattr(config, "filter_subject", None):
+        filters.append(config.filter_subject)
+    if filters:
+        return filters
+    stream_info = await js.stream_info(stream)
+    return list(stream_info.config.subjects or [])
+
+
+class BacklogWake:
+    """An event set by the first message on ``watched`` subjects after :meth:`arm` (see the module's
+    docstring for the order of arm, check, wait, disarm)."""
+
+    def __init__(self, nc: Any, watched: Sequence[str]) -> None:
+        if not watched:
+            raise ValueError("BacklogWake needs at least one subject to watch")
+        self._nc = nc
+        self.watched = tuple(watched)
+        self._subs: list[Any] = []
+        self.woken = asyncio.Event()
+
+    @property
+    def armed(self) -> bool:
+        return bool(self._subs)
+
+    async def arm(self) -> None:
+        """Subscribe (if not yet) and clear the event; flushed, so the server has the subscription
+        when this returns."""
+        self.woken.clear()
+        if not self._subs:
+
+            async def on_message(msg: Any) -> None:
+                self.woken.set()
+
+            for subject in self.watched:
+                self._subs.append(await self._nc.subscribe(subject, cb=on_message))
+        await self._nc.flush()
+
+    async def wait(self, timeout: float) -> bool:
+        """True when a message came since :meth:`arm` (at once if one already has), False after
+        ``timeout`` seconds without one."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.woken.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def disarm(self) -> None:
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error:  # the connection is gone, and its subscriptions with it
+                pass
