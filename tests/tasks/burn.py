@@ -63,7 +63,8 @@ class Counters:
             "# HELP inflight_requests Burning requests being answered now.\n"
             "# TYPE inflight_requests gauge\n"
             f"inflight_requests {inflight}\n"
-            f"# HELP requests_per_second Burning requests answered per second over the last {RATE_WINDOW:g} s.\n"
+            "# HELP requests_per_second Burning requests answered per second"
+            f" over the last {RATE_WINDOW:g} s.\n"
             "# TYPE requests_per_second gauge\n"
             f"requests_per_second {rate:.6g}\n"
         ).encode()

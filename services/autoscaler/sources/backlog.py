@@ -72,7 +72,9 @@ async def read_backlog(js: Any, stream: str, consumer: str, timeout: float = DEF
     return Backlog(stream, consumer, int(info.num_pending or 0) + int(info.num_ack_pending or 0))
 
 
-async def consumer_subjects(js: Any, stream: str, consumer: str, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+async def consumer_subjects(
+    js: Any, stream: str, consumer: str, timeout: float = DEFAULT_TIMEOUT
+) -> list[str]:
     """The subjects the consumer reads: its filter(s), else its stream's subjects. Raises nats-py's
     errors when either is missing (there is then nothing to watch)."""
     info = await js.consumer_info(stream, consumer, timeout=timeout)

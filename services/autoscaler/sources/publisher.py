@@ -41,7 +41,9 @@ def metric_publisher(group: str) -> PublisherPermissions:
     DNS label), so that it cannot hold a wildcard or a dot and reach another group's subjects."""
     if not NAME.match(group):
         raise ValueError(f"group name {group!r}: lowercase letters, digits and '-'")
-    return PublisherPermissions(Permissions(publish=(metric_subjects(group),), subscribe=(), deny_publish=MANAGE_STREAMS))
+    return PublisherPermissions(
+        Permissions(publish=(metric_subjects(group),), subscribe=(), deny_publish=MANAGE_STREAMS)
+    )
 
 
 def authorization_entry(nkey: str, rights: PublisherPermissions, comment: str = "") -> str:

@@ -149,12 +149,14 @@ class UsageWindow:
 
     async def subscribe(self, nc: Any, pattern: str = f"{subjects.USAGE_ROOT}.>") -> Any:
         """A subscription on ``nc`` (a nats-py client) feeding this window; a payload that is not a
-        UsageBatch of its subject's group is dropped (logged at debug), never the subscription. Flushed, so samples
-        published after this returns are seen."""
+        UsageBatch of its subject's group is dropped (logged at debug), never the subscription.
+        Flushed, so samples published after this returns are seen."""
 
         async def on_usage(msg: Any) -> None:
             if not self.add_bytes(msg.data, msg.subject):
-                log.debug("not a UsageBatch of its subject's group on %s (%d bytes)", msg.subject, len(msg.data))
+                log.debug(
+                    "not a UsageBatch of its subject's group on %s (%d bytes)", msg.subject, len(msg.data)
+                )
 
         sub = await nc.subscribe(pattern, cb=on_usage)
         await nc.flush()

@@ -30,8 +30,12 @@ async def test_latest_values_by_group_and_task_go_stale(nc: Client) -> None:
         name = subjects.metric("web", "queue.depth")  # a name with a dot
         await nc.publish(name, b"12")
         await nc.publish(name, b" 14.5\n")
-        await nc.publish(subjects.metric("web", "queue.depth"), json.dumps({"value": 3, "task": "web.a"}).encode())
-        await nc.publish(subjects.metric("web", "queue.depth"), json.dumps({"value": 4, "task": "web.b"}).encode())
+        await nc.publish(
+            subjects.metric("web", "queue.depth"), json.dumps({"value": 3, "task": "web.a"}).encode()
+        )
+        await nc.publish(
+            subjects.metric("web", "queue.depth"), json.dumps({"value": 4, "task": "web.b"}).encode()
+        )
         await nc.publish(subjects.metric("api", "rps"), json.dumps({"value": 7.25}).encode())
         await poll_until(lambda: store.group_value("api", "rps") is not None, "api's rps", DEADLINE)
 
@@ -42,12 +46,17 @@ async def test_latest_values_by_group_and_task_go_stale(nc: Client) -> None:
 
         clock.now = 520.0
         await nc.publish(subjects.metric("web", "queue.depth"), b'{"value": 5, "task": "web.b"}')
-        await poll_until(lambda: store.task_values("web", "queue.depth").get("web.b") == 5.0, "web.b", DEADLINE)
+        await poll_until(
+            lambda: store.task_values("web", "queue.depth").get("web.b") == 5.0, "web.b", DEADLINE
+        )
         clock.now = 531.0  # 31 s after the first values, 11 after web.b's second
         assert store.group_value("web", "queue.depth") is None  # stale: missing
         assert store.task_values("web", "queue.depth") == {"web.b": 5.0}
         reading = store.reading("web", "queue.depth")
-        assert reading is not None and (reading.value, reading.at) == (14.5, 500.0)  # still shown as last seen
+        assert reading is not None and (reading.value, reading.at) == (
+            14.5,
+            500.0,
+        )  # still shown as last seen
     finally:
         await sub.unsubscribe()
 

@@ -26,7 +26,9 @@ def batch(group: str, *samples: tuple[str, float, float, int, int]) -> UsageBatc
         cluster="local",
         group=group,
         samples=[
-            UsageSample(task_id=t, cpu_fraction=cpu, cpus_limit=limit, mem_bytes=mem, mem_limit_bytes=mem_limit)
+            UsageSample(
+                task_id=t, cpu_fraction=cpu, cpus_limit=limit, mem_bytes=mem, mem_limit_bytes=mem_limit
+            )
             for t, cpu, limit, mem, mem_limit in samples
         ],
     )
@@ -73,7 +75,9 @@ async def test_bad_payloads_and_mismatched_subjects_are_dropped(nc: Client) -> N
     try:
         await nc.publish(subjects.usage("local", "web"), b"\xff\xff not a protobuf")
         # a batch whose group is not its subject's: not web's, not api's
-        await nc.publish(subjects.usage("local", "web"), batch("api", ("api.a", 1.0, 1.0, 1, 2)).SerializeToString())
+        await nc.publish(
+            subjects.usage("local", "web"), batch("api", ("api.a", 1.0, 1.0, 1, 2)).SerializeToString()
+        )
         nan = batch("web", ("web.n", float("nan"), 1.0, 1, 2), ("web.i", float("inf"), 0.0, 0, 0))
         good = batch("web", ("web.a", 0.5, 1.0, 1, 4))
         await nc.publish(subjects.usage("local", "web"), nan.SerializeToString())
