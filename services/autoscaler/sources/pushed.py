@@ -81,10 +81,16 @@ class PushedMetrics:
     """The latest pushed value of every group's metrics, with staleness."""
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, stale_after: float = DEFAULT_STALE_AFTER
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        max_series: int = MAX_SERIES,
+        max_tasks: int = MAX_TASKS,
     ) -> None:
         self.clock = clock
         self.stale_after = stale_after
+        self._max_series = max_series
+        self._max_tasks = max_tasks
         self._group: dict[tuple[str, str], Reading] = {}
         self._tasks: dict[tuple[str, str], dict[str, Reading]] = {}
         self.dropped = 0  # payloads or subjects that were not a metric
@@ -94,13 +100,13 @@ class PushedMetrics:
         publisher inventing names or task ids is not let grow the store without end)."""
         reading = Reading(pushed.value, self.clock())
         key = (group, name)
-        if key not in self._group and key not in self._tasks and self._series() >= MAX_SERIES:
+        if key not in self._group and key not in self._tasks and self._series() >= self._max_series:
             return False
         if pushed.task is None:
             self._group[key] = reading
             return True
         per_task = self._tasks.setdefault(key, {})
-        if pushed.task not in per_task and len(per_task) >= MAX_TASKS:
+        if pushed.task not in per_task and len(per_task) >= self._max_tasks:
             return False
         per_task[pushed.task] = reading
         return True

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -25,30 +26,59 @@ DEADLINE = 10.0
 TOTAL = Selector("http_requests_total")
 
 
-def start_burn() -> tuple[subprocess.Popen[bytes], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-S", str(BURN), "0"], stdout=subprocess.PIPE, env={"BURN_MS": "5"}
+def spawn_burn(cwd: Path | None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-S", str(BURN), "0"], stdout=subprocess.PIPE, env={"BURN_MS": "5"}, cwd=cwd
     )
+
+
+async def start_burn(procs: list[subprocess.Popen[bytes]], cwd: Path | None = None) -> int:
+    """A burn.py task on a free port (it says which on its first line); its process in ``procs``."""
+    proc = spawn_burn(cwd)  # a fork and exec: quick, and the test waits for nothing else meanwhile
+    procs.append(proc)
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # the task says its port first, or ends (EOF)
+    # the task says its port first, or ends (EOF); a killed task's pipe ends the reading thread
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), DEADLINE)
     assert line.startswith(b"listening on "), line
-    return proc, int(line.split()[-1])
+    return int(line.split()[-1])
 
 
-@pytest.fixture
-def burners() -> Iterator[list[Target]]:
-    procs = []
+@pytest_asyncio.fixture
+async def procs() -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        targets = []
-        for name in ("work.a", "work.b"):
-            proc, port = start_burn()
-            procs.append(proc)
-            targets.append(Target(name, "127.0.0.1", port))
-        yield targets
+        yield started
     finally:
-        for proc in procs:
+        for proc in started:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest_asyncio.fixture
+async def burners(procs: list[subprocess.Popen[bytes]]) -> list[Target]:
+    return [Target(name, "127.0.0.1", await start_burn(procs)) for name in ("work.a", "work.b")]
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def test_burn_task_burns_cpu_per_request_and_serves_its_build(
+    procs: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    (tmp_path / "build.txt").write_text("b-42\n")
+    port = await start_burn(procs, cwd=tmp_path)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30) as http:
+        assert (await http.get("/build.txt")).text == "b-42\n"
+        assert (await http.get("/health")).text == "ok\n"
+        assert (await http.get("/?ms=lots")).status_code == 400
+        before = cpu_seconds(procs[0].pid)
+        answers = await asyncio.gather(*(http.get("/?ms=100") for _ in range(6)))
+        assert [a.text for a in answers] == ["burned 100 ms\n"] * 6
+        burned = cpu_seconds(procs[0].pid) - before
+    assert burned >= 0.5, burned  # 6 x 100 ms of CPU (the clock ticks at 10 ms: some slack)
 
 
 @pytest_asyncio.fixture
