@@ -14,6 +14,7 @@ parser does with it:
   ``\\\\``, ``\\"`` and ``\\n``; a trailing comma in the braces is allowed. The value is a float as
   Go's ParseFloat reads it (``NaN``, ``+Inf``, ``-Inf`` included); the timestamp is int64
   milliseconds since the epoch.
+- A series (name and labels) appears once: a second one would be counted twice in a sum.
 - A histogram ``x`` has samples ``x_bucket{le=...}``, ``x_sum`` and ``x_count``; a summary ``x``
   has ``x{quantile=...}``, ``x_sum`` and ``x_count``: they are put in the family ``x``.
 
@@ -67,6 +68,7 @@ def parse(text: str) -> dict[str, Family]:
     families: dict[str, Family] = {}
     helped: set[str] = set()
     typed: set[str] = set()
+    series: set[tuple[str, frozenset[tuple[str, str]]]] = set()
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.removesuffix("\r").strip(_BLANKS)
         if not line:
@@ -75,6 +77,10 @@ def parse(text: str) -> dict[str, Family]:
             _metadata(line, number, families, helped, typed)
             continue
         sample = _sample(line, number)
+        key = (sample.name, frozenset(sample.labels.items()))
+        if key in series:  # it would be counted twice in a sum
+            raise ExpositionError(number, f"{sample.name}{sample.labels or ''} given twice")
+        series.add(key)
         family = families.get(_family_name(sample.name, families))
         if family is None:
             family = families[sample.name] = Family(sample.name)
@@ -102,7 +108,8 @@ def _metadata(line: str, number: int, families: dict[str, Family], helped: set[s
         raise ExpositionError(number, f"# TYPE {name}: unknown type {kind!r}")
     if name in typed:
         raise ExpositionError(number, f"a second TYPE for {name}")
-    if family.samples:
+    suffixed = (families.get(name + suffix) for suffix in _SUFFIXES.get(kind, ()))
+    if family.samples or any(f is not None and f.samples for f in suffixed):
         raise ExpositionError(number, f"TYPE for {name} after its samples")
     typed.add(name)
     family.type = kind

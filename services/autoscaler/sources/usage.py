@@ -115,6 +115,22 @@ class UsageWindow:
         """Each task's mean ``kind`` fraction over the samples that arrived at or after ``since`` (on
         the window's clock); only ``task_ids`` when given (e.g. the group's ready tasks). A task with
         no such sample is absent: missing, not 0."""
+        sums = self._sums(group, since, kind, task_ids)
+        return {task: total / n for task, (total, n) in sorted(sums.items())}
+
+    def sample_mean(
+        self, group: str, since: float, kind: Kind = "cpu", task_ids: Collection[str] | None = None
+    ) -> float | None:
+        """The mean over every sample in the window, whichever task it is of (so a task sampled more
+        often weighs more): what the deployer's analyses compute (``Samples.value``). None: no sample."""
+        sums = self._sums(group, since, kind, task_ids).values()
+        n = sum(count for _, count in sums)
+        return sum(total for total, _ in sums) / n if n else None
+
+    def _sums(
+        self, group: str, since: float, kind: Kind, task_ids: Collection[str] | None
+    ) -> dict[str, tuple[float, int]]:
+        """Per task: the sum and count of its ``kind`` fractions that arrived at or after ``since``."""
         if kind not in KINDS:
             raise ValueError(f"usage kind: cpu or mem, not {kind!r}")
         q = self._groups.get(group)
@@ -130,7 +146,7 @@ class UsageWindow:
                 continue
             total, n = sums.get(p.task_id, (0.0, 0))
             sums[p.task_id] = (total + value, n + 1)
-        return {task: total / n for task, (total, n) in sorted(sums.items())}
+        return sums
 
     def cpu(self, group: str, since: float, task_ids: Collection[str] | None = None) -> dict[str, float]:
         return self.values(group, since, "cpu", task_ids)

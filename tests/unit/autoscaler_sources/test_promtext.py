@@ -161,6 +161,9 @@ def test_nan_float() -> None:
         ("# HELP m a\n# HELP m b\n", "second HELP"),
         ("m 1\n# TYPE m gauge\n", "after its samples"),
         ("# TYPE 1m gauge\n", "bad metric name"),
+        ('h_bucket{le="1"} 1\n# TYPE h histogram\n', "after its samples"),
+        ('m{a="1",b="2"} 1\nm{b="2",a="1"} 3\n', "given twice"),
+        ("ok 2\n", "given twice"),
     ],
 )
 def test_errors_name_the_line(text: str, reason: str) -> None:

@@ -44,9 +44,14 @@ def test_window_bounds_and_kinds() -> None:
         clock.now = 100.0 + i
         window.add(UsageBatch(group="web", samples=[sample("web.a", float(i))]))
     assert window.cpu("web", since=0.0) == {"web.a": 3.0}  # (2 + 3 + 4) / 3
+    window.add(UsageBatch(group="web", samples=[sample("web.b", 10.0)]))
+    assert window.cpu("web", since=0.0) == {"web.a": 3.5, "web.b": 10.0}  # web.a's 2 went out
+    assert window.sample_mean("web", since=0.0) == pytest.approx((3 + 4 + 10) / 3)
+    assert window.sample_mean("web", since=0.0, task_ids={"web.a"}) == 3.5
+    assert window.sample_mean("web", since=0.0, kind="mem") is None
     assert window.mem("web", since=0.0) == {}
     window.add(UsageBatch(group="", samples=[sample("x.a", 1.0)]))  # no group: ignored
-    assert window.received == 5
+    assert window.received == 6
     with pytest.raises(ValueError):
         window.values("web", 0.0, "disk")  # type: ignore[arg-type]
     window.forget("web")
