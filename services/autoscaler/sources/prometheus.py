@@ -3,8 +3,9 @@ ready task, parsed by :mod:`promtext`, one value per task.
 
 A task's value is missing (in :attr:`Scraped.missing`, with the reason) when its endpoint refuses,
 answers late, answers anything but 200, sends more than ``max_bytes`` (counted after any gzip is
-undone, so a small compressed bomb is cut off too), sends text that is not the format, or has no
-series the selector picks. Missing is never zero: the decision logic must tell "idle" from
+undone, so a small compressed bomb is cut off too), sends text that is not the format (only the
+selected metric's lines and lines that name no metric are read: another metric's broken line does
+not cost this one), or has no series the selector picks. Missing is never zero: the decision logic must tell "idle" from
 "unknown".
 
 Time: each task's request is bounded as a whole (connect, headers and body) by ``timeout``, not
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from services.autoscaler.sources.promtext import ExpositionError, Selector, parse, select
+from services.autoscaler.sources.promtext import ExpositionError, Selector, parse, select, wanted_names
 
 log = logging.getLogger("bay.autoscaler.prometheus")
 
@@ -117,12 +118,12 @@ class PrometheusScraper:
                 return None, f"no answer within {self.timeout}s"
             except _TooLarge:
                 return None, f"more than {self.max_bytes} bytes"
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
                 return None, f"{type(exc).__name__}: {exc}"
             except _Status as exc:
                 return None, str(exc)
         try:
-            families = parse(text)
+            families = parse(text, only=wanted_names(selector))
         except ExpositionError as exc:
             return None, f"not the Prometheus text format: {exc}"
         value = select(families, selector)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
@@ -36,6 +36,7 @@ _FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|
 _INT = re.compile(r"[+-]?\d+\Z")
 _BLANKS = " \t"
 _SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+_ALL_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
 class ExpositionError(ValueError):
@@ -63,8 +64,14 @@ class Family:
     samples: list[Sample] = field(default_factory=list)
 
 
-def parse(text: str) -> dict[str, Family]:
-    """Every metric family of ``text``, by name (the order of first appearance)."""
+def parse(text: str, only: Collection[str] | None = None) -> dict[str, Family]:
+    """Every metric family of ``text``, by name (the order of first appearance).
+
+    ``only``: the families named (and the suffixed samples of histograms and summaries named), the
+    other lines skipped unread, for speed (a scrape wants one metric out of hundreds; a full read of
+    1 MB takes half a second) and so that another metric's broken line does not cost this one."""
+    if only is not None:
+        only = frozenset(only)
     families: dict[str, Family] = {}
     helped: set[str] = set()
     typed: set[str] = set()
@@ -72,6 +79,8 @@ def parse(text: str) -> dict[str, Family]:
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.removesuffix("\r").strip(_BLANKS)
         if not line:
+            continue
+        if only is not None and not _wanted(line, only):
             continue
         if line.startswith("#"):
             _metadata(line, number, families, helped, typed)
@@ -86,6 +95,17 @@ def parse(text: str) -> dict[str, Family]:
             family = families[sample.name] = Family(sample.name)
         family.samples.append(sample)
     return families
+
+
+def _wanted(line: str, only: frozenset[str]) -> bool:
+    if line.startswith("#"):
+        keyword, _, rest = _split_token(line[1:].lstrip(_BLANKS))
+        return keyword not in ("HELP", "TYPE") or _split_token(rest)[0] in only
+    match = _NAME.match(line)
+    if match is None:
+        return True  # read, to be refused
+    name = match.group()
+    return name in only or any(name.removesuffix(s) in only for s in _ALL_SUFFIXES if name.endswith(s))
 
 
 def _metadata(line: str, number: int, families: dict[str, Family], helped: set[str], typed: set[str]) -> None:
@@ -257,6 +277,12 @@ class Selector:
             raise ValueError(f"bad metric name {self.name!r}")
         if self.combine not in ("sum", "max", "one"):
             raise ValueError(f"combine: sum, max or one, not {self.combine!r}")
+
+
+def wanted_names(selector: Selector) -> frozenset[str]:
+    """What :func:`parse` must read (``only``) for :func:`select` to find ``selector``'s series:
+    its name, and the histogram or summary it may be a suffixed sample of."""
+    return frozenset({selector.name, *(selector.name.removesuffix(s) for s in _ALL_SUFFIXES)})
 
 
 def select(families: Mapping[str, Family], selector: Selector) -> float | None:

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from services.autoscaler.sources.promtext import ExpositionError, Selector, parse, parse_float, select
+from services.autoscaler.sources.promtext import (
+    ExpositionError,
+    Selector,
+    parse,
+    parse_float,
+    select,
+    wanted_names,
+)
 
 EXAMPLE = """\
 # HELP http_requests_total The total number of HTTP requests.
@@ -178,3 +185,21 @@ def test_a_bad_selector_is_refused() -> None:
         Selector("bad name")
     with pytest.raises(ValueError):
         Selector("m", combine="avg")
+
+
+def test_only_the_wanted_families_are_read() -> None:
+    text = EXAMPLE + "other_metric{broken 1\n"
+    with pytest.raises(ExpositionError):
+        parse(text)
+    for selector, value in [
+        (Selector("http_requests_total"), 1030.0),
+        (Selector("http_request_duration_seconds_bucket", {"le": "+Inf"}), 144320.0),
+        (Selector("rpc_duration_seconds_count"), 2693.0),
+        (Selector("rpc_duration_seconds", {"quantile": "0.01"}), 3102.0),
+    ]:
+        families = parse(text, only=wanted_names(selector))
+        assert select(families, selector) == value
+        assert "metric_without_timestamp_and_labels" not in families
+    assert set(parse(text, only={"http_request_duration_seconds"})) == {"http_request_duration_seconds"}
+    with pytest.raises(ExpositionError):  # a line that is no metric at all is still refused
+        parse("<html>\n", only={"m"})
