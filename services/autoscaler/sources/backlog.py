@@ -22,18 +22,27 @@ Use it in this order, so that a message published in between is never missed::
 
 Caveats: a stream that sources or mirrors another gets its messages without a publish on its own
 subjects, so the wake-up does not fire for it (polling still finds the backlog); and the
-autoscaler's NATS user needs the right to subscribe to those subjects.
+autoscaler's NATS user needs the right to subscribe to those subjects, which are the
+applications' own and change with every policy.
+
+:class:`StreamWake` has neither caveat, at the cost of a consumer: the same arm, wait, disarm,
+but through an ephemeral push consumer of the stream (deliver new, headers only, no acks, in
+memory, gone by itself after ``inactive_threshold`` if the autoscaler dies) delivering to an inbox.
+It sees what the stream stores, sourced messages included, and needs only the rights of a stream
+reader (``libs.natsperms.read_stream``: consumer create, delete; ``_INBOX.>``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
 import nats.js.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 DEFAULT_TIMEOUT = 2.0
 
@@ -134,3 +143,77 @@ class BacklogWake:
                 await sub.unsubscribe()
             except nats.errors.Error:  # the connection is gone, and its subscriptions with it
                 pass
+
+
+class StreamWake:
+    """As :class:`BacklogWake`, through an ephemeral consumer of ``stream`` on the ``watched``
+    subjects (see the module's docstring). ``arm`` raises nats-py's errors when the stream is gone."""
+
+    def __init__(
+        self, nc: Any, stream: str, watched: Sequence[str], inactive_threshold: float = 30.0
+    ) -> None:
+        if not watched:
+            raise ValueError("StreamWake needs at least one subject to watch")
+        self._nc = nc
+        self._js = nc.jetstream()
+        self.stream = stream
+        self.watched = tuple(watched)
+        self._inactive = inactive_threshold
+        self._sub: Any = None
+        self._consumer = ""
+        self.woken = asyncio.Event()
+
+    @property
+    def armed(self) -> bool:
+        return self._sub is not None
+
+    async def arm(self) -> None:
+        """Clear the event; make the consumer if there is none (its deliveries start with the next
+        message the stream stores after this returns)."""
+        self.woken.clear()
+        if self._sub is not None:
+            return
+
+        async def on_message(msg: Any) -> None:
+            self.woken.set()
+
+        inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(inbox, cb=on_message)
+        one = len(self.watched) == 1
+        config = ConsumerConfig(
+            deliver_subject=inbox,
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.NONE,
+            headers_only=True,
+            mem_storage=True,
+            inactive_threshold=self._inactive,
+            filter_subject=self.watched[0] if one else None,
+            filter_subjects=None if one else list(self.watched),
+        )
+        try:
+            info = await self._js.add_consumer(self.stream, config)
+        except BaseException:
+            await self.disarm()
+            raise
+        self._consumer = info.name
+
+    async def wait(self, timeout: float) -> bool:
+        """True when the stream stored a watched message since :meth:`arm`; False after ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.woken.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def disarm(self) -> None:
+        """Unsubscribe and delete the consumer (if the delete fails, the server drops it after
+        ``inactive_threshold`` without a subscriber)."""
+        sub, self._sub = self._sub, None
+        consumer, self._consumer = self._consumer, ""
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        if consumer:
+            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
+                await self._js.delete_consumer(self.stream, consumer)

@@ -5,8 +5,8 @@ A task's value is missing (in :attr:`Scraped.missing`, with the reason) when its
 answers late, answers anything but 200, sends more than ``max_bytes`` (counted after any gzip is
 undone, so a small compressed bomb is cut off too), sends text that is not the format (only the
 selected metric's lines and lines that name no metric are read: another metric's broken line does
-not cost this one), or has no series the selector picks. Missing is never zero: the decision logic must tell "idle" from
-"unknown".
+not cost this one), or has no series the selector picks. Missing is never zero: the decision logic
+must tell "idle" from "unknown".
 
 Time: each task's request is bounded as a whole (connect, headers and body) by ``timeout``, not
 per read, so an endpoint that trickles a byte a second still ends on time; at most

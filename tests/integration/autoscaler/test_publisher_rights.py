@@ -13,10 +13,10 @@ import pytest
 import pytest_asyncio
 
 from libs.events import subjects
-from libs.natsserver import free_port, server_config, start_nats
-from libs.natsusers import new_seed, public_key, write_private
+from libs.natsusers import public_key
 from services.autoscaler.sources.publisher import authorization_entry, metric_publisher, metric_subjects
 from services.autoscaler.sources.pushed import PushedMetrics
+from tests.integration.autoscaler.conftest import own_server, seed_file
 from tests.poll import poll_until
 
 DEADLINE = 10.0
@@ -48,30 +48,15 @@ class Server:
 
 @pytest_asyncio.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    seed = tmp_path / "metrics-web.nk"
-    admin = tmp_path / "admin.nk"
-    for path in (seed, admin):
-        write_private(path, new_seed() + b"\n")
-    auth = tmp_path / "auth.conf"
+    seed = seed_file(tmp_path / "metrics-web.nk")
+    admin = seed_file(tmp_path / "admin.nk")
     block = (
         "authorization {\n  users = [\n"
         + authorization_entry(public_key(seed), metric_publisher("web"), "metrics/web")
         + f"    {{ nkey: {public_key(admin)} }}\n  ]\n}}\n"
     )
-    write_private(auth, block.encode())
-    config = tmp_path / "nats.conf"
-    write_private(
-        config, server_config(config, include=auth, extra=f"no_auth_user: {public_key(admin)}").encode()
-    )
-    port = free_port()
-    proc = await asyncio.to_thread(
-        start_nats, tmp_path / "js", port, log_file=tmp_path / "nats.log", config_file=config
-    )
-    try:
-        yield Server(f"nats://127.0.0.1:{port}", seed)
-    finally:
-        proc.terminate()
-        await asyncio.to_thread(proc.wait, 10)
+    async with own_server(tmp_path, block, admin) as own:
+        yield Server(own.url, seed)
 
 
 async def test_publisher_publishes_its_groups_metrics_only(server: Server) -> None:
