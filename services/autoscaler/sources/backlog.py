@@ -29,7 +29,8 @@ applications' own and change with every policy.
 but through an ephemeral push consumer of the stream (deliver new, headers only, no acks, in
 memory, gone by itself after ``inactive_threshold`` if the autoscaler dies) delivering to an inbox.
 It sees what the stream stores, sourced messages included, and needs only the rights of a stream
-reader (``libs.natsperms.read_stream``: consumer create, delete; ``_INBOX.>``).
+reader (``libs.natsperms.read_stream``: consumer create, delete; ``_INBOX.>``). It is the one to
+use unless the consumers it costs matter; the order of calls is the same.
 """
 
 from __future__ import annotations
