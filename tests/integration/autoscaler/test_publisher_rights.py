@@ -1,0 +1,105 @@
+"""A group's custom metric publisher on a nats-server of its own, run with that user's rights: it
+publishes its group's metrics and nothing else, and subscribes to nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import pytest
+import pytest_asyncio
+
+from libs.events import subjects
+from libs.natsusers import public_key
+from services.autoscaler.sources.publisher import authorization_entry, metric_publisher, metric_subjects
+from services.autoscaler.sources.pushed import PushedMetrics
+from tests.integration.autoscaler.conftest import own_server, seed_file
+from tests.poll import poll_until
+
+DEADLINE = 10.0
+
+
+class Refusals:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.changed = asyncio.Event()
+
+    async def on_error(self, exc: Exception) -> None:
+        self.errors.append(str(exc).lower())
+        self.changed.set()
+
+    async def wait_for(self, needle: str) -> None:
+        async def seen() -> None:
+            while not any(needle in e for e in self.errors):
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(seen(), DEADLINE)
+
+
+@dataclass
+class Server:
+    url: str
+    seed: Path  # the web group's publisher
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    seed = seed_file(tmp_path / "metrics-web.nk")
+    admin = seed_file(tmp_path / "admin.nk")
+    block = (
+        "authorization {\n  users = [\n"
+        + authorization_entry(public_key(seed), metric_publisher("web"), "metrics/web")
+        + f"    {{ nkey: {public_key(admin)} }}\n  ]\n}}\n"
+    )
+    async with own_server(tmp_path, block, admin) as own:
+        yield Server(own.url, seed)
+
+
+async def test_publisher_publishes_its_groups_metrics_only(server: Server) -> None:
+    reader = await nats.connect(server.url)  # no credentials: the admin
+    refusals = Refusals()
+    publisher = await nats.connect(server.url, nkeys_seed=str(server.seed), error_cb=refusals.on_error)
+    store = PushedMetrics()
+    seen: list[str] = []
+
+    async def on_any(msg: object) -> None:
+        seen.append(getattr(msg, "subject", ""))
+
+    try:
+        await store.subscribe(reader)
+        await reader.subscribe(">", cb=on_any)
+        await reader.flush()
+
+        for denied in (subjects.metric("api", "rps"), subjects.group("web"), "$JS.API.STREAM.CREATE.X"):
+            await publisher.publish(denied, b"1")
+            await refusals.wait_for(f'permissions violation for publish to "{denied.lower()}"')
+        await publisher.subscribe("bay.metric.>")
+        await refusals.wait_for('permissions violation for subscription to "bay.metric.>"')
+        await publisher.subscribe("_INBOX.x")
+        await refusals.wait_for('permissions violation for subscription to "_inbox.x"')
+
+        await publisher.publish(subjects.metric("web", "queue.depth"), b'{"value": 9, "task": "web.a"}')
+        await publisher.publish(subjects.metric("web", "rps"), b"41.5")
+        await poll_until(lambda: store.group_value("web", "rps") == 41.5, "web's rps", DEADLINE)
+        assert store.task_values("web", "queue.depth") == {"web.a": 9.0}
+        # the refused publishes came first on the same connection: none of them got through
+        assert [s for s in seen if not s.startswith("bay.metric.web.")] == []
+        assert publisher.is_connected  # refusals do not cost the publisher its connection
+    finally:
+        await publisher.close()
+        await reader.close()
+
+
+def test_rights_are_one_groups_only() -> None:
+    rights = metric_publisher("web")
+    assert rights.permissions.publish == (metric_subjects("web"),) == ("bay.metric.web.>",)
+    assert rights.permissions.subscribe == ()
+    assert rights.deny_subscribe == (">",)
+    assert "$JS.API.STREAM.CREATE.>" in rights.permissions.deny_publish
+    for bad in ("we.b", "*", ">", "web.>", "Web", "", "-web"):
+        with pytest.raises(ValueError):
+            metric_publisher(bad)

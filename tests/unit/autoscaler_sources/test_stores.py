@@ -1,0 +1,93 @@
+"""The usage window and the pushed metric store without NATS: conversions, windows, limits."""
+
+from __future__ import annotations
+
+import pytest
+from bay.v1.scheduler_pb2 import UsageBatch, UsageSample
+
+from services.autoscaler.sources.pushed import Pushed, PushedMetrics
+from services.autoscaler.sources.usage import UsageWindow, points
+
+
+class Clock:
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sample(task: str, cpu: float, limit: float = 1.0, mem: int = 0, mem_limit: int = 0) -> UsageSample:
+    return UsageSample(
+        task_id=task, cpu_fraction=cpu, cpus_limit=limit, mem_bytes=mem, mem_limit_bytes=mem_limit
+    )
+
+
+def test_points_are_fractions_of_the_limits() -> None:
+    batch = UsageBatch(
+        group="web",
+        samples=[
+            sample("web.a", 0.25, 0.5, 30, 120),
+            sample("web.b", 1.5, 0.0),  # no cpu limit: cores used; no memory limit: no fraction
+            sample("web.c", -1.0, 1.0),  # negative cpu, no memory: nothing usable
+            sample("", 0.5),  # no task
+        ],
+    )
+    got = [(p.task_id, p.cpu, p.mem, p.at) for p in points(batch, 7.0)]
+    assert got == [("web.a", 0.5, 0.25, 7.0), ("web.b", 1.5, None, 7.0)]
+
+
+def test_window_bounds_and_kinds() -> None:
+    clock = Clock(100.0)
+    window = UsageWindow(clock=clock, keep_seconds=10.0, max_per_group=3)
+    for i in range(5):  # only the last 3 are kept
+        clock.now = 100.0 + i
+        window.add(UsageBatch(group="web", samples=[sample("web.a", float(i))]))
+    assert window.cpu("web", since=0.0) == {"web.a": 3.0}  # (2 + 3 + 4) / 3
+    window.add(UsageBatch(group="web", samples=[sample("web.b", 10.0)]))
+    assert window.cpu("web", since=0.0) == {"web.a": 3.5, "web.b": 10.0}  # web.a's 2 went out
+    assert window.sample_mean("web", since=0.0) == pytest.approx((3 + 4 + 10) / 3)
+    assert window.sample_mean("web", since=0.0, task_ids={"web.a"}) == 3.5
+    assert window.sample_mean("web", since=0.0, kind="mem") is None
+    assert window.mem("web", since=0.0) == {}
+    window.add(UsageBatch(group="", samples=[sample("x.a", 1.0)]))  # no group: ignored
+    assert window.received == 6
+    with pytest.raises(ValueError):
+        window.values("web", 0.0, "disk")  # type: ignore[arg-type]
+    window.forget("web")
+    assert window.cpu("web", since=0.0) == {} and window.last_arrival("web") is None
+
+
+def test_window_rejects_what_is_not_a_batch_of_its_subject() -> None:
+    window = UsageWindow()
+    data = UsageBatch(group="web", samples=[sample("web.a", 0.5)]).SerializeToString()
+    assert not window.add_bytes(b"\x08\x96", "bay.usage.local.web")
+    assert not window.add_bytes(data, "bay.usage.local.api")
+    assert not window.add_bytes(data, "bay.usage.local.web.more")
+    assert window.add_bytes(data, "bay.usage.local.web")
+    assert window.cpu("web", since=float("-inf")) == {"web.a": 0.5}
+
+
+def test_pushed_store_limits_its_series() -> None:
+    store = PushedMetrics(clock=Clock(), max_series=2, max_tasks=2)
+    assert store.add("web", "a", Pushed(1.0))
+    assert store.add("web", "b", Pushed(2.0, "web.1"))
+    assert not store.add("web", "c", Pushed(3.0))  # a third series
+    assert store.add("web", "a", Pushed(4.0))  # an existing one still updates
+    assert store.add("web", "b", Pushed(5.0, "web.2"))
+    assert not store.add("web", "b", Pushed(6.0, "web.3"))  # a third task of one series
+    assert store.group_value("web", "a") == 4.0
+    assert store.task_values("web", "b") == {"web.1": 2.0, "web.2": 5.0}
+    store.forget("web")
+    assert store.group_value("web", "a") is None and store.task_values("web", "b") == {}
+    assert store.add("web", "c", Pushed(3.0))  # room again
+
+
+def test_staleness_is_inclusive_of_the_limit() -> None:
+    clock = Clock(0.0)
+    store = PushedMetrics(clock=clock, stale_after=5.0)
+    store.add("web", "a", Pushed(1.0))
+    clock.now = 5.0
+    assert store.group_value("web", "a") == 1.0
+    clock.now = 5.001
+    assert store.group_value("web", "a") is None
