@@ -11,6 +11,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -235,6 +237,40 @@ def test_not_an_archive_fails_clearly(tmp_path: Path) -> None:
     plain.write_text("just text\n")
     with pytest.raises(fetcher.FetchFailed, match="not a tar or zip archive"):
         fetch_into(tmp_path, plain)
+
+
+def test_a_broken_zip_fails_clearly(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04" + b"\0" * 60)
+    with pytest.raises(fetcher.FetchFailed, match="a broken zip archive"):
+        fetch_into(tmp_path, broken)
+
+
+def test_the_wrappers_fetch_of_a_local_tarball_imports_no_http_client(tmp_path: Path) -> None:
+    """The wrapper runs the fetch before every task's command: a file:// tarball needs neither
+    urllib.request nor zipfile, whose imports cost more than the interpreter's start."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "build.txt").write_text("b-1\n")
+    archive = tmp_path / "b.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "build.txt", arcname="build.txt")
+    plan = fetcher.plan_of(
+        [{"uri": f"file://{archive}", "sha256": sha256(archive), "extract": True}], 10, 1 << 20
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    probe = (
+        fetcher._source().replace('if __name__ == "__main__":', "if False:")
+        + "\nassert main(sys.argv[1:]) == 0\n"
+        + "print(sorted(m for m in ('urllib.request', 'zipfile', 'http.client') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, json.dumps(plan)], cwd=work, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert (work / "build.txt").read_text() == "b-1\n"
 
 
 def test_a_task_record_keeps_its_artifacts_for_a_restarted_backend() -> None:

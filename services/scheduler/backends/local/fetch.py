@@ -24,14 +24,17 @@ import json
 import os
 import stat
 import sys
-import tarfile
 import time
-import urllib.error
-import urllib.request
-import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    import tarfile
+
+# What a fetch of a local archive needs is imported at once; urllib.request (http(s) only), tarfile
+# and zipfile (the archive's kind) when used: the wrapper starts this in every task before its
+# command, and importing them all cost more than the interpreter's own start.
 
 FETCH_EXIT = 86  # the wrapper's exit code when the fetch failed (the command never ran)
 PREFIX = "bay fetch: "
@@ -85,6 +88,8 @@ def _open(uri: str, timeout: float, max_bytes: int) -> BinaryIO:
         return open(unquote(parts.path), "rb")
     if parts.scheme not in ("http", "https"):
         raise FetchFailed(f"cannot fetch {uri}: only file://, http:// and https:// URIs")
+    import urllib.request
+
     resp = urllib.request.urlopen(uri, timeout=timeout)
     size = resp.headers.get("Content-Length")
     if size is not None and size.isdigit() and int(size) > max_bytes:
@@ -116,13 +121,14 @@ def download(uri: str, dest: Path, timeout: float, max_bytes: int) -> str:
                 raise
     except FileExistsError:
         raise FetchFailed(f"two artifacts would both be {dest.name}") from None
-    except urllib.error.HTTPError as exc:
-        raise FetchFailed(f"cannot fetch {uri}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FetchFailed(f"cannot fetch {uri}: {exc.reason}") from None
     except TimeoutError:
         raise FetchFailed(f"fetching {uri} timed out after {timeout:g} s") from None
-    except OSError as exc:
+    except OSError as exc:  # urllib's errors are OSErrors too (imported only if http was used)
+        error = sys.modules.get("urllib.error")
+        if error is not None and isinstance(exc, error.HTTPError):
+            raise FetchFailed(f"cannot fetch {uri}: HTTP {exc.code} {exc.reason}") from None
+        if error is not None and isinstance(exc, error.URLError):
+            raise FetchFailed(f"cannot fetch {uri}: {exc.reason}") from None
         raise FetchFailed(f"cannot fetch {uri}: {exc.strerror or exc}") from None
     return digest.hexdigest()
 
@@ -160,17 +166,26 @@ def _escapes(path: PurePosixPath) -> bool:
 def extract(archive: Path, into: Path, uri: str) -> None:
     """Unpack a tar (any compression) or zip archive into ``into``; refuse members that escape."""
     what = uri
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            infos = z.infolist()
-            for info in infos:
-                _inside(info.filename, what)
-            z.extractall(into)
-            for info in infos:  # zip keeps unix modes in the high bits: keep the exec ones
-                if not info.is_dir() and (info.external_attr >> 16) & 0o111:
-                    target = into / info.filename
-                    target.chmod(target.stat().st_mode | stat.S_IXUSR)
+    with open(archive, "rb") as fh:
+        magic = fh.read(4)
+    if magic in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip (or an empty one)
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(archive) as z:
+                infos = z.infolist()
+                for info in infos:
+                    _inside(info.filename, what)
+                z.extractall(into)
+                for info in infos:  # zip keeps unix modes in the high bits: keep the exec ones
+                    if not info.is_dir() and (info.external_attr >> 16) & 0o111:
+                        target = into / info.filename
+                        target.chmod(target.stat().st_mode | stat.S_IXUSR)
+        except zipfile.BadZipFile as exc:
+            raise FetchFailed(f"cannot unpack {uri}: a broken zip archive ({exc})") from None
         return
+    import tarfile
+
     try:
         with tarfile.open(archive, "r:*") as tar:
             _check_tar(tar, what)
