@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from services.scheduler.adapters.healthcheck import CheckTarget, check_once
-from services.scheduler.backends.local import LocalBackend
+from services.scheduler.backends.local import LocalBackend, procfs
 from services.scheduler.backends.local.identity import not_root_warning, resolve
 from services.scheduler.ports import HealthCheckSpec, TaskState
 from tests.contract.test_backend_contract import (
@@ -303,14 +303,14 @@ async def test_two_backends_on_one_host_do_not_kill_each_others_tasks(root: Path
         await a.launch([launch_spec("a.keep", "echo started; exec sleep 60")])
         await a_sink.wait_for("a.keep", TaskState.RUNNING)
         keep = a.pid_of("a.keep")
-        a_uid = os.stat(f"/proc/{keep}").st_uid
+        a_uid = json.loads((a.sandbox_of("a.keep") / "task.json").read_text())["uid"]
         for n in range(3):
             await b.launch([launch_spec(f"b.brief{n}", "exit 0")])
             await b_sink.wait_for(f"b.brief{n}", TaskState.FINISHED)
         b_uids = {
             json.loads((b.sandbox_of(f"b.brief{n}") / "task.json").read_text())["uid"] for n in range(3)
         }
-        assert os.stat(f"/proc/{keep}").st_uid == a_uid  # a's task runs on
+        assert procfs.is_running(keep)  # a's task runs on
         assert a_uid not in b_uids
         assert (
             TaskState.RUNNING in a_sink.states("a.keep") and a_sink.states("a.keep")[-1] == TaskState.RUNNING

@@ -301,7 +301,7 @@ class LocalBackend(ClusterBackend):
         task.collecting = True
         # Killing: the task has ended when its whole group has, within the grace (the wrapper's
         # `sh -c` may die at once while the command is still shutting down gracefully).
-        while task.killing and not task.sigkilled and procfs.group_members(task.pid):  # noqa: ASYNC110
+        while task.killing and not task.sigkilled and killing.SCAN.members(task.pid):  # noqa: ASYNC110
             await asyncio.sleep(killing.POLL_SECONDS)  # no event tells that a process group emptied
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(task.pid, signal.SIGKILL)  # the zombie leader still holds the pgid: no reuse

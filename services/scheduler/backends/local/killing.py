@@ -12,11 +12,14 @@ import signal
 from . import procfs
 
 POLL_SECONDS = 0.05
+#: the groups being ended, from one /proc pass per poll for all of them
+SCAN = procfs.GroupScan(max_age=POLL_SECONDS)
 
 
-def terminate_group(pgid: int, signalled: set[int]) -> set[int]:
-    """SIGTERM every process of group ``pgid`` not in ``signalled``; returns ``signalled`` grown."""
-    for pid in procfs.group_members(pgid):
+def terminate_group(pgid: int, signalled: set[int], *, fresh: bool = False) -> set[int]:
+    """SIGTERM every process of group ``pgid`` not in ``signalled``; returns ``signalled`` grown.
+    ``fresh``: from a pass of its own (the first SIGTERM of a kill), else from the shared one."""
+    for pid in procfs.group_members(pgid) if fresh else SCAN.members(pgid):
         if pid not in signalled:
             signalled.add(pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -29,7 +32,7 @@ async def escalate(pgid: int, exited: asyncio.Event, grace_seconds: float, signa
     True when it came to the SIGKILL."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace_seconds
-    terminate_group(pgid, signalled)
+    terminate_group(pgid, signalled)  # the shared pass: the kill's own first one came before
     while (remaining := deadline - loop.time()) > 0:
         try:
             await asyncio.wait_for(exited.wait(), min(POLL_SECONDS, remaining))
