@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -60,6 +61,9 @@ def shelf() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+GETS: list[str] = []  # the paths the shelf's server was asked for
+
+
 @pytest.fixture
 def served(shelf: Path) -> Iterator[str]:
     """The shelf over HTTP (a thread: the test's loop stays free)."""
@@ -70,6 +74,10 @@ def served(shelf: Path) -> Iterator[str]:
 
         def log_message(self, *args: object) -> None:
             pass
+
+        def do_GET(self) -> None:
+            GETS.append(self.path)
+            super().do_GET()
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -129,6 +137,35 @@ async def test_a_single_binary_over_http_is_made_executable(local: Local, shelf:
     await local.backend.launch([launch_spec("tool.1", "./tool x > out", fetch=(art,))])
     await local.sink.wait_for("tool.1", TaskState.FINISHED)
     assert (local.work("tool.1") / "out").read_text() == "tool ran with x\n"
+
+
+async def test_a_build_is_fetched_once_for_all_its_tasks_each_getting_its_own_copy(
+    local: Local, shelf: Path, served: str
+) -> None:
+    tgz = make_tgz(shelf / "app-3.tar.gz", {"share/greeting": b"hello\n"})
+    art = Artifact(f"{served}/app-3.tar.gz", sha256(tgz), extract=True)
+    GETS.clear()
+    specs = [
+        launch_spec(f"many.{n}", "cat share/greeting > said && id -u > uid", fetch=(art,)) for n in range(4)
+    ]
+    await local.backend.launch(specs)
+    uids = set()
+    for n in range(4):
+        await local.sink.wait_for(f"many.{n}", TaskState.FINISHED)
+        work = local.work(f"many.{n}")
+        assert (work / "said").read_text() == "hello\n"
+        uid = int((work / "uid").read_text())
+        assert (work / "share" / "greeting").stat().st_uid == uid  # its own copy, its own
+        uids.add(uid)
+    assert GETS == ["/app-3.tar.gz"]  # one download for the four
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        assert len(uids) == 4
+        cache = local.backend.config.work_dir / "artifacts"
+        assert stat.S_IMODE(cache.stat().st_mode) == 0o700 and cache.stat().st_uid == 0  # root's alone
+    # a later task of the same build takes the cached copy: no download
+    await local.backend.launch([launch_spec("many.later", "cat share/greeting > said", fetch=(art,))])
+    await local.sink.wait_for("many.later", TaskState.FINISHED)
+    assert (local.work("many.later") / "said").read_text() == "hello\n" and len(GETS) == 1
 
 
 async def test_a_wrong_digest_fails_the_task_naming_both_digests_and_the_uri(

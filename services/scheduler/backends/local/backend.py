@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
@@ -37,6 +37,7 @@ from services.scheduler.ports import (
 )
 
 from . import cgroups, fetch, identity, killing, measure, procfs, strays
+from .artifacts import ArtifactCache, FetchError
 from .config import LocalBackendConfig
 from .identity import TaskIdentity, UidPool
 from .logs import read_log
@@ -97,6 +98,7 @@ class LocalBackend(ClusterBackend):
         self._uids = UidPool(identity.TaskUsers(switch=False, group=None))
         self._ended_uids: set[int] = set()  # uids of ended tasks, from their records
         self._fetch_python = config.fetch_python or sys.executable
+        self._artifacts: ArtifactCache | None = None
 
     def command_context(self, task_id: str) -> CommandContext | None:
         """A command check runs in the task's work directory with its uid and group."""
@@ -216,6 +218,16 @@ class LocalBackend(ClusterBackend):
             return await self._fail(task, msg)
         if not spec.cmd and not spec.args:
             return await self._fail(task, "the task has neither cmd nor args: nothing to run")
+        if spec.fetch:
+            try:
+                await self._cache().put(spec.fetch, sandbox.work, task.uid, who.gid if who else None)
+            except FetchError as exc:
+                msg = f"fetching the task's artifact failed: {exc}"
+                return await self._fail(task, msg, reason=LAUNCH_FAILED)
+            except Exception as exc:  # a bug or a full disk fails this task, never the round
+                log.exception("putting the artifacts of %s in place failed", spec.task_id)
+                msg = f"fetching the task's artifact failed: {type(exc).__name__}: {exc}"
+                return await self._fail(task, msg, reason=LAUNCH_FAILED)
         try:
             task.ports = self._ports.reserve(spec.task_id, spec.ports)
         except Conflict as exc:
@@ -227,7 +239,7 @@ class LocalBackend(ClusterBackend):
                 log.warning("task %s runs without cgroup limits: %s", spec.task_id, exc)
         env = task_env(spec, task.ports, self.config.hostname, sandbox.path)
         try:
-            task.child = spawn(command_argv(spec), env, sandbox.path, who, self._fetch_args(spec))
+            task.child = spawn(command_argv(spec), env, sandbox.path, who)
         except OSError as exc:
             return await self._fail(task, f"could not start the task: {exc}")
         task.pid = task.child.pid
@@ -250,16 +262,17 @@ class LocalBackend(ClusterBackend):
         await self._report(task, TaskState.RUNNING)
         self._watch(task)
 
-    def _fetch_args(self, spec: LaunchSpec) -> list[str] | None:
-        if not spec.fetch:
-            return None
-        artifacts = [asdict(a) for a in spec.fetch]
-        plan = fetch.plan_of(artifacts, self.config.fetch_timeout_seconds, self.config.fetch_max_bytes)
-        return fetch.wrapper_args(self._fetch_python, plan)
+    def _cache(self) -> ArtifactCache:
+        """The artifact cache (made on first use: a backend whose tasks fetch nothing has none)."""
+        if self._artifacts is None:
+            c = self.config
+            root, limits = c.work_dir / "artifacts", (c.fetch_timeout_seconds, c.fetch_max_bytes)
+            self._artifacts = ArtifactCache(root, self._fetch_python, self._uids, *limits)
+        return self._artifacts
 
-    async def _fail(self, task: _Task, message: str) -> None:
+    async def _fail(self, task: _Task, message: str, reason: str = TASK_INVALID) -> None:
         self._ports.release(task.spec.task_id)
-        await self._report(task, TaskState.FAILED, message=message, reason=TASK_INVALID)
+        await self._report(task, TaskState.FAILED, message=message, reason=reason)
         task.exited.set()
 
     # -- watching exits ----------------------------------------------------------------------------
@@ -321,6 +334,7 @@ class LocalBackend(ClusterBackend):
             await self._report(task, TaskState.KILLED, message=f"killed ({how})", exit_code=code)
         elif code == 0:
             await self._report(task, TaskState.FINISHED, message="exited with code 0", exit_code=0)
+        # a task whose own wrapper fetched (launched before artifacts.py) can still end so
         elif code == fetch.FETCH_EXIT and (line := task.sandbox.last_line("stderr")).startswith(fetch.PREFIX):
             msg = f"fetching the task's artifact failed: {line.removeprefix(fetch.PREFIX)}"
             await self._report(task, TaskState.FAILED, message=msg, reason=LAUNCH_FAILED, exit_code=code)

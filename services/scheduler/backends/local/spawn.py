@@ -11,9 +11,7 @@ both. A SIGTERM that arrives before the command started ends the wrapper without
 arrives just after that check is made good by the backend, which sends SIGTERM to each new process of
 the group during the grace. The wrapper is a session and process-group leader (``setsid``): the group
 is what kill signals. It starts as the task's own uid and group, in the sandbox's ``work/``.
-A task with artifacts has the wrapper fetch them first (``fetch.py``: as the task, in ``work/``,
-after the go and before the command); a fetch that fails records its exit code and ends the task
-without running the command.
+A task's artifacts are in its ``work/`` before the wrapper starts (``artifacts.py``).
 """
 
 from __future__ import annotations
@@ -35,12 +33,6 @@ IFS= read -r go || exit 125
 exec </dev/null
 [ "$go" = go ] || exit 125
 if [ -n "$stop" ]; then echo 143 > ../exit_code; exit 143; fi
-if [ "$1" = fetch ]; then
-  "$2" -I -S -c "$3" "$4" || { c=$?; echo "$c" > ../exit_code; exit "$c"; }
-  shift 4
-else
-  shift
-fi
 "$@"
 c=$?
 echo "$c" > ../exit_code
@@ -75,7 +67,6 @@ def spawn(
     env: Mapping[str, str],
     sandbox: Path,
     who: TaskIdentity | None,
-    fetch: list[str] | None = None,
 ) -> Popen[bytes]:
     """Start the wrapper detached, waiting for :func:`go`; stdout/stderr go to the sandbox files.
     (``subprocess`` without ``user=`` starts it by ``vfork``, as ``posix_spawn`` would, and can
@@ -87,9 +78,7 @@ def spawn(
     except OSError:
         os.close(out)
         raise
-    # ``fetch PYTHON SOURCE PLAN`` (fetch.wrapper_args) or ``-``, then the command
-    fetching = ["fetch", *fetch] if fetch else ["-"]
-    wrapper = ["/bin/sh", "-c", WRAPPER, "bay-task", *fetching, *argv]
+    wrapper = ["/bin/sh", "-c", WRAPPER, "bay-task", *argv]
     try:
         return Popen(
             [*who.run_as, *wrapper] if who is not None else wrapper,
