@@ -6,9 +6,9 @@ so ``last_sequence[group]`` is what the next append expects, and ``aggregate_ver
 the group's deployment events (all its deployments together).
 
 States: ``running``, ``paused``; ended: ``succeeded``, ``failed`` (stays where it failed:
-``no_auto_rollback``), ``rolled_back``, ``superseded``. ``Aborted`` and an auto-rolled-back
-``Failed`` set ``rolling_back`` until ``RolledBack``: a deployment is ``active`` while it runs, is
-paused, or is on its way back.
+``no_auto_rollback``), ``rolled_back`` (after a failure), ``aborted`` (by a person, then rolled
+back), ``superseded``. ``Aborted`` and an auto-rolled-back ``Failed`` set ``rolling_back`` until
+``RolledBack``: a deployment is ``active`` while it runs, is paused, or is on its way back.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from libs.events import Event
 from libs.events import model as m
 from libs.spec import GroupSpec
 
-ENDED = frozenset(
-    {"succeeded", "failed", "aborted", "rolled_back", "superseded"}
-)  # "aborted": the wire allows it; the fold ends an abort as rolled_back
+ENDED = frozenset({"succeeded", "failed", "aborted", "rolled_back", "superseded"})
 
 
 def step_names(strategy: m.Strategy, to_cluster: str = "") -> tuple[str, ...]:
@@ -177,7 +175,7 @@ def apply(
             return replace(d, promoted_step=d.current_step, promote_all=d.promote_all or every)
         case m.DeploymentAborted(_, reason):
             d = _unpaused(d, at)
-            return replace(d, state="failed", reason=f"aborted: {reason}" if reason else "aborted",
+            return replace(d, state="aborted", reason=f"aborted: {reason}" if reason else "aborted",
                            rolling_back=True)  # fmt: skip
         case m.DeploymentFailed(_, reason):
             d = _unpaused(d, at)
@@ -187,7 +185,8 @@ def apply(
                 steps = _set_step(d, d.current_step, state="failed", finished=at, message=reason)
             return replace(d, state="failed", reason=reason, rolling_back=back, steps=steps)
         case m.DeploymentRolledBack(_, reason, version):
-            return replace(d, state="rolled_back", rolling_back=False, rolled_back_to=version,
+            ended = "aborted" if d.state == "aborted" else "rolled_back"  # an abort stays one
+            return replace(d, state=ended, rolling_back=False, rolled_back_to=version,
                            reason=reason or d.reason)  # fmt: skip
         case m.DeploymentSucceeded():
             return replace(d, state="succeeded", reason="", paused_at=None)

@@ -145,7 +145,7 @@ async def test_an_abort_at_each_canary_step_leaves_only_the_stable_build(
         resp = await http.post(f"/v1/groups/{name}/deployment/abort")
         assert resp.status_code == 200, resp.text
         done = await deployment_until(http, name, over, 60)
-        assert done["state"] == "rolled_back" and done["reason"].startswith("aborted"), done
+        assert done["state"] == "aborted" and done["reason"].startswith("aborted"), done
         await only_stable(http, name, n)
 
 
@@ -177,5 +177,5 @@ async def test_an_abort_at_each_blue_green_moment_leaves_only_the_stable_build(
         resp = await http.post(f"/v1/groups/{name}/deployment/abort")
         assert resp.status_code == 200, resp.text
         done = await deployment_until(http, name, over, 60)
-        assert done["state"] == "rolled_back" and done["reason"].startswith("aborted"), done
+        assert done["state"] == "aborted" and done["reason"].startswith("aborted"), done
         await only_stable(http, name, n)

@@ -209,11 +209,11 @@ async def test_an_update_deploys_by_itself_and_an_aborted_canary_leaves_only_the
 
         def rolled_back() -> bool:
             d = view.deployments.by_id["api-2"]
-            return d.state == "rolled_back" and view.groups["api"].settled
+            return d.state == "aborted" and not d.rolling_back and view.groups["api"].settled
 
         await poll_until(rolled_back, "the canary rolled back", DEADLINE)
         states = await asyncio.wait_for(seen, DEADLINE)  # the stream ends with the deployment
-        assert states[0] == "running" and "paused" in states and states[-1] == "rolled_back"
+        assert states[0] == "running" and "paused" in states and states[-1] == "aborted"
         group = view.groups["api"]
         assert group.spec.cmd == "sleep 1001"  # exactly the stable spec again
         await poll_until(

@@ -69,5 +69,5 @@ def test_a_platform_view_folds_a_deployment() -> None:
     assert view.deployments.current("web") is not None  # aborted: on its way back
     view.fold(_record(10, EVENTS[10], 1011.0))
     assert view.deployments.current("web") is None
-    assert view.deployments.latest("web").state == "rolled_back"  # type: ignore[union-attr]
+    assert view.deployments.latest("web").state == "aborted"  # type: ignore[union-attr]
     assert view.skipped == 0

@@ -143,7 +143,7 @@ def test_abort_of_a_canary_leaves_only_the_stable_build() -> None:
     sim.run(30, until=lambda s: s.latest.paused)
     sim.command(Abort("web", "enough"))
     sim.run(100)
-    assert sim.latest.state == "rolled_back"
+    assert sim.latest.state == "aborted" and not sim.latest.rolling_back
     assert sim.versions_alive() == {1: 3}
     assert sim.group.settled and sim.group.spec.cmd == "v1"
     assert all(t.weight is None and t.in_service for t in sim.group.targets)
@@ -180,7 +180,7 @@ def test_blue_green_abort_after_the_switch_is_instant() -> None:
     old = sim.group.target(1)
     assert old is not None and old.in_service and old.instances == 2
     sim.run(50)
-    assert sim.latest.state == "rolled_back" and sim.versions_alive() == {1: 2}
+    assert sim.latest.state == "aborted" and sim.versions_alive() == {1: 2}
 
 
 def test_recreate_stops_every_old_task_before_a_new_one_starts() -> None:
