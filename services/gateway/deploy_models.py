@@ -174,8 +174,8 @@ class Deployment(BaseModel):
     aggregate_version: int
     rolling_back: bool = Field(description="failed or aborted, and on its way back to the stable version")
     ended: bool = Field(
-        description="over: succeeded, rolled back after a failure, aborted (and rolled back), superseded, or failed "
-        "without a rollback"
+        description="over: succeeded, rolled back after a failure, aborted (and rolled back), superseded, "
+        "or failed without a rollback"
     )
 
 
