@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench.autoscale_model import run_autoscale_model
 from bench.deploy import run_deploy_local, run_deploy_local_light, run_deploy_mesos, run_deploy_switch
 from bench.dns import run_dns, run_dns_10k, run_dns_freshness
 from bench.dns_switch import run_dns_switch
@@ -41,6 +42,7 @@ NAMES = (
     "deploy-local-light",
     "deploy-switch",
     "deploy-mesos",
+    "autoscale-model",
 )
 
 
@@ -86,6 +88,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "deploy-local-light": lambda: run_deploy_local_light(),
         "deploy-switch": lambda: run_deploy_switch(),
         "deploy-mesos": lambda: run_deploy_mesos(),
+        "autoscale-model": lambda: run_autoscale_model(),
     }
     results = []
     try:
