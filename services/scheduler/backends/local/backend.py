@@ -15,13 +15,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from subprocess import Popen
 from typing import Any
 
 from libs.errors import Conflict, NotFound
@@ -36,12 +34,14 @@ from services.scheduler.ports import (
     TaskUsage,
 )
 
-from . import cgroups, fetch, identity, killing, measure, procfs, strays
+from . import cgroups, exits, fetch, identity, killing, measure, procfs, strays
 from .artifacts import ArtifactCache, FetchError
 from .config import LocalBackendConfig
+from .exits import LAUNCH_FAILED
 from .identity import TaskIdentity, UidPool
 from .logs import read_log
 from .portpool import PortPool
+from .running import RunningTask
 from .sandbox import SANDBOXES_MODE, Sandbox, spec_from_json
 from .spawn import command_argv, go, spawn, task_env
 from .uidclaims import open_claims
@@ -50,33 +50,6 @@ log = logging.getLogger("bay.scheduler.local")
 
 RECONCILIATION = "REASON_RECONCILIATION"
 TASK_INVALID = "REASON_TASK_INVALID"
-LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"  # what Mesos says when its fetcher fails
-
-
-@dataclass
-class _Task:
-    spec: LaunchSpec
-    sandbox: Sandbox
-    ports: dict[str, int] = field(default_factory=dict)
-    pid: int = 0
-    start_ticks: int = 0
-    uid: int | None = None  # the task's own uid (None: it runs as the scheduler's user)
-    child: Popen[bytes] | None = None  # held so that subprocess never reaps it behind our back
-    state: TaskState = TaskState.STAGING
-    last: TaskStatus | None = None
-    killing: bool = False
-    sigkilled: bool = False
-    cgroup: Path | None = None
-    collecting: bool = False  # an exit handler owns this task's end: exactly one runs
-    pidfd: int | None = None
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-def _signal_text(code: int) -> str:
-    if code > 128:
-        with contextlib.suppress(ValueError):
-            return f" ({signal.Signals(code - 128).name})"
-    return ""
 
 
 class LocalBackend(ClusterBackend):
@@ -88,7 +61,7 @@ class LocalBackend(ClusterBackend):
     def __init__(self, config: LocalBackendConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._clock = clock
-        self._tasks: dict[str, _Task] = {}
+        self._tasks: dict[str, RunningTask] = {}
         self._ports = PortPool(config.port_begin, config.port_end)
         self._sink: StatusSink | None = None
         self._cgroups: cgroups.CgroupRoot | None = None
@@ -108,7 +81,7 @@ class LocalBackend(ClusterBackend):
         who = self._identity(task)
         return CommandContext(str(task.sandbox.work), who.run_as if who else ())
 
-    def _identity(self, task: _Task) -> TaskIdentity | None:
+    def _identity(self, task: RunningTask) -> TaskIdentity | None:
         if task.uid is None or not self._uids.users.switch:
             return None
         users = self._uids.users
@@ -170,7 +143,7 @@ class LocalBackend(ClusterBackend):
                 log.warning("sandbox %s has no task.json: a launch was interrupted", sandbox.path)
             return
         spec = spec_from_json(doc["spec"])  # written with the assigned host ports
-        task = _Task(spec=spec, sandbox=sandbox, ports=dict(spec.ports))
+        task = RunningTask(spec=spec, sandbox=sandbox, ports=dict(spec.ports))
         task.pid, task.start_ticks = int(doc["pid"]), int(doc["start_ticks"])
         task.uid = doc.get("uid")
         self._tasks[task.spec.task_id] = task
@@ -204,7 +177,7 @@ class LocalBackend(ClusterBackend):
             log.warning("task %s was launched before; not starting it twice", spec.task_id)
             return
         sandbox = Sandbox(self.config.sandboxes_dir / spec.task_id)
-        task = _Task(spec=spec, sandbox=sandbox)
+        task = RunningTask(spec=spec, sandbox=sandbox)
         self._tasks[spec.task_id] = task
         try:
             who = self._uids.take(spec.task_id)
@@ -270,14 +243,14 @@ class LocalBackend(ClusterBackend):
             self._artifacts = ArtifactCache(root, self._fetch_python, self._uids, *limits)
         return self._artifacts
 
-    async def _fail(self, task: _Task, message: str, reason: str = TASK_INVALID) -> None:
+    async def _fail(self, task: RunningTask, message: str, reason: str = TASK_INVALID) -> None:
         self._ports.release(task.spec.task_id)
         await self._report(task, TaskState.FAILED, message=message, reason=reason)
         task.exited.set()
 
     # -- watching exits ----------------------------------------------------------------------------
 
-    def _watch(self, task: _Task) -> None:
+    def _watch(self, task: RunningTask) -> None:
         if not self._pidfd_ok:
             return  # the poller looks after it
         try:
@@ -291,7 +264,7 @@ class LocalBackend(ClusterBackend):
         task.pidfd = fd
         asyncio.get_running_loop().add_reader(fd, self._pidfd_ready, task)
 
-    def _pidfd_ready(self, task: _Task) -> None:
+    def _pidfd_ready(self, task: RunningTask) -> None:
         if task.pidfd is not None:
             asyncio.get_running_loop().remove_reader(task.pidfd)
             os.close(task.pidfd)
@@ -307,7 +280,7 @@ class LocalBackend(ClusterBackend):
                 if not procfs.is_running(task.pid, task.start_ticks):
                     self._spawn_bg(self._on_exit(task))
 
-    async def _on_exit(self, task: _Task) -> None:
+    async def _on_exit(self, task: RunningTask) -> None:
         """Collect the exit: kill stragglers of the group, reap if it is our child, report once."""
         if task.state.terminal or task.collecting:
             return
@@ -316,12 +289,7 @@ class LocalBackend(ClusterBackend):
         # `sh -c` may die at once while the command is still shutting down gracefully).
         while task.killing and not task.sigkilled and killing.SCAN.members(task.pid):  # noqa: ASYNC110
             await asyncio.sleep(killing.POLL_SECONDS)  # no event tells that a process group emptied
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(task.pid, signal.SIGKILL)  # the zombie leader still holds the pgid: no reuse
-        if task.uid is not None:  # what left the group (setsid, a daemon) but not the task's uid
-            for pid in strays.of_uid(task.uid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+        killing.end_leftovers(task.pid, task.uid)
         wait_status: int | None = None
         with contextlib.suppress(ChildProcessError):
             pid, status = os.waitpid(task.pid, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG: never blocks)
@@ -329,24 +297,17 @@ class LocalBackend(ClusterBackend):
         code = task.sandbox.exit_code()
         if code is None and wait_status is not None and os.WIFEXITED(wait_status):
             code = os.WEXITSTATUS(wait_status)
-        if task.killing:
-            how = "SIGKILL after the grace period" if task.sigkilled else "SIGTERM"
-            await self._report(task, TaskState.KILLED, message=f"killed ({how})", exit_code=code)
-        elif code == 0:
-            await self._report(task, TaskState.FINISHED, message="exited with code 0", exit_code=0)
-        # a task whose own wrapper fetched (launched before artifacts.py) can still end so
-        elif code == fetch.FETCH_EXIT and (line := task.sandbox.last_line("stderr")).startswith(fetch.PREFIX):
-            msg = f"fetching the task's artifact failed: {line.removeprefix(fetch.PREFIX)}"
-            await self._report(task, TaskState.FAILED, message=msg, reason=LAUNCH_FAILED, exit_code=code)
-        elif code is not None:
-            line = task.sandbox.last_line("stderr")
-            msg = f"exited with code {code}{_signal_text(code)}" + (f": {line}" if line else "")
-            await self._report(task, TaskState.FAILED, message=msg, exit_code=code)
-        else:
-            why = "ended without recording an exit code"
-            if wait_status is not None and os.WIFSIGNALED(wait_status):
-                why += f" (killed by {signal.Signals(os.WTERMSIG(wait_status)).name})"
-            await self._report(task, TaskState.FAILED, message=why)
+        last = "" if task.killing or code == 0 else task.sandbox.last_line("stderr")
+        ended = exits.outcome(
+            killing=task.killing,
+            sigkilled=task.sigkilled,
+            code=code,
+            wait_status=wait_status,
+            last_stderr=last,
+        )
+        await self._report(
+            task, ended.state, message=ended.message, reason=ended.reason, exit_code=ended.exit_code
+        )
         task.exited.set()
 
     # -- killing -----------------------------------------------------------------------------------
@@ -370,7 +331,9 @@ class LocalBackend(ClusterBackend):
         with contextlib.suppress(TimeoutError):  # SIGKILL comes at the grace; reporting may lag
             await asyncio.wait_for(asyncio.gather(*ending), grace_seconds + 5.0)
 
-    async def _escalate(self, task: _Task, grace_seconds: float, signalled: set[int] | None = None) -> None:
+    async def _escalate(
+        self, task: RunningTask, grace_seconds: float, signalled: set[int] | None = None
+    ) -> None:
         if await killing.escalate(task.pid, task.exited, grace_seconds, signalled or set()):
             task.sigkilled = True
 
@@ -434,7 +397,7 @@ class LocalBackend(ClusterBackend):
 
     async def _report(
         self,
-        task: _Task,
+        task: RunningTask,
         state: TaskState,
         *,
         message: str = "",

@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 
-from . import procfs
+from . import procfs, strays
 
 POLL_SECONDS = 0.05
 #: the groups being ended, from one /proc pass per poll for all of them
@@ -42,3 +42,14 @@ async def escalate(pgid: int, exited: asyncio.Event, grace_seconds: float, signa
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     return True
+
+
+def end_leftovers(pgid: int, uid: int | None) -> None:
+    """SIGKILL what is left of an ended task: its group (the zombie leader still holds the pgid, so
+    it is not reused meanwhile), and what left the group (setsid, a daemon) but not the task's uid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    if uid is not None:
+        for pid in strays.of_uid(uid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
