@@ -186,7 +186,16 @@ def status_line(status: JSON) -> str:
     )
     if status.get("has_health_check"):
         line += f", unhealthy {status.get('unhealthy', 0)}"
-    return line + ")"
+    line += ")"
+    versions = status.get("versions") or []
+    if len(versions) > 1:  # a deployment under way: each version's share
+        parts = [
+            f"v{v.get('version')} {v.get('ready', 0)}/{v.get('instances', 0)}"
+            + ("" if v.get("in_service", True) else " (not in service)")
+            for v in versions
+        ]
+        line += "; " + ", ".join(parts)
+    return line
 
 
 def pending_line(status: JSON) -> str:

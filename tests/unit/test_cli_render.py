@@ -177,6 +177,13 @@ def test_status_and_pending_lines() -> None:
     st = {"desired": 5, "ready": 3, "running": 4, "staged": 1, "killing": 0, "pending": {"count": 0}}
     assert render.status_line(st) == "3/5 ready (running 4, staged 1, killing 0)"
     assert render.status_line({**st, "has_health_check": True, "unhealthy": 1}).endswith(", unhealthy 1)")
+    versions = [
+        {"version": 1, "instances": 3, "running": 3, "ready": 3, "in_service": True},
+        {"version": 2, "instances": 2, "running": 1, "ready": 0, "in_service": False},
+    ]
+    line = render.status_line({**st, "versions": versions})
+    assert line.endswith("; v1 3/3, v2 0/2 (not in service)")
+    assert ";" not in render.status_line({**st, "versions": versions[:1]})
     assert render.pending_line(st) == ""
     why = {"count": 2, "summary": "2 task(s) found no host: constraint zone==eu on 1 of 1 hosts failed"}
     assert render.pending_line({**st, "pending": why}) == f"pending: {why['summary']}"
