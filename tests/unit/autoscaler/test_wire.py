@@ -76,7 +76,7 @@ def test_a_decision_and_the_windows_round_trip() -> None:
 
 
 def test_the_events_go_through_the_one_decoder() -> None:
-    events = [
+    events: list[m.AutoscaleEvent] = [
         m.AutoscalePolicySet(resolved_pb(_policy())),
         m.AutoscalePolicyRemoved("ops"),
         m.AutoscaleWindow(window_to_pb(State())),
