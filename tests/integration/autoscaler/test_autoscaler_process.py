@@ -29,7 +29,7 @@ from libs.views.live import open_view
 from libs.views.platform import PlatformView
 from tests import natsauth
 from tests.integration.registry_harness import RunningRegistry
-from tests.integration.scheduler_harness import SchedulerProcess, create_group
+from tests.integration.scheduler_harness import SchedulerProcess, create_group, scale
 from tests.poll import poll_until
 
 DEADLINE = 30.0
@@ -197,3 +197,51 @@ async def test_the_autoscaler_scales_on_usage_and_pushed_metrics_and_resumes_aft
         await sched.stop()
         await watch.stop(snapshot=False)
         await conn.close()
+
+
+async def test_a_manual_scale_outside_the_bounds_is_brought_back_in_one_decision(
+    registry: RunningRegistry, fresh_stream: str, tmp_path: Path
+) -> None:
+    sched = SchedulerProcess(
+        registry, fresh_stream, tmp_path, extra_env={"BAY_USAGE_INTERVAL_SECONDS": "3600"}
+    )
+    await sched.start()
+    conn = await connect(fresh_stream, name="watch", wait_seconds=5)
+    watch = await open_view(JetStreamEventLog(conn, StreamSettings(), timeout=2.0), "watch", Watcher)
+    view = watch.state
+    port = free_port()
+    proc = _start(fresh_stream, registry, tmp_path, port)
+    client = AutoscalerClient(f"127.0.0.1:{port}", timeout=5.0, caller=Caller.bearer(registry.token))
+
+    def instances() -> int:
+        g = view.live_group("web")
+        return g.instances if g is not None else -1
+
+    try:
+        await _serving(proc, port, tmp_path)
+        await create_group(registry, name="web", cmd="sleep 1000", instances=2)
+        policy = _policy()
+        policy.min, policy.max = 2, 3
+        await client.set_policy(policy)
+        status = await poll_until(
+            lambda: _evaluated(client), "a first evaluation (no data: it holds)", DEADLINE
+        )
+        assert "no data" in status.reason and not view.decided
+        await scale(registry, "web", 6)  # a person's `bay scale`, above the policy's max
+        await poll_until(lambda: instances() == 3, "brought back to max 3", DEADLINE)
+        assert [(getattr(d.decision, "from"), d.decision.to, d.decision.rule) for d in view.decided] == [
+            (6, 3, "at max")
+        ]
+    finally:
+        await client.close()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+        await sched.stop()
+        await watch.stop(snapshot=False)
+        await conn.close()
+
+
+async def _evaluated(client: AutoscalerClient) -> autoscale_pb2.AutoscaleStatus | None:
+    s = await client.status("web")
+    return s if s.HasField("latest") else None
