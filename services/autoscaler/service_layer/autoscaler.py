@@ -12,8 +12,9 @@ A decision that changes the count is appended as ``AutoscaleDecided``, then aske
 restart between the two sends the same command, answered once). Holds are not logged; the windows
 are snapshotted as ``AutoscaleWindow`` when they changed, at most every ``snapshot_seconds``: the
 log grows by a decision per change and a snapshot per ~15 s of an open window, and a restart
-resumes from them (at most ``snapshot_seconds`` of hold recommendations are lost, which can only
-delay a scale-down, never cause a jump: every count change is in the log with its cooldowns).
+resumes from them. After a SIGKILL at most ``snapshot_seconds`` of hold recommendations are lost
+(a stop asked for snapshots first): the window's highest and every count change with its cooldowns
+are in the log, so a restart neither jumps nor flaps.
 
 A manual ``bay scale`` of an autoscaled group: the autoscaler takes the new count as the current
 one and continues from it; a count outside [min, max] is brought back inside at the next tick
@@ -23,6 +24,7 @@ one and continues from it; a count outside [min, max] is brought back inside at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +38,7 @@ from libs.events import EventMeta, make_envelope, subjects, to_pb
 from libs.events import model as m
 from services.autoscaler.adapters.observe import Observer
 from services.autoscaler.adapters.wire import decision_to_pb, resolved_pb, violations, window_to_pb
-from services.autoscaler.domain import Decision, step
+from services.autoscaler.domain import Decision, State, step
 from services.autoscaler.ports import ScalePort
 from services.autoscaler.service_layer.view import AutoscalerView, Scaled
 
@@ -75,7 +77,7 @@ class Autoscaler:
         self.tick_seconds = tick_seconds
         self.snapshot_seconds = snapshot_seconds
         self.now: dict[str, Now] = {}
-        self._snapshotted: dict[str, object] = {}
+        self._snapshotted: dict[str, State] = {}
 
     @property
     def view(self) -> AutoscalerView:
@@ -144,6 +146,9 @@ class Autoscaler:
                 await asyncio.wait_for(stop.wait(), self.tick_seconds)
             except TimeoutError:
                 pass
+        for group, s in list(self.view.scaled.items()):  # a stop asked for: the windows exactly
+            with contextlib.suppress(BayError):
+                await self._snapshot(group, s)
 
     async def _resume(self) -> None:
         """A decision appended but (maybe) not asked of the registry before a crash: ask again,
@@ -180,18 +185,33 @@ class Autoscaler:
             await self._scale(group, seq, d)  # the view folded the decision into the windows
             return
         s.state = state
-        if state.highs != getattr(self._snapshotted.get(group), "highs", None) or state.lows != getattr(
-            self._snapshotted.get(group), "lows", None
-        ):
-            if at - s.snapshot_at >= self.snapshot_seconds:
-                await self._append(group, m.AutoscaleWindow(window_to_pb(state)), _meta())
-                self._snapshotted[group] = state
+        if at - s.snapshot_at >= self.snapshot_seconds:
+            await self._snapshot(group, s)
+
+    async def _snapshot(self, group: str, s: Scaled) -> None:
+        """The windows as an AutoscaleWindow, when they changed in what a later decision reads: the
+        values kept in each window, the time of its extreme, the panic. A steady load (the same
+        recommendation, each tick replacing the last) writes nothing."""
+        last = self._snapshotted.get(group)
+        if last is not None and _shape(last) == _shape(s.state):
+            return
+        await self._append(group, m.AutoscaleWindow(window_to_pb(s.state)), _meta())
+        self._snapshotted[group] = s.state
 
     async def _scale(self, group: str, seq: int, d: Decision) -> None:
         reason = f"autoscaler: {d.rule}"
         sequence = await self.registry.scale(group, d.to, reason=reason, key=f"autoscaler-{group}-{seq}")
         await self.projection.wait_for(sequence)  # the next tick sees the new count
         log.info("%s scaled %d -> %d (%s: %s)", group, d.frm, d.to, d.rule, d.reason)
+
+
+def _shape(state: State) -> tuple[object, ...]:
+    def window(entries: tuple[tuple[float, int], ...]) -> tuple[object, ...]:
+        return (entries[0][0] if entries else None, *(v for _, v in entries))
+
+    # the up window is shorter than a snapshot's period: its values matter, not their times
+    lows = tuple(v for _, v in state.lows)
+    return (window(state.highs), lows, state.panic_last, state.last_up, state.last_down)
 
 
 def _meta() -> EventMeta:
