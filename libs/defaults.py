@@ -19,6 +19,7 @@ SIM_SCHEDULER_ADDRESS: Final = "127.0.0.1:50062"
 #: Mesos' own default master port (the simulator's too)
 MESOS_MASTER_PORT: Final = 5050
 DEPLOYER_ADDRESS: Final = "127.0.0.1:50053"
+AUTOSCALER_ADDRESS: Final = "127.0.0.1:50054"
 DNS_ADDRESS: Final = "127.0.0.1:1053"  # UDP+TCP; 53 needs privilege
 DNS_GRPC_ADDRESS: Final = "127.0.0.1:50071"
 GATEWAY_ADDRESS: Final = "127.0.0.1:8080"

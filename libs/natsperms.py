@@ -7,6 +7,8 @@ set-up. Pure: subjects in, nats-server configuration text out (no I/O).
   the lease bucket.
 - ``deployer`` publishes ``bay.ev.deploy.>``; reads the stream and the usage and custom metric
   samples (``bay.usage.>``, ``bay.metric.>``) for its analyses.
+- ``autoscaler`` publishes ``bay.ev.autoscale.>``; reads the stream (its log, the platform's, and a
+  backlog metric's consumer info) and the usage and custom metric samples.
 - ``dns``, ``gateway``: no event; read the stream.
 - ``audit`` (Bay's audit table): ``bay.audit.progress``; reads the stream with its durable consumer.
 - ``audit/<name>`` (systems outside Bay): no event; read the stream with consumers of their own.
@@ -105,6 +107,20 @@ def deployer(stream: str) -> Permissions:
     return Permissions((f"{subjects.DEPLOY_PREFIX}>", *read_stream(stream)), REPLIES + samples)
 
 
+def autoscaler(stream: str) -> Permissions:
+    samples = (f"{subjects.USAGE_ROOT}.>", f"{subjects.METRIC_ROOT}.>")
+    # a backlog metric reads another stream's consumer: info on any stream, nothing managed
+    backlog = (
+        "$JS.API.STREAM.INFO.*",
+        "$JS.API.CONSUMER.INFO.*.*",
+        "$JS.API.CONSUMER.CREATE.*",
+        "$JS.API.CONSUMER.CREATE.*.>",
+        "$JS.API.CONSUMER.DELETE.*.*",
+    )
+    own = (f"{subjects.AUTOSCALE_PREFIX}>", *read_stream(stream), *backlog)
+    return Permissions(own, REPLIES + samples)
+
+
 def reader(stream: str) -> Permissions:
     """dns and gateway: fold the stream, publish nothing."""
     return Permissions(read_stream(stream), REPLIES)
@@ -120,7 +136,7 @@ def audit_consumer(stream: str) -> Permissions:
     return Permissions(("$JS.API.STREAM.NAMES", *read_stream(stream)), REPLIES)
 
 
-SERVICE_ROLES = ("registry", "deployer", "dns", "gateway", "audit")
+SERVICE_ROLES = ("registry", "deployer", "autoscaler", "dns", "gateway", "audit")
 
 
 def for_service(role: str, stream: str) -> Permissions | None:
@@ -133,6 +149,8 @@ def for_service(role: str, stream: str) -> Permissions | None:
         return registry(stream)
     if role == "deployer":
         return deployer(stream)
+    if role == "autoscaler":
+        return autoscaler(stream)
     if role in ("dns", "gateway"):
         return reader(stream)
     if role == "audit":

@@ -3,7 +3,8 @@
 
 Layout (directory ``<data_dir>/nats-auth``, mode 0700; every file 0600)::
 
-    services/<role>.nk   Bay's own users: registry, dns, gateway, audit, setup, scheduler-<cluster>
+    services/<role>.nk   Bay's own users: registry, deployer, autoscaler, dns, gateway, audit, setup,
+                         scheduler-<cluster>
     audit/<name>.nk      read-only users of audit systems outside Bay (``bay nats audit-credential``)
     auth.conf            the authorization block nats-server includes (public keys only)
 

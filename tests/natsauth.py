@@ -13,7 +13,16 @@ from libs.natsusers import NatsUsers
 
 #: the schedulers' clusters the tests run
 CLUSTERS = ("local", "sim", "other")
-ROLES = ("setup", "registry", "deployer", "dns", "gateway", "audit", *(f"scheduler-{c}" for c in CLUSTERS))
+ROLES = (
+    "setup",
+    "registry",
+    "deployer",
+    "autoscaler",
+    "dns",
+    "gateway",
+    "audit",
+    *(f"scheduler-{c}" for c in CLUSTERS),
+)
 
 _users: list[NatsUsers] = []
 

@@ -16,6 +16,7 @@ silent is :class:`~libs.errors.Unavailable` naming it, with a hint. For a new se
 Any other call is ``await client.call(client.stub.Method, request)``.
 """
 
+from libs.clients._autoscaler import AUTOSCALER_SERVICE, AutoscalerClient
 from libs.clients._base import Health, ServiceClient
 from libs.clients._caller import Caller
 from libs.clients._deployer import DEPLOYER_SERVICE, DeployerClient
@@ -26,10 +27,12 @@ from libs.clients._registry import REGISTRY_SERVICE, RegistryClient
 from libs.clients._scheduler import SCHEDULER_SERVICE, SchedulerClient
 
 __all__ = [
+    "AUTOSCALER_SERVICE",
     "DEPLOYER_SERVICE",
     "DNS_SERVICE",
     "REGISTRY_SERVICE",
     "SCHEDULER_SERVICE",
+    "AutoscalerClient",
     "Caller",
     "DeployerClient",
     "DnsClient",

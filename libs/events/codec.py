@@ -13,6 +13,7 @@ from bay.v1 import group_pb2, task_pb2
 from google.protobuf import message, timestamp_pb2
 
 from libs.events import model as m
+from libs.events.autoscale_codec import AUTOSCALE_PAYLOADS, autoscale_to_pb
 from libs.events.deploy_codec import DEPLOYMENT_PAYLOADS, deployment_to_pb
 from libs.spec_pb import spec_to_pb, trusted_spec_from_pb
 
@@ -161,6 +162,9 @@ def _scheduler_to_pb(event: m.EventData) -> message.Message:
     deployment = deployment_to_pb(event)
     if deployment is not None:
         return deployment
+    autoscale = autoscale_to_pb(event)
+    if autoscale is not None:
+        return autoscale
     raise TypeError(f"not an event: {event!r}")
 
 
@@ -214,6 +218,7 @@ PAYLOADS: dict[type[message.Message], Callable[[Any, str, float], m.EventData]] 
     ),
     task_pb2.FrameworkRegistered: lambda p, i, at: m.FrameworkRegistered(p.framework_id, p.master, at),
     **DEPLOYMENT_PAYLOADS,
+    **AUTOSCALE_PAYLOADS,
 }
 
 

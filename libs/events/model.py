@@ -11,8 +11,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from libs.spec import GroupSpec
+
+if TYPE_CHECKING:  # the values only carry the messages; the model imports no generated code at run time
+    from bay.v1 import autoscale_pb2
 
 # ---- the task state vocabulary (Mesos' words; the local backend uses the same) ----
 
@@ -399,4 +403,38 @@ DEPLOYMENT_EVENTS = (
     DeploymentProgressed,
 )  # fmt: skip
 
-EventData = RegistryEvent | SchedulerEvent | DeploymentEvent
+# ---- the autoscaler's events, on bay.ev.autoscale.<group> ----
+# Their policy, decision and window state stay protobuf messages (bay.v1.AutoscalePolicy, ...): the
+# one typed form of a policy is the autoscaler's domain (services/autoscaler/domain/policy.py), which
+# converts at its adapters; a second dataclass copy here would be a second truth to keep in step.
+# Readers other than the autoscaler (the gateway, the CLI) render the messages as they are.
+
+
+@dataclass(frozen=True)
+class AutoscalePolicySet:
+    policy: autoscale_pb2.AutoscalePolicy
+
+
+@dataclass(frozen=True)
+class AutoscalePolicyRemoved:
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AutoscaleDecided:
+    """A decision that changed the group's count (the autoscaler asks the registry right after)."""
+
+    decision: autoscale_pb2.AutoscaleDecision
+
+
+@dataclass(frozen=True)
+class AutoscaleWindow:
+    """A snapshot of the decision windows (the domain's State), so a restart resumes them."""
+
+    state: autoscale_pb2.AutoscaleWindowState
+
+
+AutoscaleEvent = AutoscalePolicySet | AutoscalePolicyRemoved | AutoscaleDecided | AutoscaleWindow
+AUTOSCALE_EVENTS = (AutoscalePolicySet, AutoscalePolicyRemoved, AutoscaleDecided, AutoscaleWindow)
+
+EventData = RegistryEvent | SchedulerEvent | DeploymentEvent | AutoscaleEvent

@@ -11,6 +11,7 @@ One subject per aggregate under ``bay.ev``:
 | sched | ``bay.ev.sched.<cluster>.<group>`` (placement failures, launch backoff) | the cluster's scheduler |
 | framework | ``bay.ev.framework.<cluster>`` (the Mesos framework id) | the cluster's scheduler |
 | deployment | ``bay.ev.deploy.<group>`` (the group's deployments, one at a time) | the deployer |
+| autoscale | ``bay.ev.autoscale.<group>`` (policy, decisions, window snapshots) | the autoscaler |
 
 Names are DNS labels and task ids ``<group>.<uuid>``, so a subject's tokens never need escaping.
 """
@@ -27,6 +28,7 @@ TASK = "task"
 SCHED = "sched"
 FRAMEWORK = "framework"
 DEPLOY = "deploy"
+AUTOSCALE = "autoscale"
 
 GROUP_PREFIX = f"{ROOT}.{GROUP}."
 CLUSTER_PREFIX = f"{ROOT}.{CLUSTER}."
@@ -35,6 +37,7 @@ TASK_PREFIX = f"{ROOT}.{TASK}."
 SCHED_PREFIX = f"{ROOT}.{SCHED}."
 FRAMEWORK_PREFIX = f"{ROOT}.{FRAMEWORK}."
 DEPLOY_PREFIX = f"{ROOT}.{DEPLOY}."
+AUTOSCALE_PREFIX = f"{ROOT}.{AUTOSCALE}."
 
 
 def subject_for(aggregate_type: str, aggregate_id: str) -> str:
@@ -60,6 +63,10 @@ def framework(cluster_name: str) -> str:
 
 def deploy(group_name: str) -> str:
     return DEPLOY_PREFIX + group_name
+
+
+def autoscale(group_name: str) -> str:
+    return AUTOSCALE_PREFIX + group_name
 
 
 def task_prefix(cluster_name: str) -> str:

@@ -52,6 +52,7 @@ def init(
         "setup",
         "registry",
         "deployer",
+        "autoscaler",
         "dns",
         "gateway",
         "audit",

@@ -46,6 +46,11 @@ async def deployer_serving(settings: StackSettings) -> None:
     await grpc_serving(settings.deployer_address)
 
 
+async def autoscaler_serving(settings: StackSettings) -> None:
+    """The autoscaler's gRPC health check says SERVING: it serves once it has replayed the log."""
+    await grpc_serving(settings.autoscaler_address)
+
+
 async def sim_master_answering(settings: StackSettings) -> None:
     """The simulated Mesos master answers ``GET /version`` (what pymesos asks first)."""
     async with httpx.AsyncClient(base_url=f"http://{settings.sim_master_address}", timeout=1.0) as http:

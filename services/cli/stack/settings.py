@@ -32,6 +32,9 @@ class StackSettings(CommonSettings):
         defaults.SCHEDULER_ADDRESS, description="where the scheduler of the cluster `local` listens (gRPC)"
     )
     deployer_listen: str = Field(defaults.DEPLOYER_ADDRESS, description="where the deployer's gRPC listens")
+    autoscaler_listen: str = Field(
+        defaults.AUTOSCALER_ADDRESS, description="where the autoscaler's gRPC listens"
+    )
     dns_listen: str = Field(defaults.DNS_ADDRESS, description="where the DNS service answers (UDP+TCP)")
     dns_grpc_listen: str = Field(
         defaults.DNS_GRPC_ADDRESS, description="where the DNS service's gRPC (its listing) listens"
@@ -63,7 +66,7 @@ class StackSettings(CommonSettings):
 
     @field_validator(
         "gateway_listen", "registry_listen", "scheduler_listen", "dns_listen", "dns_grpc_listen",
-        "sim_scheduler_listen", "deployer_listen",
+        "sim_scheduler_listen", "deployer_listen", "autoscaler_listen",
     )  # fmt: skip
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -114,6 +117,10 @@ class StackSettings(CommonSettings):
         return connect_address(self.deployer_listen)
 
     @property
+    def autoscaler_address(self) -> str:
+        return connect_address(self.autoscaler_listen)
+
+    @property
     def dns_grpc_address(self) -> str:
         return connect_address(self.dns_grpc_listen)
 
@@ -161,6 +168,8 @@ class StackSettings(CommonSettings):
             "BAY_MESOS_MASTER": "",
             "BAY_DEPLOYER_LISTEN": self.deployer_listen,
             "BAY_DEPLOYER_ADDR": self.deployer_address,
+            "BAY_AUTOSCALER_LISTEN": self.autoscaler_listen,
+            "BAY_AUTOSCALER_ADDR": self.autoscaler_address,
             "BAY_DNS_LISTEN": self.dns_listen,
             "BAY_DNS_GRPC_LISTEN": self.dns_grpc_listen,
             "BAY_DNS_ADDR": self.dns_grpc_address,  # the gateway's way to the DNS service's listing

@@ -65,6 +65,13 @@ SERVICES: tuple[ServiceProcess, ...] = (
         listen=lambda s: ("BAY_DEPLOYER_LISTEN", s.deployer_listen),
         nats_user="deployer",
     ),
+    ServiceProcess(
+        "autoscaler",
+        "services.autoscaler",
+        readiness.autoscaler_serving,
+        listen=lambda s: ("BAY_AUTOSCALER_LISTEN", s.autoscaler_listen),
+        nats_user="autoscaler",
+    ),
     ServiceProcess("gateway", "services.gateway", readiness.gateway_healthy, nats_user="gateway"),
     ServiceProcess("audit", "services.gateway.audit", nats_user="audit"),
 )

@@ -1,0 +1,3 @@
+from services.autoscaler.main import main
+
+main()

@@ -1,0 +1,93 @@
+"""The autoscaler process: ``python -m services.autoscaler``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bay.v1 import autoscale_pb2, autoscale_pb2_grpc
+
+from libs.auth import TokenStore, ensure_token_file
+from libs.clients import Caller, RegistryClient
+from libs.eventlog.jetstream import event_log_for, wait_for_stream
+from libs.foldstatus import fold_status
+from libs.grpcutil import make_server
+from libs.natsconn import connect
+from libs.runtime import run_service
+from libs.telemetry import setup_telemetry
+from services.autoscaler.adapters.observe import Observer
+from services.autoscaler.adapters.registry import GrpcRegistry
+from services.autoscaler.bootstrap import bootstrap
+from services.autoscaler.grpc_api import AutoscalerServicer
+from services.autoscaler.settings import AutoscalerSettings
+from services.autoscaler.sources.pushed import PushedMetrics
+from services.autoscaler.sources.usage import UsageWindow
+
+log = logging.getLogger("bay.autoscaler")
+
+SERVICE_NAME = autoscale_pb2.DESCRIPTOR.services_by_name["Autoscaler"].full_name
+
+
+def registry_token(settings: AutoscalerSettings, tokens: TokenStore) -> str:
+    """The operator token the autoscaler scales groups with: a file given, else one it keeps in
+    ``<data_dir>/autoscaler.token`` (made in the shared tokens file on first start)."""
+    if settings.autoscaler_token_file is not None:
+        return settings.autoscaler_token_file.read_text().strip()
+    return ensure_token_file(settings.data_dir, tokens, "autoscaler", "operator")
+
+
+async def serve(settings: AutoscalerSettings, stop: asyncio.Event) -> None:
+    setup_telemetry("bay-autoscaler")
+    conn = await connect(settings.nats_url, name="bay-autoscaler", credentials=settings.nats_credentials())
+    event_log = event_log_for(conn, settings)
+    await wait_for_stream(event_log)
+    tokens = TokenStore(settings.resolved_tokens_file(), anonymous_read=settings.anonymous_read)
+    caller = Caller.bearer(registry_token(settings, tokens))
+    registry = RegistryClient(
+        settings.registry_addr, timeout=settings.registry_timeout_seconds, caller=caller
+    )
+    usage, pushed = UsageWindow(), PushedMetrics()
+    subscriptions = [await usage.subscribe(conn.client), await pushed.subscribe(conn.client)]
+    observer = Observer(
+        usage, pushed, js=conn.client.jetstream(), usage_seconds=settings.autoscaler_usage_seconds
+    )
+    autoscaler = await bootstrap(
+        event_log,
+        GrpcRegistry(registry),
+        observer,
+        tick_seconds=settings.autoscaler_tick_seconds,
+        snapshot_seconds=settings.autoscaler_snapshot_seconds,
+    )
+    server, port = await make_server(
+        settings.autoscaler_listen,
+        [
+            (
+                autoscale_pb2_grpc.add_AutoscalerServicer_to_server,
+                AutoscalerServicer(autoscaler, tokens),
+                SERVICE_NAME,
+            ),
+            fold_status("autoscaler", autoscaler.projection),
+        ],
+        nats=conn,
+    )
+    await server.start()
+    log.info("autoscaler listening on %s (port %d)", settings.autoscaler_listen, port)
+    loop = asyncio.create_task(autoscaler.run(stop))
+    await stop.wait()
+    log.info("autoscaler stopping")
+    await loop
+    await server.stop(grace=2)
+    for sub in subscriptions:
+        await sub.unsubscribe()
+    await autoscaler.projection.stop(snapshot=False)
+    await observer.aclose()
+    await registry.close()
+    await conn.close()
+
+
+def main() -> None:
+    run_service("autoscaler", AutoscalerSettings, serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Autoscaler settings (``BAY_*`` environment variables)."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from libs import defaults
+from libs.settings import CommonSettings
+
+
+class AutoscalerSettings(CommonSettings):
+    autoscaler_listen: str = Field(
+        defaults.AUTOSCALER_ADDRESS, description="where the autoscaler's gRPC listens"
+    )
+    autoscaler_tick_seconds: float = Field(1.0, gt=0, description="how often each group is evaluated")
+    autoscaler_snapshot_seconds: float = Field(
+        15.0, gt=0, description="at most one window snapshot per group this often"
+    )
+    autoscaler_usage_seconds: float = Field(
+        10.0, gt=0, description="a task's cpu/memory is the mean of its samples over this long"
+    )
+    autoscaler_token_file: Path | None = Field(
+        None, description="the operator token the autoscaler scales with; default "
+        "<data_dir>/autoscaler.token (made in the tokens file on first start)",
+    )  # fmt: skip
+    anonymous_read: bool = Field(False, description="allow reads without a token")
+    registry_timeout_seconds: float = Field(5.0, gt=0, description="how long a registry call may take")
