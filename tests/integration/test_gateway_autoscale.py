@@ -257,3 +257,12 @@ async def test_health_reports_the_autoscaler_and_the_document_the_routes(setup: 
     schemas = doc["components"]["schemas"]
     assert {"PolicyRequest", "MetricTarget", "Policy", "AutoscaleStatus", "Decision"} <= set(schemas)
     assert schemas["MetricTarget"]["properties"]["kind"]["enum"] == ["cpu", "memory", "custom", "backlog"]
+
+
+async def test_a_policy_may_be_sent_as_yaml(setup: Setup) -> None:
+    text = "min: 1\nmax: 3\nmetrics:\n  - kind: memory\n    target: 0.8\ndown:\n  cooldown_seconds: 30\n"
+    headers = {**setup.op, "Content-Type": "application/yaml"}
+    resp = await setup.http.put("/v1/groups/web/autoscale", content=text, headers=headers)
+    assert resp.status_code == 200, resp.text
+    (sent,) = setup.requests("SetPolicy")
+    assert (sent.policy.metrics[0].kind, sent.policy.down.cooldown_seconds) == ("memory", 30)
