@@ -161,6 +161,23 @@ class GatewayClient:
 
     # ---- events ----
 
+    # ---- autoscaling ----
+
+    def set_autoscale(self, name: str, policy: JSON) -> JSON:
+        return self.request("PUT", f"/v1/groups/{_q(name)}/autoscale", json=policy, mutation=True)
+
+    def get_autoscale(self, name: str) -> JSON:
+        return self.request("GET", f"/v1/groups/{_q(name)}/autoscale")
+
+    def remove_autoscale(self, name: str) -> JSON:
+        return self.request("DELETE", f"/v1/groups/{_q(name)}/autoscale", mutation=True)
+
+    def autoscale_status(self, name: str) -> JSON:
+        return self.request("GET", f"/v1/groups/{_q(name)}/autoscale/status")
+
+    def autoscale_policies(self) -> list[JSON]:
+        return list(self.request("GET", "/v1/autoscale")["policies"])
+
     def events(self, filters: dict[str, Any], after: int = 0, page: int = 500) -> Iterator[JSON]:
         """Every past event matching ``filters`` after sequence ``after``, page by page."""
         cursor: int | None = after

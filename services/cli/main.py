@@ -14,6 +14,7 @@ import typer
 
 from services.cli.app import BayApp
 from services.cli.commands import builds, dns, events, groups, nats, tasks, tokens
+from services.cli.commands.autoscale import autoscale_app
 from services.cli.commands.clusters import cluster_app
 from services.cli.commands.deploy import deploy, rollout_app
 from services.cli.errors import EPILOG, CliError
@@ -118,6 +119,7 @@ app.command()(events.events)
 app.command()(dns.dns)
 app.command()(deploy)
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(autoscale_app, name="autoscale")
 token_app = typer.Typer(
     help="Manage API tokens (local: writes the data directory's tokens file).", no_args_is_help=True
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from libs.auth import TokenStore
-from libs.clients import DeployerClient, DnsClient, RegistryClient, SchedulerPool
+from libs.clients import AutoscalerClient, DeployerClient, DnsClient, RegistryClient, SchedulerPool
 from libs.eventlog import EventLog
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.natsconn import NatsConnection, connect
@@ -20,6 +20,12 @@ from services.gateway.settings import GatewaySettings
 GATEWAY = "the gateway"
 #: the deployer's request fields as the REST API names them (the group is the path's ``name``)
 DEPLOYER_FIELDS = {"group": "name", "options.idempotency_key": "Idempotency-Key"}
+#: the autoscaler's request fields as the REST API names them (the body is the policy itself)
+AUTOSCALER_FIELDS = {
+    "group": "name",
+    "policy.group": "name",
+    "options.idempotency_key": "Idempotency-Key",
+}
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Backends:
     schedulers: SchedulerPool
     dns: DnsClient
     deployer: DeployerClient
+    autoscaler: AutoscalerClient
     #: the largest request body taken (:func:`services.gateway.body.body_limit`)
     max_body_bytes: int
     #: set when the gateway stops: open event streams end, so their connections can close
@@ -43,6 +50,7 @@ class Backends:
         await self.schedulers.close()
         await self.dns.close()
         await self.deployer.close()
+        await self.autoscaler.close()
         await self.nats.close()
         self.engine.dispose()
 
@@ -82,6 +90,12 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
             timeout=settings.deployer_timeout_seconds,
             configured_by=GATEWAY,
             field_names=DEPLOYER_FIELDS,
+        ),
+        autoscaler=AutoscalerClient(
+            settings.autoscaler_addr,
+            timeout=settings.autoscaler_timeout_seconds,
+            configured_by=GATEWAY,
+            field_names=AUTOSCALER_FIELDS,
         ),
         max_body_bytes=max_body,
     )

@@ -12,7 +12,7 @@ from bay.v1 import registry_pb2
 from fastapi import Depends, Header, Request
 
 from libs.auth import Principal
-from libs.clients import Caller, DeployerClient, DnsClient, RegistryClient, SchedulerPool
+from libs.clients import AutoscalerClient, Caller, DeployerClient, DnsClient, RegistryClient, SchedulerPool
 from libs.errors import FieldViolation, ValidationFailed
 from libs.spec import MAX_VERSION
 from services.gateway.backends import Backends
@@ -70,10 +70,16 @@ def deployer(request: Request, backends: BackendsDep) -> DeployerClient:
     return backends.deployer.with_caller(_caller(request))
 
 
+def autoscaler(request: Request, backends: BackendsDep) -> AutoscalerClient:
+    """The autoscaler, called with this request's token and correlation id."""
+    return backends.autoscaler.with_caller(_caller(request))
+
+
 Registry = Annotated[RegistryClient, Depends(registry)]
 Schedulers = Annotated[SchedulerPool, Depends(schedulers)]
 Dns = Annotated[DnsClient, Depends(dns)]
 Deployer = Annotated[DeployerClient, Depends(deployer)]
+Autoscaler = Annotated[AutoscalerClient, Depends(autoscaler)]
 
 
 def parse_if_match(value: str) -> int:

@@ -328,6 +328,9 @@ class Health(BaseModel):
     deployer: bool = Field(
         False, description="the deployer answering (BAY_DEPLOYER_ADDR); informative, like schedulers"
     )
+    autoscaler: bool = Field(
+        False, description="the autoscaler answering (BAY_AUTOSCALER_ADDR); informative, like schedulers"
+    )
     folds: dict[str, FoldHealth] = Field(
         description='each service folding the log that answered ("registry", "scheduler.<cluster>", '
         '"dns"): how far it is and what it skipped'

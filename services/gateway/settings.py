@@ -53,12 +53,15 @@ class GatewaySettings(CommonSettings):
         3.0, gt=0, description="deadline of every deployer call (a stream: of its first answer)"
     )
 
+    autoscaler_addr: str = Field(defaults.AUTOSCALER_ADDRESS, description="the autoscaler's gRPC host:port")
+    autoscaler_timeout_seconds: float = Field(3.0, gt=0, description="deadline of every autoscaler call")
+
     @field_validator("gateway_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         return _check_host_port(value, listen=True)
 
-    @field_validator("dns_addr", "deployer_addr")
+    @field_validator("dns_addr", "deployer_addr", "autoscaler_addr")
     @classmethod
     def _dns_addr(cls, value: str) -> str:
         return _check_host_port(value)

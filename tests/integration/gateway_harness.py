@@ -49,8 +49,13 @@ async def start_gateway(
         registry_addr=f"127.0.0.1:{registry_port}",
         tokens_file=data_dir / "tokens.json",  # the registry harness writes its tokens there
         nats_nkey_seed=natsauth.seed("gateway"),
-        # no DNS service nor deployer unless a test runs one
-        **{"dns_addr": f"127.0.0.1:{free_port()}", "deployer_addr": f"127.0.0.1:{free_port()}", **overrides},
+        # no DNS service, deployer nor autoscaler unless a test runs one
+        **{
+            "dns_addr": f"127.0.0.1:{free_port()}",
+            "deployer_addr": f"127.0.0.1:{free_port()}",
+            "autoscaler_addr": f"127.0.0.1:{free_port()}",
+            **overrides,
+        },
     )
     backends = await open_backends(settings, nats_wait_seconds=5)
     app = create_app(settings, backends)

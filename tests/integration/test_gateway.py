@@ -173,6 +173,7 @@ async def test_health_metrics_and_openapi(stack: Stack) -> None:
     assert body.pop("schedulers").keys() == {"local"}  # reported, whether or not one runs
     assert body.pop("dns") is False  # reported too; this stack runs no DNS service
     assert body.pop("deployer") is False  # and no deployer
+    assert body.pop("autoscaler") is False  # nor autoscaler
     assert body.pop("folds").keys() == {"registry"}  # the folding services that answered
     assert health.status_code == 200 and body == {"status": "ok", "nats": True, "registry": True}
     await c.get("/v1/groups", headers=stack.viewer)

@@ -187,6 +187,7 @@ async def test_registry_down_is_a_quick_503(stack: Stack) -> None:
     assert body.pop("schedulers").keys() == {"local"}
     assert body.pop("dns") is False  # reported too; this stack runs no DNS service
     assert body.pop("deployer") is False  # and no deployer
+    assert body.pop("autoscaler") is False  # nor autoscaler
     assert body.pop("folds") == {}  # the registry does not answer
     assert body == {"status": "degraded", "nats": True, "registry": False}
     assert await stack.last_sequence() == before

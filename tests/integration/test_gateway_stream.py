@@ -173,6 +173,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(stack: Stack, tmp_pat
         "BAY_REGISTRY_ADDR": stack.gateway.settings.registry_addr,
         "BAY_GATEWAY_LISTEN": f"127.0.0.1:{port}",
         "BAY_DNS_ADDR": f"127.0.0.1:{free_port()}",
+        "BAY_AUTOSCALER_ADDR": f"127.0.0.1:{free_port()}",
         **natsauth.env("gateway"),
     }
     proc = await asyncio.create_subprocess_exec(
@@ -193,6 +194,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(stack: Stack, tmp_pat
             assert body.pop("schedulers").keys() == {"local"}
             assert body.pop("dns") is False  # reported too; this stack runs no DNS service
             assert body.pop("deployer") is False  # and no deployer
+            assert body.pop("autoscaler") is False  # nor autoscaler
             assert body.pop("folds").keys() == {"registry"}
             assert body == {"status": "ok", "nats": True, "registry": True}
             made = await http.post(

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from services.gateway.models import Error
 from services.gateway.routes import (
+    autoscale,
     builds,
     clusters,
     deployments,
@@ -31,6 +32,7 @@ api_routers: list[APIRouter] = [
     events.router,
     dns.router,
     deployments.router,
+    autoscale.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]

@@ -42,14 +42,16 @@ async def healthz(backends: BackendsDep, settings: SettingsDep) -> Response:
     The status code stays 200 while the registry is down (``status: degraded``): restarting the
     gateway would not bring it back. It is 503 (``unhealthy``) when the gateway's own NATS connection
     has stayed down past a short grace (event streams and the audit table stop with it). Schedulers,
-    the DNS service and the deployer are reported but do not make the gateway degraded: one cluster
-    down leaves the others usable, names resolve on the DNS port whatever the gateway says, and
-    groups change without the deployer (it deploys their new versions once it is back)."""
-    registry_ok, schedulers, dns_ok, deployer_ok, answers = await asyncio.gather(
+    the DNS service, the deployer and the autoscaler are reported but do not make the gateway
+    degraded: one cluster down leaves the others usable, names resolve on the DNS port whatever the
+    gateway says, groups change without the deployer (it deploys their new versions once it is
+    back), and without the autoscaler a group keeps its count."""
+    registry_ok, schedulers, dns_ok, deployer_ok, autoscaler_ok, answers = await asyncio.gather(
         backends.registry.serving(min(ASK_SECONDS, settings.registry_timeout_seconds)),
         backends.schedulers.serving(min(ASK_SECONDS, settings.scheduler_timeout_seconds)),
         backends.dns.serving(min(ASK_SECONDS, settings.dns_timeout_seconds)),
         backends.deployer.serving(min(ASK_SECONDS, settings.deployer_timeout_seconds)),
+        backends.autoscaler.serving(min(ASK_SECONDS, settings.autoscaler_timeout_seconds)),
         folds(backends, settings),
     )
     nats = backends.nats
@@ -61,6 +63,7 @@ async def healthz(backends: BackendsDep, settings: SettingsDep) -> Response:
         schedulers=schedulers,
         dns=dns_ok,
         deployer=deployer_ok,
+        autoscaler=autoscaler_ok,
         folds={
             name: FoldHealth(
                 sequence=r.sequence, skipped=r.skipped, last_skipped_sequence=r.last_skipped_sequence or None
