@@ -229,6 +229,7 @@ async def start_bay(
         "BAY_DNS_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_DNS_GRPC_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_DEPLOYER_LISTEN": f"127.0.0.1:{free_port()}",
+        "BAY_AUTOSCALER_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_NATS_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
         # tasks asked to go are killed at once (the deployment tests turn the drain back on)

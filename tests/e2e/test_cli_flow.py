@@ -18,7 +18,8 @@ async def test_ready_line_names_what_runs(bay: BayUp) -> None:
     assert m.group(2) == bay.env["BAY_REGISTRY_LISTEN"]
     assert m.group(3) == f"nats://127.0.0.1:{bay.env['BAY_NATS_PORT']}"
     assert m.group(6) == bay.env["BAY_DNS_LISTEN"]
-    assert set(bay.pids()) == {"nats", "registry", "scheduler", "dns", "deployer", "gateway", "audit"}
+    services = {"nats", "registry", "scheduler", "dns", "deployer", "autoscaler", "gateway", "audit"}
+    assert set(bay.pids()) == services
     token = bay.token
     assert not any(token in line for line in bay.lines), "the admin token must never be printed"
     async with bay.http() as http:

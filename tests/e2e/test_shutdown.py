@@ -13,7 +13,8 @@ from tests.e2e.harness import group_gone, pid_gone, running_bay, start_bay, wait
 async def test_sigterm_stops_everything(tmp_path: Path) -> None:
     async with running_bay(tmp_path) as bay:
         pids = bay.pids()
-        assert set(pids) == {"nats", "registry", "scheduler", "dns", "deployer", "gateway", "audit"}
+        every = {"nats", "registry", "scheduler", "dns", "deployer", "autoscaler", "gateway", "audit"}
+        assert set(pids) == every
         assert all(not pid_gone(pid) for pid in pids.values())
         code = await bay.terminate(timeout=15)
         assert code == 0
@@ -30,7 +31,7 @@ async def test_a_killed_supervisor_leaves_nothing_behind(tmp_path: Path) -> None
         first.proc.kill()
         await asyncio.wait_for(first.proc.wait(), 10)
         # the services die with their supervisor
-        for name in ("registry", "dns", "deployer", "gateway", "audit"):
+        for name in ("registry", "dns", "deployer", "autoscaler", "gateway", "audit"):
             await wait_gone(pids[name], 15)
         assert not pid_gone(pids["nats"]), "nats-server cannot know: the next bay up must stop it"
     except BaseException:
