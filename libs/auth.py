@@ -119,3 +119,12 @@ def ensure_token_file(data_dir: Path, store: TokenStore, name: str, role: str) -
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     return token
+
+
+def service_token(token_file: Path | None, data_dir: Path, store: TokenStore, name: str) -> str:
+    """The operator token a service (the deployer, the autoscaler) calls the registry with: the file
+    given (``BAY_<NAME>_TOKEN_FILE``), else one it keeps in ``<data_dir>/<name>.token``, made in the
+    shared tokens file on first start."""
+    if token_file is not None:
+        return token_file.read_text().strip()
+    return ensure_token_file(data_dir, store, name, "operator")

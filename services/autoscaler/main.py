@@ -7,7 +7,7 @@ import logging
 
 from bay.v1 import autoscale_pb2, autoscale_pb2_grpc
 
-from libs.auth import TokenStore, ensure_token_file
+from libs.auth import TokenStore, service_token
 from libs.clients import Caller, RegistryClient
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
@@ -28,21 +28,15 @@ log = logging.getLogger("bay.autoscaler")
 SERVICE_NAME = autoscale_pb2.DESCRIPTOR.services_by_name["Autoscaler"].full_name
 
 
-def registry_token(settings: AutoscalerSettings, tokens: TokenStore) -> str:
-    """The operator token the autoscaler scales groups with: a file given, else one it keeps in
-    ``<data_dir>/autoscaler.token`` (made in the shared tokens file on first start)."""
-    if settings.autoscaler_token_file is not None:
-        return settings.autoscaler_token_file.read_text().strip()
-    return ensure_token_file(settings.data_dir, tokens, "autoscaler", "operator")
-
-
 async def serve(settings: AutoscalerSettings, stop: asyncio.Event) -> None:
     setup_telemetry("bay-autoscaler")
     conn = await connect(settings.nats_url, name="bay-autoscaler", credentials=settings.nats_credentials())
     event_log = event_log_for(conn, settings)
     await wait_for_stream(event_log)
     tokens = TokenStore(settings.resolved_tokens_file(), anonymous_read=settings.anonymous_read)
-    caller = Caller.bearer(registry_token(settings, tokens))
+    caller = Caller.bearer(
+        service_token(settings.autoscaler_token_file, settings.data_dir, tokens, "autoscaler")
+    )
     registry = RegistryClient(
         settings.registry_addr, timeout=settings.registry_timeout_seconds, caller=caller
     )

@@ -8,7 +8,7 @@ import time
 
 from bay.v1 import deploy_pb2, deploy_pb2_grpc
 
-from libs.auth import TokenStore, ensure_token_file
+from libs.auth import TokenStore, service_token
 from libs.clients import Caller, DnsClient, RegistryClient
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
@@ -28,21 +28,13 @@ log = logging.getLogger("bay.deployer")
 SERVICE_NAME = deploy_pb2.DESCRIPTOR.services_by_name["Deployer"].full_name
 
 
-def registry_token(settings: DeployerSettings, tokens: TokenStore) -> str:
-    """The operator token the deployer calls the registry with: a file given, else one it keeps in
-    ``<data_dir>/deployer.token`` (made in the shared tokens file on first start)."""
-    if settings.deployer_token_file is not None:
-        return settings.deployer_token_file.read_text().strip()
-    return ensure_token_file(settings.data_dir, tokens, "deployer", "operator")
-
-
 async def serve(settings: DeployerSettings, stop: asyncio.Event) -> None:
     setup_telemetry("bay-deployer")
     conn = await connect(settings.nats_url, name="bay-deployer", credentials=settings.nats_credentials())
     event_log = event_log_for(conn, settings)
     await wait_for_stream(event_log)
     tokens = TokenStore(settings.resolved_tokens_file(), anonymous_read=settings.anonymous_read)
-    caller = Caller.bearer(registry_token(settings, tokens))
+    caller = Caller.bearer(service_token(settings.deployer_token_file, settings.data_dir, tokens, "deployer"))
     registry = RegistryClient(
         settings.registry_addr, timeout=settings.registry_timeout_seconds, caller=caller
     )
