@@ -169,6 +169,10 @@ def _subjects(items: Sequence[str]) -> str:
     return "[" + ", ".join(f'"{s}"' for s in items) + "]"
 
 
+#: a direction a user has no right in: nats-server reads an empty ``allow`` list as no limit at all
+NOTHING = 'deny: [">"]'
+
+
 def authorization_block(users: Sequence[NatsUser]) -> str:
     """nats-server configuration: ``authorization { users [...] }``."""
     lines = ["authorization {", "  users = ["]
@@ -178,10 +182,14 @@ def authorization_block(users: Sequence[NatsUser]) -> str:
             lines.append(f"    {{ nkey: {u.nkey} }}")
             continue
         p = u.permissions
+        publish = (
+            f"allow: {_subjects(p.publish)}, deny: {_subjects(p.deny_publish)}" if p.publish else NOTHING
+        )
+        subscribe = f"allow: {_subjects(p.subscribe)}" if p.subscribe else NOTHING
         lines += [
             f"    {{ nkey: {u.nkey}, permissions: {{",
-            f"      publish: {{ allow: {_subjects(p.publish)}, deny: {_subjects(p.deny_publish)} }}",
-            f"      subscribe: {{ allow: {_subjects(p.subscribe)} }}",
+            f"      publish: {{ {publish} }}",
+            f"      subscribe: {{ {subscribe} }}",
             "    } }",
         ]
     lines += ["  ]", "}"]

@@ -2,8 +2,8 @@
 nothing else. Pure (a :class:`libs.natsperms.Permissions`, as Bay's other users have).
 
 A publisher only publishes, so it subscribes to nothing, not even an inbox (nats-py needs one
-for requests alone). nats-server reads an empty ``allow`` list as "no restriction", so the
-subscribe side is a deny of everything instead (``deny_subscribe``); the publish side denies the
+for requests alone): ``libs.natsperms.authorization_block`` writes an empty list as a deny of
+everything (nats-server reads an empty ``allow`` as "no restriction"); the publish side denies the
 stream management API as every user's does.
 
 Minting one (``libs/natsusers.py`` does not yet; see the report for what it would take): a seed
@@ -13,22 +13,9 @@ file per group, ``metrics/<group>.nk``, its public key written into the authoriz
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from libs.events import subjects
 from libs.natsperms import MANAGE_STREAMS, Permissions
 from libs.natsusers import NAME
-
-DENY_ALL = (">",)
-
-
-@dataclass(frozen=True)
-class PublisherPermissions:
-    """The publisher's rights; :attr:`permissions` for what ``libs.natsperms`` has, plus the deny
-    of subscriptions (which ``Permissions`` cannot say yet)."""
-
-    permissions: Permissions
-    deny_subscribe: tuple[str, ...] = DENY_ALL
 
 
 def metric_subjects(group: str) -> str:
@@ -36,29 +23,9 @@ def metric_subjects(group: str) -> str:
     return f"{subjects.METRIC_ROOT}.{group}.>"
 
 
-def metric_publisher(group: str) -> PublisherPermissions:
+def metric_publisher(group: str) -> Permissions:
     """The rights of a publisher of ``group``'s custom metrics. ``group`` must be a group name (a
     DNS label), so that it cannot hold a wildcard or a dot and reach another group's subjects."""
     if not NAME.match(group):
         raise ValueError(f"group name {group!r}: lowercase letters, digits and '-'")
-    return PublisherPermissions(
-        Permissions(publish=(metric_subjects(group),), subscribe=(), deny_publish=MANAGE_STREAMS)
-    )
-
-
-def authorization_entry(nkey: str, rights: PublisherPermissions, comment: str = "") -> str:
-    """The user's entry of a nats-server ``authorization { users [...] }`` block (what
-    ``libs.natsperms.authorization_block`` would write for it, with the subscribe deny)."""
-
-    def quoted(items: tuple[str, ...]) -> str:
-        return "[" + ", ".join(f'"{s}"' for s in items) + "]"
-
-    p = rights.permissions
-    lines = [f"    # {comment}"] if comment else []
-    lines += [
-        f"    {{ nkey: {nkey}, permissions: {{",
-        f"      publish: {{ allow: {quoted(p.publish)}, deny: {quoted(p.deny_publish)} }}",
-        f"      subscribe: {{ deny: {quoted(rights.deny_subscribe)} }}",
-        "    } }",
-    ]
-    return "\n".join(lines) + "\n"
+    return Permissions(publish=(metric_subjects(group),), subscribe=(), deny_publish=MANAGE_STREAMS)

@@ -13,8 +13,9 @@ import pytest
 import pytest_asyncio
 
 from libs.events import subjects
+from libs.natsperms import NatsUser, authorization_block
 from libs.natsusers import public_key
-from services.autoscaler.sources.publisher import authorization_entry, metric_publisher, metric_subjects
+from services.autoscaler.sources.publisher import metric_publisher, metric_subjects
 from services.autoscaler.sources.pushed import PushedMetrics
 from tests.integration.autoscaler.conftest import own_server, seed_file
 from tests.poll import poll_until
@@ -50,10 +51,11 @@ class Server:
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     seed = seed_file(tmp_path / "metrics-web.nk")
     admin = seed_file(tmp_path / "admin.nk")
-    block = (
-        "authorization {\n  users = [\n"
-        + authorization_entry(public_key(seed), metric_publisher("web"), "metrics/web")
-        + f"    {{ nkey: {public_key(admin)} }}\n  ]\n}}\n"
+    block = authorization_block(  # Bay's own writer of the users' rights
+        [
+            NatsUser("metrics/web", public_key(seed), metric_publisher("web")),
+            NatsUser("admin", public_key(admin), None),
+        ]
     )
     async with own_server(tmp_path, block, admin) as own:
         yield Server(own.url, seed)
@@ -96,10 +98,10 @@ async def test_publisher_publishes_its_groups_metrics_only(server: Server) -> No
 
 def test_rights_are_one_groups_only() -> None:
     rights = metric_publisher("web")
-    assert rights.permissions.publish == (metric_subjects("web"),) == ("bay.metric.web.>",)
-    assert rights.permissions.subscribe == ()
-    assert rights.deny_subscribe == (">",)
-    assert "$JS.API.STREAM.CREATE.>" in rights.permissions.deny_publish
+    assert rights.publish == (metric_subjects("web"),) == ("bay.metric.web.>",)
+    assert rights.subscribe == ()
+    assert 'subscribe: { deny: [">"] }' in authorization_block([NatsUser("m", "UKEY", rights)])
+    assert "$JS.API.STREAM.CREATE.>" in rights.deny_publish
     for bad in ("we.b", "*", ">", "web.>", "Web", "", "-web"):
         with pytest.raises(ValueError):
             metric_publisher(bad)
