@@ -161,3 +161,10 @@ async def start_stack(nats_url: str, data_dir: Path, **gateway_settings: Any) ->
     )
     assert resp.status_code == 201, resp.text
     return stack
+
+
+def rejected_fields(resp: httpx.Response) -> list[str]:
+    """The fields a 422 ``validation_failed`` answer names (failing if it is not one)."""
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] == "validation_failed"
+    return [v["field"] for v in resp.json()["violations"]]

@@ -17,6 +17,7 @@ from bay.v1 import autoscale_pb2
 
 from tests.integration.autoscaler_fake import FakeAutoscaler, sample_status, start_autoscaler
 from tests.integration.gateway_harness import ServedGateway, Stack, serve, start_stack
+from tests.integration.gateway_harness import rejected_fields as fields
 
 DEADLINE = 10.0
 POLICY: dict[str, Any] = {
@@ -80,12 +81,6 @@ async def setup(fresh_stream: str, tmp_path: Path) -> AsyncIterator[Setup]:
         await served.stop()
         await stack.stop()
         await autoscaler.stop()
-
-
-def fields(resp: httpx.Response) -> list[str]:
-    assert resp.status_code == 422, resp.text
-    assert resp.json()["error"] == "validation_failed"
-    return [v["field"] for v in resp.json()["violations"]]
 
 
 async def test_the_policy_is_sent_as_given(setup: Setup) -> None:

@@ -17,6 +17,7 @@ from bay.v1 import deploy_pb2
 
 from tests.integration.deployer_fake import FakeDeployer, start_deployer
 from tests.integration.gateway_harness import ServedGateway, Stack, serve, sse_messages, start_stack
+from tests.integration.gateway_harness import rejected_fields as fields
 
 DEADLINE = 10.0
 CANARY = {
@@ -67,12 +68,6 @@ async def setup(fresh_stream: str, tmp_path: Path) -> AsyncIterator[Setup]:
         await served.stop()
         await stack.stop()
         await deployer.stop()
-
-
-def fields(resp: httpx.Response) -> list[str]:
-    assert resp.status_code == 422, resp.text
-    assert resp.json()["error"] == "validation_failed"
-    return [v["field"] for v in resp.json()["violations"]]
 
 
 async def test_deploy_sends_the_build_the_strategy_and_the_caller(setup: Setup) -> None:
