@@ -14,14 +14,14 @@ from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.natsconn import connect
 from libs.runtime import run_service
+from libs.samples.pushed import PushedMetrics
+from libs.samples.usage import UsageWindow
 from libs.telemetry import setup_telemetry
 from services.autoscaler.adapters.observe import Observer
 from services.autoscaler.adapters.registry import GrpcRegistry
 from services.autoscaler.bootstrap import bootstrap
 from services.autoscaler.grpc_api import AutoscalerServicer
 from services.autoscaler.settings import AutoscalerSettings
-from services.autoscaler.sources.pushed import PushedMetrics
-from services.autoscaler.sources.usage import UsageWindow
 
 log = logging.getLogger("bay.autoscaler")
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from bay.v1 import autoscale_pb2
 
+from libs.samples.pushed import PushedMetrics
+from libs.samples.usage import UsageWindow
 from libs.views import tasks as tv
 from services.autoscaler.domain import MetricSample, Observation
 from services.autoscaler.sources.backlog import read_backlog
 from services.autoscaler.sources.prometheus import PrometheusScraper, Target
 from services.autoscaler.sources.promtext import Selector
-from services.autoscaler.sources.pushed import PushedMetrics
-from services.autoscaler.sources.usage import UsageWindow
 
 log = logging.getLogger("bay.autoscaler.observe")
 

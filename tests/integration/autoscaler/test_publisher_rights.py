@@ -15,8 +15,8 @@ import pytest_asyncio
 from libs.events import subjects
 from libs.natsperms import NatsUser, authorization_block
 from libs.natsusers import public_key
+from libs.samples.pushed import PushedMetrics
 from services.autoscaler.sources.publisher import metric_publisher, metric_subjects
-from services.autoscaler.sources.pushed import PushedMetrics
 from tests.integration.autoscaler.conftest import own_server, seed_file
 from tests.poll import poll_until
 

@@ -8,7 +8,7 @@ import pytest
 from nats.aio.client import Client
 
 from libs.events import subjects
-from services.autoscaler.sources.pushed import Pushed, PushedMetrics, parse_payload, parse_subject
+from libs.samples.pushed import Pushed, PushedMetrics, parse_payload, parse_subject
 from tests.poll import poll_until
 
 DEADLINE = 10.0

@@ -7,7 +7,7 @@ from bay.v1.scheduler_pb2 import UsageBatch, UsageSample
 from nats.aio.client import Client
 
 from libs.events import subjects
-from services.autoscaler.sources.usage import UsageWindow
+from libs.samples.usage import UsageWindow
 from tests.poll import poll_until
 
 DEADLINE = 10.0

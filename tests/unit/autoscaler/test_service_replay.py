@@ -9,12 +9,12 @@ from bay.v1 import autoscale_pb2
 from libs.eventlog.memory import MemoryEventLog
 from libs.events import EventMeta, make_envelope, subjects, to_pb
 from libs.events import model as m
+from libs.samples.pushed import Pushed, PushedMetrics
+from libs.samples.usage import UsageWindow
 from libs.spec import GroupSpec
 from services.autoscaler.adapters.observe import Observer
 from services.autoscaler.bootstrap import bootstrap
 from services.autoscaler.ports import ScalePort
-from services.autoscaler.sources.pushed import Pushed, PushedMetrics
-from services.autoscaler.sources.usage import UsageWindow
 
 
 class Registry(ScalePort):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from bay.v1.scheduler_pb2 import UsageBatch, UsageSample
 
-from services.autoscaler.sources.pushed import Pushed, PushedMetrics
-from services.autoscaler.sources.usage import UsageWindow, points
+from libs.samples.pushed import Pushed, PushedMetrics
+from libs.samples.usage import UsageWindow, points
 
 
 class Clock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bay.v1 import scheduler_pb2
 
 from libs.events import model as m
-from services.deployer.adapters.samples import Samples, parse_metric
+from services.deployer.adapters.samples import Samples
 from services.deployer.domain.analysis import evaluate
 from services.deployer.domain.deployment import Deploy
 from tests.unit.deployer.sim import Sim, spec
@@ -52,12 +52,19 @@ def test_samples_average_the_new_tasks_since_the_analysis_began() -> None:
     assert samples.value("web", "custom:latency", new, 0.0) is None
 
 
-def test_custom_metric_payloads() -> None:
-    assert parse_metric(b"0.25") == 0.25
-    assert parse_metric(b'{"value": 3}') == 3.0
-    assert parse_metric(b"nope") is None
-    assert parse_metric(b'{"v": 1}') is None
-    assert parse_metric(b"true") is None
+def test_custom_metric_messages() -> None:
+    samples = Samples(lambda: 5.0)
+    assert samples.add_metric_message("bay.metric.web.rps", b"0.25")
+    assert samples.add_metric_message("bay.metric.web.rps", b'{"value": 3, "task": "web.1"}')
+    for subject, data in [
+        ("bay.metric.web.rps", b"nope"),
+        ("bay.metric.web.rps", b'{"v": 1}'),
+        ("bay.metric.web.rps", b"true"),
+        ("bay.metric.web", b"1"),  # no metric name
+        ("bay.usage.local.web", b"1"),
+    ]:
+        assert not samples.add_metric_message(subject, data), (subject, data)
+    assert samples.value("web", "custom:rps", frozenset(), 0.0) == (0.25 + 3) / 2
 
 
 def test_a_migration_that_makes_no_progress_goes_back_to_its_source_cluster() -> None:

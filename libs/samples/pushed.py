@@ -1,9 +1,9 @@
 """Custom metrics pushed on plain NATS: ``bay.metric.<group>.<name>`` (the name may hold dots).
 
-The payload, as the deployer has always read it (services/deployer/adapters/samples.py): a number
-as text (``12.5``), or JSON ``{"value": 12.5}``, here with an optional ``"task": "<task id>"``
-saying whose figure it is. Anything else is dropped: not a finite number (``NaN``, ``Infinity``,
-``true``, a string), a ``task`` that is not a non-empty string, more than ``MAX_PAYLOAD`` bytes.
+The payload (the autoscaler's and the deployer's analyses' alike): a number as text (``12.5``),
+or JSON ``{"value": 12.5}``, with an optional ``"task": "<task id>"`` saying whose figure it is.
+Anything else is dropped: not a finite number (``NaN``, ``Infinity``, ``true``, a string), a
+``task`` that is not a non-empty string, more than ``MAX_PAYLOAD`` bytes.
 
 Only the latest value is kept: per group and name, one for the group as a whole (no ``task``) and
 one per task. Values are timed by arrival on the store's clock (injectable; monotonic by default);
@@ -23,7 +23,7 @@ from typing import Any
 
 from libs.events import subjects
 
-log = logging.getLogger("bay.autoscaler.pushed")
+log = logging.getLogger("bay.samples.pushed")
 
 MAX_PAYLOAD = 4096
 DEFAULT_STALE_AFTER = 60.0

@@ -12,8 +12,8 @@ not by the scheduler's timestamp: the schedulers' clocks are not the autoscaler'
 asks "what came in over the last N seconds". A sample that is not finite or is negative is
 dropped. Samples older than ``keep_seconds`` are forgotten as new ones come (and when read).
 
-Nothing here is the autoscaler's own, so that the deployer's analyses (which read the same
-subjects, services/deployer/adapters/samples.py) can use it as well.
+The autoscaler and the deployer's analyses (services/deployer/adapters/samples.py) both read these
+subjects through it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from bay.v1 import scheduler_pb2
 
 from libs.events import subjects
 
-log = logging.getLogger("bay.autoscaler.usage")
+log = logging.getLogger("bay.samples.usage")
 
 Kind = Literal["cpu", "mem"]
 KINDS: tuple[Kind, ...] = ("cpu", "mem")
