@@ -7,8 +7,9 @@ set-up. Pure: subjects in, nats-server configuration text out (no I/O).
   the lease bucket.
 - ``deployer`` publishes ``bay.ev.deploy.>``; reads the stream and the usage and custom metric
   samples (``bay.usage.>``, ``bay.metric.>``) for its analyses.
-- ``autoscaler`` publishes ``bay.ev.autoscale.>``; reads the stream (its log, the platform's, and a
-  backlog metric's consumer info) and the usage and custom metric samples.
+- ``autoscaler`` publishes ``bay.ev.autoscale.>``; reads the stream (its log, the platform's), a
+  backlog metric's consumer info on any stream, with an ephemeral consumer there to wake a group at
+  zero, and the usage and custom metric samples.
 - ``dns``, ``gateway``: no event; read the stream.
 - ``audit`` (Bay's audit table): ``bay.audit.progress``; reads the stream with its durable consumer.
 - ``audit/<name>`` (systems outside Bay): no event; read the stream with consumers of their own.
@@ -109,7 +110,10 @@ def deployer(stream: str) -> Permissions:
 
 def autoscaler(stream: str) -> Permissions:
     samples = (f"{subjects.USAGE_ROOT}.>", f"{subjects.METRIC_ROOT}.>")
-    # a backlog metric reads another stream's consumer: info on any stream, nothing managed
+    # a backlog metric reads another stream's consumer (info), and a group at zero is woken by an
+    # ephemeral consumer of the autoscaler's own on that stream (sources/backlog.StreamWake: an
+    # unnamed create, a delete). nats-server's subjects cannot tell that consumer from any other:
+    # these rights create, update and delete any consumer of any stream, never manage a stream.
     backlog = (
         "$JS.API.STREAM.INFO.*",
         "$JS.API.CONSUMER.INFO.*.*",

@@ -19,6 +19,7 @@ from libs.samples.usage import UsageWindow
 from libs.telemetry import setup_telemetry
 from services.autoscaler.adapters.observe import Observer
 from services.autoscaler.adapters.registry import GrpcRegistry
+from services.autoscaler.adapters.wakers import StreamWakes
 from services.autoscaler.bootstrap import bootstrap
 from services.autoscaler.grpc_api import AutoscalerServicer
 from services.autoscaler.settings import AutoscalerSettings
@@ -51,6 +52,7 @@ async def serve(settings: AutoscalerSettings, stop: asyncio.Event) -> None:
         observer,
         tick_seconds=settings.autoscaler_tick_seconds,
         snapshot_seconds=settings.autoscaler_snapshot_seconds,
+        wakes=StreamWakes(conn.client) if settings.autoscaler_backlog_wake else None,
     )
     server, port = await make_server(
         settings.autoscaler_listen,

@@ -19,6 +19,10 @@ class AutoscalerSettings(CommonSettings):
     autoscaler_usage_seconds: float = Field(
         10.0, gt=0, description="a task's cpu/memory is the mean of its samples over this long"
     )
+    autoscaler_backlog_wake: bool = Field(
+        True, description="a group at zero with a backlog metric is evaluated at the first message "
+        "its stream stores, not at the next tick (one ephemeral consumer on the stream per such group)",
+    )  # fmt: skip
     autoscaler_token_file: Path | None = Field(
         None, description="the operator token the autoscaler scales with; default "
         "<data_dir>/autoscaler.token (made in the tokens file on first start)",

@@ -73,3 +73,13 @@ def test_one_way_of_credentials_at_a_time() -> None:
         NatsCredentials(password="x")
     assert NatsCredentials("u", "pw").connect_options() == {"user": "u", "password": "pw"}
     assert NatsCredentials(nkey_seed=Path("/s.nk")).connect_options() == {"nkeys_seed": "/s.nk"}
+
+
+def test_the_autoscaler_reads_any_streams_backlog_and_wakes_on_it_but_manages_no_stream() -> None:
+    perms = p.autoscaler("BAY_EVENTS")
+    assert allowed(perms, "bay.ev.autoscale.web") and not allowed(perms, "bay.ev.group.web")
+    for subject in ("$JS.API.STREAM.INFO.JOBS", "$JS.API.CONSUMER.INFO.JOBS.workers",
+                    "$JS.API.CONSUMER.CREATE.JOBS", "$JS.API.CONSUMER.DELETE.JOBS.abc"):  # fmt: skip
+        assert allowed(perms, subject), subject  # what read_backlog and StreamWake send
+    for op in ("CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE"):
+        assert not allowed(perms, f"$JS.API.STREAM.{op}.JOBS"), op

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bay.v1 import autoscale_pb2
 
+from libs.events import subjects
 from libs.samples.pushed import PushedMetrics
 from libs.samples.usage import UsageWindow
 from libs.views import tasks as tv
@@ -19,6 +21,18 @@ from services.autoscaler.sources.prometheus import PrometheusScraper, Target
 from services.autoscaler.sources.promtext import Selector
 
 log = logging.getLogger("bay.autoscaler.observe")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """An observation, and why each metric without data has none (metric key -> the source's
+    words, for status: "backlog jobs/worker: stream not found")."""
+
+    observation: Observation
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+Sampled = tuple[MetricSample | None, str]  # a sample, or None and why
 
 
 class Observer:
@@ -40,54 +54,88 @@ class Observer:
 
     async def observe(
         self, group: str, policy: autoscale_pb2.AutoscalePolicy, current: int, ready: Sequence[tv.Task]
-    ) -> Observation:
+    ) -> Observed:
         ids = frozenset(t.id for t in ready)
         samples: dict[str, MetricSample] = {}
+        missing: dict[str, str] = {}
         for m in policy.metrics:
             key = m.name or m.kind
-            sample = await self._sample(group, m, ids, ready)
+            sample, why = await self._sample(group, m, ids, ready)
             if sample is not None:
                 samples[key] = sample
-        return Observation(current=current, ready=ids, samples=samples)
+            else:
+                missing[key] = why
+        return Observed(Observation(current=current, ready=ids, samples=samples), missing)
 
     async def _sample(
         self, group: str, m: autoscale_pb2.MetricTarget, ids: frozenset[str], ready: Sequence[tv.Task]
-    ) -> MetricSample | None:
+    ) -> Sampled:
         if m.kind in ("cpu", "memory"):
-            since = self.usage.clock() - self.usage_seconds
-            values = self.usage.values(group, since, "cpu" if m.kind == "cpu" else "mem", ids)
-            return MetricSample(per_task=dict(values)) if values else None
+            return self._usage(group, m.kind, ids)
         if m.kind == "backlog":
             if self.js is None:
-                return None
+                return None, "no JetStream to read the backlog from"
             b = await read_backlog(self.js, m.backlog.stream, m.backlog.consumer)
-            return MetricSample(total=float(b.pending)) if b.pending is not None else None
+            if b.pending is None:
+                return None, f"{m.backlog.stream}/{m.backlog.consumer}: {b.error}"
+            return MetricSample(total=float(b.pending)), ""
         per_task = m.per_task if m.HasField("per_task") else True
         name = m.name or m.kind
         if m.WhichOneof("source") == "prometheus":
-            values = await self._scrape(m.prometheus, ready)
-            if not per_task:
-                return MetricSample(total=sum(values.values())) if values else None
-            return MetricSample(per_task=dict(values)) if values else None
+            values, why = await self._scrape(m.prometheus, ready)
+            if not values:
+                return None, why
+            if per_task:
+                return MetricSample(per_task=dict(values)), ""
+            return MetricSample(total=sum(values.values())), ""
+        subject = subjects.metric(group, name)
         if per_task:
             found = {t: v for t, v in self.pushed.task_values(group, name).items() if t in ids}
-            return MetricSample(per_task=dict(found)) if found else None
+            if found:
+                return MetricSample(per_task=dict(found)), ""
+            return None, f"no ready task's value on {subject} in {self.pushed.stale_after:g} s"
         total = self.pushed.group_value(group, name)
-        return MetricSample(total=total) if total is not None else None
+        if total is not None:
+            return MetricSample(total=total), ""
+        last = self.pushed.reading(group, name)
+        if last is None:
+            return None, f"nothing pushed on {subject}"
+        return None, f"last value on {subject} {self.pushed.clock() - last.at:.0f} s ago"
 
-    async def _scrape(self, p: autoscale_pb2.PrometheusSource, ready: Sequence[tv.Task]) -> dict[str, float]:
+    def _usage(self, group: str, kind: str, ids: frozenset[str]) -> Sampled:
+        if not ids:
+            return None, "no ready task"
+        now = self.usage.clock()
+        values = self.usage.values(group, now - self.usage_seconds, "cpu" if kind == "cpu" else "mem", ids)
+        if values:
+            return MetricSample(per_task=dict(values)), ""
+        last = self.usage.last_arrival(group)
+        if last is None:
+            return None, "no usage sample of the group yet"
+        age = now - last
+        return None, f"no usage sample of a ready task in {self.usage_seconds:g} s (last {age:.0f} s ago)"
+
+    async def _scrape(
+        self, p: autoscale_pb2.PrometheusSource, ready: Sequence[tv.Task]
+    ) -> tuple[dict[str, float], str]:
         path = p.path or "/metrics"
         scraper = self._scrapers.get(path)
         if scraper is None:
             scraper = self._scrapers[path] = PrometheusScraper(path=path, timeout=self._timeout)
         targets = [Target(t.id, t.host, t.ports[p.port_name]) for t in ready if p.port_name in t.ports]
+        if not targets:
+            return {}, f"no ready task with a port {p.port_name!r} to scrape"
         try:
             selector = Selector(p.metric, dict(p.labels))
         except ValueError as exc:
             log.warning("prometheus selector: %s", exc)
-            return {}
+            return {}, f"selector: {exc}"
         scraped = await scraper.scrape(targets, selector)
-        return scraped.values
+        if scraped.values or not scraped.missing:
+            return scraped.values, f"no {p.metric} on port {p.port_name!r}"
+        task, why = next(iter(sorted(scraped.missing.items())))
+        more = f" (and {len(scraped.missing) - 1} more)" if len(scraped.missing) > 1 else ""
+        return {}, f"{task}: {why}{more}"
 
     async def aclose(self) -> None:
         for s in self._scrapers.values():

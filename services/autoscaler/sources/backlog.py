@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,11 +151,19 @@ class StreamWake:
     subjects (see the module's docstring). ``arm`` raises nats-py's errors when the stream is gone."""
 
     def __init__(
-        self, nc: Any, stream: str, watched: Sequence[str], inactive_threshold: float = 30.0
+        self,
+        nc: Any,
+        stream: str,
+        watched: Sequence[str],
+        inactive_threshold: float = 30.0,
+        on_wake: Callable[[], None] | None = None,
     ) -> None:
+        """``on_wake``: called at each message (with ``woken`` set), for a caller that waits on
+        many wakes at once."""
         if not watched:
             raise ValueError("StreamWake needs at least one subject to watch")
         self._nc = nc
+        self._on_wake = on_wake
         self._js = nc.jetstream()
         self.stream = stream
         self.watched = tuple(watched)
@@ -168,15 +176,18 @@ class StreamWake:
     def armed(self) -> bool:
         return self._sub is not None
 
-    async def arm(self) -> None:
+    async def arm(self, timeout: float | None = None) -> None:
         """Clear the event; make the consumer if there is none (its deliveries start with the next
-        message the stream stores after this returns)."""
+        message the stream stores after this returns); ``timeout``: of the request that makes it
+        (default: the JetStream context's)."""
         self.woken.clear()
         if self._sub is not None:
             return
 
         async def on_message(msg: Any) -> None:
             self.woken.set()
+            if self._on_wake is not None:
+                self._on_wake()
 
         inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(inbox, cb=on_message)
@@ -192,7 +203,7 @@ class StreamWake:
             filter_subjects=None if one else list(self.watched),
         )
         try:
-            info = await self._js.add_consumer(self.stream, config)
+            info = await self._js.add_consumer(self.stream, config, timeout=timeout)
         except BaseException:
             await self.disarm()
             raise

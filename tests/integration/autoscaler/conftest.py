@@ -1,6 +1,7 @@
 """Fixtures of the autoscaler's source tests: a plain client of the session's nats-server (no
 credentials: the set-up, with every right), and nats-servers of a test's own for users that the
-session's server does not have."""
+session's server does not have. A test's measured figures (``record_property("figure", text)``)
+are printed in the run's summary, never asserted beyond a generous deadline."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
@@ -62,3 +64,18 @@ async def own_server(tmp_path: Path, authorization: str, admin_seed: Path) -> As
 def seed_file(path: Path) -> Path:
     write_private(path, new_seed() + b"\n")
     return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    figures = [
+        f"{r.nodeid.rsplit('::', 1)[-1]}: {value}"
+        for kind in ("passed", "failed")
+        for r in terminalreporter.stats.get(kind, [])
+        if getattr(r, "when", "") == "call"
+        for name, value in r.user_properties
+        if name == "figure"
+    ]
+    if figures:
+        terminalreporter.section("autoscaler figures")
+        for line in figures:
+            terminalreporter.line(line)

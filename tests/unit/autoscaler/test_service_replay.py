@@ -92,7 +92,6 @@ async def test_a_restart_resumes_the_windows_without_an_extra_decision() -> None
     # recommendations after the last snapshot (here < 5 s of them) are not in the log
     assert resumed.highs[0] == held.highs[0] and resumed.last_up == held.last_up
     assert resumed.highs[-1][1] == held.highs[-1][1] and held.highs[-1][0] - resumed.highs[-1][0] < 5
-    await second._resume()  # what run() does first: nothing to send again
     for _ in range(5):
         tick_load(200)
         await second.tick("web")
