@@ -10,16 +10,15 @@ from pathlib import Path
 
 from bay.v1 import deploy_pb2, scheduler_pb2
 
-from libs.clients import AutoscalerClient, Caller
 from libs.eventlog import StreamSettings
 from libs.eventlog.jetstream import JetStreamEventLog
 from libs.events import subjects
 from libs.natsconn import connect
-from libs.natsserver import free_port
 from libs.spec import GroupSpec
 from libs.spec_pb import spec_to_pb
 from libs.views.live import open_view
-from tests.integration.autoscaler.test_autoscaler_process import DEADLINE, Watcher, _policy, _serving, _start
+from tests.integration.autoscaler.harness import DEADLINE, AutoscalerProcess, Watcher
+from tests.integration.autoscaler.test_autoscaler_process import _policy
 from tests.integration.deployer_harness import TargetRunner, start_deployer
 from tests.integration.registry_harness import RunningRegistry
 from tests.integration.scheduler_harness import create_group
@@ -34,9 +33,9 @@ async def test_no_scaling_while_a_deployment_of_the_group_runs(
     conn = await connect(fresh_stream, name="watch", wait_seconds=5)
     watch = await open_view(JetStreamEventLog(conn, StreamSettings(), timeout=2.0), "watch", Watcher)
     view = watch.state
-    port = free_port()
-    proc = _start(fresh_stream, registry, tmp_path, port)
-    client = AutoscalerClient(f"127.0.0.1:{port}", timeout=5.0, caller=Caller.bearer(registry.token))
+    autoscaler = AutoscalerProcess(fresh_stream, registry, tmp_path)
+    autoscaler.start()
+    client = autoscaler.client
 
     async def publish_usage() -> None:
         while True:
@@ -48,7 +47,7 @@ async def test_no_scaling_while_a_deployment_of_the_group_runs(
 
     publisher = None
     try:
-        await _serving(proc, port, tmp_path)
+        await autoscaler.serving()
         v1 = GroupSpec(name="web", cmd="sleep 1000", instances=2)
         await create_group(registry, name="web", cmd="sleep 1000", instances=2)
         await poll_until(lambda: len(view.ready_tasks("web")) == 2, "2 ready tasks", DEADLINE)
@@ -82,9 +81,7 @@ async def test_no_scaling_while_a_deployment_of_the_group_runs(
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
         await client.close()
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
+        autoscaler.stop()
         await deployer.stop()
         await runner.stop()
         await watch.stop(snapshot=False)
