@@ -14,6 +14,11 @@ headers only, no acks), so the first message the stream stores wakes the group's
   turn the loop into a spin.
 - Stopping a watch deletes its consumer; if the autoscaler dies instead, nats-server drops the
   consumer ``inactive_threshold`` seconds after its subscription went.
+
+Not noticed: a consumer lost while armed (a nats-server restart loses an in-memory consumer, a
+disconnection longer than ``inactive_threshold`` drops it, someone deletes it). The group is then
+evaluated at its ticks only, as without a wake, until its watch is made anew (it leaves 0, its
+policy changes, or its backlog is unreadable for an evaluation).
 """
 
 from __future__ import annotations
