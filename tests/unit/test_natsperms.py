@@ -73,3 +73,16 @@ def test_one_way_of_credentials_at_a_time() -> None:
         NatsCredentials(password="x")
     assert NatsCredentials("u", "pw").connect_options() == {"user": "u", "password": "pw"}
     assert NatsCredentials(nkey_seed=Path("/s.nk")).connect_options() == {"nkeys_seed": "/s.nk"}
+
+
+def test_a_metric_publisher_publishes_its_groups_metrics_only() -> None:
+    rights = p.metric_publisher("web")
+    assert rights.publish == (p.metric_subjects("web"),) == ("bay.metric.web.>",)
+    assert allowed(rights, "bay.metric.web.rps") and allowed(rights, "bay.metric.web.queue.depth")
+    for subject in ("bay.metric.api.rps", "bay.metric.web", "bay.ev.group.web", "$JS.API.STREAM.CREATE.X"):
+        assert not allowed(rights, subject), subject
+    assert rights.subscribe == ()
+    assert 'subscribe: { deny: [">"] }' in p.authorization_block([p.NatsUser("m", "UKEY", rights)])
+    for bad in ("we.b", "*", ">", "web.>", "Web", "", "-web", "a" * 64):
+        with pytest.raises(ValueError, match="group name"):
+            p.metric_publisher(bad)
