@@ -13,6 +13,9 @@ set-up. Pure: subjects in, nats-server configuration text out (no I/O).
 - ``dns``, ``gateway``: no event; read the stream.
 - ``audit`` (Bay's audit table): ``bay.audit.progress``; reads the stream with its durable consumer.
 - ``audit/<name>`` (systems outside Bay): no event; read the stream with consumers of their own.
+- ``metrics/<group>`` (a group's custom metric publisher, ``bay nats metrics-credential``): publishes
+  ``bay.metric.<group>.>`` and nothing else; subscribes to nothing, not even an inbox (nats-py needs
+  one for requests alone).
 - ``setup``: every right (it creates the stream and the lease bucket).
 
 Reading the stream is JetStream's API for consumers (create, info, delete, fetch), stream info and
@@ -23,10 +26,16 @@ set-up, on top of not being allowed: a deny wins over any allow nats-server is g
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from libs.events import subjects
+
+#: a name that may stand in a subject token or a file name: a DNS label, as group names are (no
+#: dot, no wildcard, so it cannot reach another group's subjects)
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+NAME_RULE = "a DNS label: lowercase letters, digits and '-', at most 63, a letter or digit at each end"
 
 #: the JetStream API of stream management: only the set-up may use it
 _STREAM_OPS = ("CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE", "SNAPSHOT", "RESTORE", "PEER.REMOVE")
@@ -138,6 +147,20 @@ def audit_writer(stream: str) -> Permissions:
 def audit_consumer(stream: str) -> Permissions:
     """An audit system outside Bay: its own consumers on the stream, nothing published."""
     return Permissions(("$JS.API.STREAM.NAMES", *read_stream(stream)), REPLIES)
+
+
+def metric_subjects(group: str) -> str:
+    """Every custom metric subject of ``group``: ``bay.metric.<group>.>``."""
+    return f"{subjects.METRIC_ROOT}.{group}.>"
+
+
+def metric_publisher(group: str) -> Permissions:
+    """A publisher of ``group``'s custom metrics: ``bay.metric.<group>.>`` only (stream management
+    denied, as every user's). ``group`` must be a group name (:data:`NAME`): anything else, which
+    could hold a dot or a wildcard and reach another group's subjects, is a ValueError naming it."""
+    if not NAME.match(group):
+        raise ValueError(f"group name {group!r} is not {NAME_RULE}")
+    return Permissions(publish=(metric_subjects(group),), subscribe=())
 
 
 SERVICE_ROLES = ("registry", "deployer", "autoscaler", "dns", "gateway", "audit")

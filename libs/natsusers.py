@@ -6,6 +6,8 @@ Layout (directory ``<data_dir>/nats-auth``, mode 0700; every file 0600)::
     services/<role>.nk   Bay's own users: registry, deployer, autoscaler, dns, gateway, audit, setup,
                          scheduler-<cluster>
     audit/<name>.nk      read-only users of audit systems outside Bay (``bay nats audit-credential``)
+    metrics/<group>.nk   a group's custom metric publisher: ``bay.metric.<group>.>`` only
+                         (``bay nats metrics-credential``)
     auth.conf            the authorization block nats-server includes (public keys only)
 
 Why nkeys: the server holds only public keys, so its configuration is no secret; a client proves
@@ -14,24 +16,34 @@ A service is given the *path* of its seed (``BAY_NATS_NKEY_SEED``), never the se
 
 Why a file and a reload, not a NATS account server: the users change rarely (a new cluster, a new
 audit system), nats-server reloads its authorization on SIGHUP without dropping the connections of
-users that still exist, and a file is what a 3-node cluster's nodes can all include.
+users that still exist, and a file is what a 3-node cluster's nodes can all include. A user is
+revoked by removing its seed file and writing the block again: at the reload nats-server closes
+the connections of users it no longer has (tests/integration/test_nats_metrics_credential.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 from collections.abc import Iterable
 from pathlib import Path
 
 import nkeys
 
-from libs.natsperms import NatsUser, audit_consumer, authorization_block, for_service
+from libs.natsperms import (
+    NAME,
+    NatsUser,
+    audit_consumer,
+    authorization_block,
+    for_service,
+    metric_publisher,
+)
+
+__all__ = ["NAME", "NatsUsers", "new_seed", "public_key", "reload_server", "write_private"]
 
 AUTH_DIR = "nats-auth"
-NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+METRICS = "metrics"
 
 
 def new_seed() -> bytes:
@@ -96,8 +108,34 @@ class NatsUsers:
             raise ValueError(f"audit credential name {name!r}: lowercase letters, digits and '-'")
         return self._ensure(self._dir("audit") / f"{name}.nk")
 
+    def metrics_seed_path(self, group: str) -> Path:
+        """Where the seed file of ``group``'s custom metric publisher is; a bad group name is a
+        ValueError naming it (and nothing is written)."""
+        metric_publisher(group)
+        return self.root / METRICS / f"{group}.nk"
+
+    def metrics_seed(self, group: str, *, rotate: bool = False) -> Path:
+        """The seed file of ``group``'s custom metric publisher: made on first use, the same one
+        after (``rotate``: a new seed in its place; the old one no longer connects once the block
+        is written again and the server reloaded)."""
+        path = self.metrics_seed_path(group)
+        self._dir(METRICS)
+        if rotate:
+            write_private(path, new_seed() + b"\n")
+        return self._ensure(path)
+
+    def revoke_metrics(self, group: str) -> bool:
+        """Remove ``group``'s publisher (its seed file); False when it had none. The server admits
+        it until the block is written again and reloaded."""
+        try:
+            self.metrics_seed_path(group).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def users(self, roles: Iterable[str] = ()) -> list[NatsUser]:
-        """Every user: the services named (made if missing), those already on disk, the audit ones."""
+        """Every user: the services named (made if missing), those already on disk, the audit ones
+        and the metric publishers."""
         for role in roles:
             self.service_seed(role)
         out = [
@@ -107,6 +145,10 @@ class NatsUsers:
         out += [
             NatsUser(f"audit/{p.stem}", public_key(p), audit_consumer(self.stream))
             for p in sorted(self._dir("audit").glob("*.nk"))
+        ]
+        out += [  # a file of no group's name fails here, naming it: it came from no Bay command
+            NatsUser(f"{METRICS}/{p.stem}", public_key(p), metric_publisher(p.stem))
+            for p in sorted(self._dir(METRICS).glob("*.nk"))
         ]
         return out
 

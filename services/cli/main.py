@@ -135,4 +135,5 @@ nats_app = typer.Typer(
 nats_app.command("init")(nats.init)
 nats_app.command("setup")(nats.setup)
 nats_app.command("audit-credential")(nats.audit_credential)
+nats_app.command("metrics-credential")(nats.metrics_credential)
 app.add_typer(nats_app, name="nats")

@@ -83,3 +83,16 @@ def test_the_autoscaler_reads_any_streams_backlog_and_wakes_on_it_but_manages_no
         assert allowed(perms, subject), subject  # what read_backlog and StreamWake send
     for op in ("CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE"):
         assert not allowed(perms, f"$JS.API.STREAM.{op}.JOBS"), op
+
+
+def test_a_metric_publisher_publishes_its_groups_metrics_only() -> None:
+    rights = p.metric_publisher("web")
+    assert rights.publish == (p.metric_subjects("web"),) == ("bay.metric.web.>",)
+    assert allowed(rights, "bay.metric.web.rps") and allowed(rights, "bay.metric.web.queue.depth")
+    for subject in ("bay.metric.api.rps", "bay.metric.web", "bay.ev.group.web", "$JS.API.STREAM.CREATE.X"):
+        assert not allowed(rights, subject), subject
+    assert rights.subscribe == ()
+    assert 'subscribe: { deny: [">"] }' in p.authorization_block([p.NatsUser("m", "UKEY", rights)])
+    for bad in ("we.b", "*", ">", "web.>", "Web", "", "-web", "a" * 64):
+        with pytest.raises(ValueError, match="group name"):
+            p.metric_publisher(bad)

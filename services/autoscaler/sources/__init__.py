@@ -7,5 +7,7 @@ a figure is absent from a result (or named with the reason), a backlog that cann
 
 - :mod:`.promtext` and :mod:`.prometheus`: the Prometheus text format and a scraper of tasks
 - :mod:`.backlog`: a JetStream consumer's backlog, and a wake-up at its first message from zero
-- :mod:`.publisher`: the NATS rights of a group's custom metric publisher
+
+A group's custom metric publisher is given its NATS rights by ``libs.natsperms.metric_publisher``
+and its credential by ``bay nats metrics-credential GROUP`` (``libs/natsusers.py``).
 """

@@ -6,6 +6,10 @@
 - ``audit-credential NAME``: a read-only user for an audit system outside Bay. The users are a file
   nats-server includes, so a new one means writing it again and having nats-server reload it
   (SIGHUP: connections of the other users stay up); ``bay up``'s own nats-server is told here.
+- ``metrics-credential GROUP``: the user a publisher of the group's custom metrics connects as:
+  it may publish ``bay.metric.<GROUP>.<name>`` and nothing else (tasks get no NATS rights by
+  default). Made once, the same seed after; ``--rotate`` a new seed, ``--revoke`` none. Written and
+  reloaded as ``audit-credential`` is.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import typer
 from rich.markup import escape
 
 from libs.errors import BayError
+from libs.events import subjects
 from libs.natsconn import connect
 from libs.natscreds import NatsCredentials, redact_url
 from libs.natssetup import DEFAULT_LEASE_SECONDS, set_up
 from libs.natsusers import NatsUsers, reload_server
 from services.cli.app import settings_of, stderr
-from services.cli.errors import CliError
+from services.cli.errors import CliError, ExitCode
 
 AuthConfig = Annotated[
     Path | None,
@@ -98,6 +103,19 @@ def setup(
     stderr.print(f"stream {escape(s.stream)} ready on {escape(redact_url(s.nats_url))} ({creds.describe()})")
 
 
+def _write_and_reload(users: NatsUsers, data_dir: Path, auth_config: Path | None) -> str:
+    """The authorization block written (and at ``auth_config``), ``bay up``'s nats-server told."""
+    users.write_auth_config()
+    if auth_config is not None:
+        users.write_auth_config(path=auth_config)
+    pid = reload_server(data_dir / "nats" / "bay-nats.pid")
+    return (
+        f"the running nats-server (pid {pid}) reloaded it"
+        if pid
+        else "no running `bay up` nats-server to reload"
+    )
+
+
 def audit_credential(ctx: typer.Context, name: str, auth_config: AuthConfig = None) -> None:
     """Make a read-only NATS user for an audit system outside Bay; prints its seed file.
 
@@ -107,20 +125,62 @@ def audit_credential(ctx: typer.Context, name: str, auth_config: AuthConfig = No
     users = NatsUsers(s.data_dir, s.stream)
     try:
         seed = users.audit_seed(name)
-        users.write_auth_config()
-        if auth_config is not None:
-            users.write_auth_config(path=auth_config)
+        told = _write_and_reload(users, s.data_dir, auth_config)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     typer.echo(str(seed))
-    pid = reload_server(s.data_dir / "nats" / "bay-nats.pid")
-    told = (
-        f"the running nats-server (pid {pid}) reloaded it"
-        if pid
-        else "no running `bay up` nats-server to reload"
-    )
     stderr.print(
         f"audit credential {escape(name)}: nkey seed in {escape(str(seed))} (keep it secret; "
         f"connect with nkeys_seed=<that file>); {told}",
+        soft_wrap=True,  # a path cut in two is no path
+    )
+
+
+#: what a metric publisher sends (libs/samples/pushed.py reads it)
+PAYLOAD = 'a number (12.5) or JSON {"value": 12.5, "task": "<task id>"}'
+
+
+def metrics_credential(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The group whose custom metrics it publishes.")],
+    rotate: Annotated[bool, typer.Option("--rotate", help="A new seed; the old one stops working.")] = False,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Remove the group's publisher user.")] = False,
+    auth_config: AuthConfig = None,
+) -> None:
+    """Make the NATS user a publisher of GROUP's custom metrics connects as; prints its seed file.
+
+    It may publish `bay.metric.GROUP.<name>` and nothing else: no other group's metrics, no event,
+    no subscription. Run again, it gives the same seed; --rotate makes a new one, --revoke removes
+    the user. The group need not exist yet."""
+    if rotate and revoke:
+        raise CliError("--rotate and --revoke: give one of them")
+    s = settings_of(ctx)
+    users = NatsUsers(s.data_dir, s.stream)
+    try:
+        seed = users.metrics_seed_path(group)  # a bad group name stops here, before any write
+        if revoke and not users.revoke_metrics(group):
+            raise CliError(f"group {group} has no metrics credential in {users.root}", ExitCode.NOT_FOUND)
+        existed = seed.exists()
+        if not revoke:
+            users.metrics_seed(group, rotate=rotate)
+        told = _write_and_reload(users, s.data_dir, auth_config)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if revoke:
+        stderr.print(f"metrics credential of group {escape(group)} revoked; {told}", soft_wrap=True)
+        return
+    typer.echo(str(seed))
+    if not existed:
+        what = "made"
+    elif rotate:
+        what = "a new seed (nats-server refuses the old one once it reloads)"
+    else:
+        what = "the same seed as before (--rotate for a new one)"
+    stderr.print(
+        f"metrics credential of group {escape(group)}: {what}; nkey seed in {escape(str(seed))} "
+        f"(keep it secret); {told}.\n"
+        f"A publisher connects to {escape(redact_url(s.nats_url))} with nkeys_seed=<that file> and "
+        f"publishes on {escape(subjects.metric(group, '<name>'))} {escape(PAYLOAD)}; nothing else "
+        "is allowed.",
         soft_wrap=True,  # a path cut in two is no path
     )

@@ -110,7 +110,8 @@ class Supervisor:
 
     def _write_nats_config(self) -> None:
         """Seeds for the set-up and every service (kept across runs), the authorization block of
-        those and of any audit credential, and the server's configuration including it."""
+        those, of any audit credential and of any group's metric publisher, and the server's
+        configuration including it."""
         s = self.settings
         roles = ["setup", *(svc.nats_role for svc in self.services if svc.nats_role)]
         auth = self.nats_users.write_auth_config(roles)

@@ -57,8 +57,10 @@ class Samples:
         if metric.startswith("custom:"):
             values = [v for at, v in self.custom.get((group, metric[7:]), ()) if at >= since]
             return sum(values) / len(values) if values else None
-        if metric in ("cpu", "mem"):
-            return self.usage.sample_mean(group, since, metric, task_ids)
+        if metric == "cpu":
+            return self.usage.sample_mean(group, since, "cpu", task_ids)
+        if metric == "mem":
+            return self.usage.sample_mean(group, since, "mem", task_ids)
         return None
 
     async def subscribe(self, nc: Any) -> list[Any]:

@@ -1,5 +1,6 @@
 """A group's custom metric publisher on a nats-server of its own, run with that user's rights: it
-publishes its group's metrics and nothing else, and subscribes to nothing."""
+publishes its group's metrics and nothing else, and subscribes to nothing. (The credential as
+``bay nats metrics-credential`` mints it: tests/integration/test_nats_metrics_credential.py.)"""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-import pytest
 import pytest_asyncio
 
 from libs.events import subjects
-from libs.natsperms import NatsUser, authorization_block
+from libs.natsperms import NatsUser, authorization_block, metric_publisher
 from libs.natsusers import public_key
 from libs.samples.pushed import PushedMetrics
-from services.autoscaler.sources.publisher import metric_publisher, metric_subjects
 from tests.integration.autoscaler.conftest import own_server, seed_file
 from tests.poll import poll_until
 
@@ -94,14 +93,3 @@ async def test_publisher_publishes_its_groups_metrics_only(server: Server) -> No
     finally:
         await publisher.close()
         await reader.close()
-
-
-def test_rights_are_one_groups_only() -> None:
-    rights = metric_publisher("web")
-    assert rights.publish == (metric_subjects("web"),) == ("bay.metric.web.>",)
-    assert rights.subscribe == ()
-    assert 'subscribe: { deny: [">"] }' in authorization_block([NatsUser("m", "UKEY", rights)])
-    assert "$JS.API.STREAM.CREATE.>" in rights.deny_publish
-    for bad in ("we.b", "*", ">", "web.>", "Web", "", "-web"):
-        with pytest.raises(ValueError):
-            metric_publisher(bad)
