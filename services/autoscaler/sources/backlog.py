@@ -8,29 +8,21 @@ taken with confidence.
 
 Waking at once from zero. A group scaled to zero has no worker; polling the backlog every N
 seconds would leave the first message waiting up to N seconds before the group scales up.
-:class:`BacklogWake` subscribes on *core* NATS to the subjects the consumer reads (its
-``filter_subject``/``filter_subjects``, else the stream's ``subjects``): a JetStream publish is a
-plain NATS message on its subject first, so the core subscriber sees it as the stream stores it.
-Use it in this order, so that a message published in between is never missed::
+:class:`StreamWake` watches the subjects the consumer reads (:func:`consumer_subjects`: its
+``filter_subject``/``filter_subjects``, else the stream's ``subjects``) through an ephemeral push
+consumer of the stream (deliver new, headers only, no acks, in memory, gone by itself after
+``inactive_threshold`` if the autoscaler dies) delivering to an inbox. It sees what the stream
+stores, sourced and mirrored messages included (a core-NATS subscription to the subjects would
+not), and needs only the rights of a stream reader (``libs.natsperms.read_stream``: consumer
+create, delete; ``_INBOX.>``). Use it in this order, so that a message stored in between is never
+missed::
 
-    wake = BacklogWake(nc, await consumer_subjects(js, stream, consumer))
-    await wake.arm()                          # subscribed (and flushed) before the check
+    wake = StreamWake(nc, stream, await consumer_subjects(js, stream, consumer))
+    await wake.arm()                          # the consumer exists before the check
     backlog = await read_backlog(js, stream, consumer)
     if backlog.pending == 0:
         await wake.wait(poll_interval)        # returns at the first message, or at the interval
     await wake.disarm()                       # only while at zero: no copy of a busy queue's traffic
-
-Caveats: a stream that sources or mirrors another gets its messages without a publish on its own
-subjects, so the wake-up does not fire for it (polling still finds the backlog); and the
-autoscaler's NATS user needs the right to subscribe to those subjects, which are the
-applications' own and change with every policy.
-
-:class:`StreamWake` has neither caveat, at the cost of a consumer: the same arm, wait, disarm,
-but through an ephemeral push consumer of the stream (deliver new, headers only, no acks, in
-memory, gone by itself after ``inactive_threshold`` if the autoscaler dies) delivering to an inbox.
-It sees what the stream stores, sourced messages included, and needs only the rights of a stream
-reader (``libs.natsperms.read_stream``: consumer create, delete; ``_INBOX.>``). It is the one to
-use unless the consumers it costs matter; the order of calls is the same.
 """
 
 from __future__ import annotations
@@ -98,57 +90,9 @@ async def consumer_subjects(
     return list(stream_info.config.subjects or [])
 
 
-class BacklogWake:
-    """An event set by the first message on ``watched`` subjects after :meth:`arm` (see the module's
-    docstring for the order of arm, check, wait, disarm)."""
-
-    def __init__(self, nc: Any, watched: Sequence[str]) -> None:
-        if not watched:
-            raise ValueError("BacklogWake needs at least one subject to watch")
-        self._nc = nc
-        self.watched = tuple(watched)
-        self._subs: list[Any] = []
-        self.woken = asyncio.Event()
-
-    @property
-    def armed(self) -> bool:
-        return bool(self._subs)
-
-    async def arm(self) -> None:
-        """Subscribe (if not yet) and clear the event; flushed, so the server has the subscription
-        when this returns."""
-        self.woken.clear()
-        if not self._subs:
-
-            async def on_message(msg: Any) -> None:
-                self.woken.set()
-
-            for subject in self.watched:
-                self._subs.append(await self._nc.subscribe(subject, cb=on_message))
-        await self._nc.flush()
-
-    async def wait(self, timeout: float) -> bool:
-        """True when a message came since :meth:`arm` (at once if one already has), False after
-        ``timeout`` seconds without one."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self.woken.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    async def disarm(self) -> None:
-        subs, self._subs = self._subs, []
-        for sub in subs:
-            try:
-                await sub.unsubscribe()
-            except nats.errors.Error:  # the connection is gone, and its subscriptions with it
-                pass
-
-
 class StreamWake:
-    """As :class:`BacklogWake`, through an ephemeral consumer of ``stream`` on the ``watched``
-    subjects (see the module's docstring). ``arm`` raises nats-py's errors when the stream is gone."""
+    """An event set by the first message ``stream`` stores on the ``watched`` subjects after
+    :meth:`arm` (see the module's docstring). ``arm`` raises nats-py's errors when the stream is gone."""
 
     def __init__(
         self,

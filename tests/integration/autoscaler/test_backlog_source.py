@@ -1,9 +1,8 @@
-"""A JetStream consumer's backlog on the session's real nats-server, and the wake-up from zero."""
+"""A JetStream consumer's backlog on the session's real nats-server, and the subjects a wake-up from
+zero watches."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,13 +14,11 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from services.autoscaler.sources.backlog import (
     MISSING_CONSUMER,
     MISSING_STREAM,
-    BacklogWake,
     consumer_subjects,
     read_backlog,
 )
 
 DEADLINE = 10.0
-WAKE_WITHIN = 2.0  # seconds from the first publish to the wake-up, on a loaded machine
 
 
 class Queue:
@@ -78,56 +75,10 @@ async def test_missing_stream_or_consumer_is_missing_not_zero(queue: Queue) -> N
     assert bad_name.pending is None and bad_name.error
 
 
-async def test_wake_arrives_at_the_first_message_from_zero(nc: Client, queue: Queue) -> None:
-    watched = await consumer_subjects(queue.js, queue.stream, queue.durable)
-    assert watched == [f"{queue.subject}.jobs"]  # the consumer's filter, not the whole stream
-    wake = BacklogWake(nc, watched)
-    await wake.arm()
-    try:
-        assert (await read_backlog(queue.js, queue.stream, queue.durable)).pending == 0
-        assert not await wake.wait(0.05)  # nothing yet
-
-        # a message the consumer does not read does not wake it
-        await queue.js.publish(f"{queue.subject}.other", b"x")
-        assert not await wake.wait(0.2)
-
-        # the first job wakes it, from another connection, within the deadline
-        publisher = Client()
-        await publisher.connect(nc.connected_url.geturl() if nc.connected_url else "")
-        try:
-            started = time.monotonic()
-            await publisher.jetstream().publish(f"{queue.subject}.jobs", b"first")
-            assert await wake.wait(WAKE_WITHIN)
-            assert time.monotonic() - started < WAKE_WITHIN
-        finally:
-            await publisher.close()
-        assert (await read_backlog(queue.js, queue.stream, queue.durable)).pending == 1
-
-        # armed again (at zero again after the job is done): cleared, and woken by the next one
-        sub = await queue.js.pull_subscribe_bind(queue.durable, stream=queue.stream)
-        for m in await sub.fetch(1, timeout=DEADLINE):
-            await m.ack_sync()
-        await wake.arm()
-        assert not wake.woken.is_set()
-        await queue.js.publish(f"{queue.subject}.jobs", b"second")
-        assert await wake.wait(WAKE_WITHIN)
-    finally:
-        await wake.disarm()
-    assert not wake.armed
-
-
-async def test_disarmed_wake_hears_nothing_and_stream_subjects_without_filter(
-    nc: Client, queue: Queue
-) -> None:
+async def test_consumer_subjects_are_its_filter_else_the_streams(queue: Queue) -> None:
+    """What a wake from zero watches (test_stream_wake.py: the wake itself)."""
+    assert await consumer_subjects(queue.js, queue.stream, queue.durable) == [f"{queue.subject}.jobs"]
     await queue.js.add_consumer(
         queue.stream, ConsumerConfig(durable_name="all", ack_policy=AckPolicy.EXPLICIT)
     )
-    watched = await consumer_subjects(queue.js, queue.stream, "all")
-    assert watched == [f"{queue.subject}.>"]
-    wake = BacklogWake(nc, watched)
-    await wake.arm()
-    await wake.disarm()
-    await queue.js.publish(f"{queue.subject}.jobs", b"x")
-    await nc.flush()
-    await asyncio.sleep(0)  # any delivery already read would have run its callback by now
-    assert not wake.woken.is_set()
+    assert await consumer_subjects(queue.js, queue.stream, "all") == [f"{queue.subject}.>"]
