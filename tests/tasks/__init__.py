@@ -21,3 +21,4 @@ def _open_to_all(path: Path) -> bool:
 _CANDIDATES = (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3")
 TASK_PYTHON = next((p for p in _CANDIDATES if _open_to_all(Path(p))), sys.executable)
 TINYHTTP = f"{TASK_PYTHON} -S {Path(__file__).parent / 'tinyhttp.py'}"
+BURN = f"{TASK_PYTHON} -S {Path(__file__).parent / 'burn.py'}"
