@@ -73,6 +73,7 @@ async def test_set_sends_the_flags_as_a_policy(cli: Cli) -> None:
         "--prometheus", "latency=0.25,port=http,metric=http_latency,label.route=/",
         "--backlog", "jobs/worker=100,activation=1", "--down-window", "120", "--down-max-percent", "50",
         "--up-window", "10", "--tolerance", "0.05", "--reason", "load test",
+        "--up-stable-window", "20", "--down-min-step", "3", "--panic-threshold", "3",
     )  # fmt: skip
     assert code == 0, err
     assert out.strip() == (
@@ -95,7 +96,8 @@ async def test_set_sends_the_flags_as_a_policy(cli: Cli) -> None:
         "backlog", "jobs", "worker", 1,
     )  # fmt: skip
     assert (p.down.window_seconds, p.down.max_percent, p.up.window_seconds) == (120, 50, 10)
-    assert not p.down.HasField("cooldown_seconds") and not p.up.HasField("panic_threshold")
+    assert (p.up.stable_window_seconds, p.down.min_step, p.up.panic_threshold) == (20, 3, 3)
+    assert not p.down.HasField("cooldown_seconds") and not p.up.HasField("cooldown_seconds")
 
 
 async def test_get_prints_what_set_f_takes_back(cli: Cli, tmp_path: Path) -> None:

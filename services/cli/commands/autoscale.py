@@ -48,6 +48,16 @@ def set_(
     up_cooldown: Annotated[
         float | None, typer.Option("--up-cooldown", min=0, help="Seconds between steps up (0).")
     ] = None,
+    panic_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--panic-threshold", min=1, help="Jump straight to the need when it reaches this x ready (2)."
+        ),
+    ] = None,
+    up_stable_window: Annotated[
+        float | None,
+        typer.Option("--up-stable-window", min=0, help="Seconds after a panic before any scale-down (60)."),
+    ] = None,
     down_window: Annotated[
         float | None,
         typer.Option(
@@ -59,6 +69,10 @@ def set_(
         typer.Option(
             "--down-max-percent", min=0, max=100, help="At most this share of the tasks per step (25)."
         ),
+    ] = None,
+    down_min_step: Annotated[
+        int | None,
+        typer.Option("--down-min-step", min=1, help="A step down may always remove this many (1)."),
     ] = None,
     down_cooldown: Annotated[
         float | None, typer.Option("--down-cooldown", min=0, help="Seconds between steps down (15).")
@@ -88,10 +102,16 @@ def set_(
         min_=min_,
         max_=max_,
         metrics=metrics,
-        up={"window_seconds": up_window, "cooldown_seconds": up_cooldown},
+        up={
+            "window_seconds": up_window,
+            "cooldown_seconds": up_cooldown,
+            "panic_threshold": panic_threshold,
+            "stable_window_seconds": up_stable_window,
+        },
         down={
             "window_seconds": down_window,
             "max_percent": down_max_percent,
+            "min_step": down_min_step,
             "cooldown_seconds": down_cooldown,
         },
         tolerance=tolerance,
