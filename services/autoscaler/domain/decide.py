@@ -17,7 +17,8 @@ The order of the rules:
 5. Cooldowns: no move in a direction within its cooldown after a move in that direction (the
    recommendation still enters the windows). A scale-down removes at most max(min_step,
    max_percent of the current count) tasks.
-6. min and max are never crossed (policy.clamp); a count outside them is brought in at once.
+6. min and max are never crossed (policy.clamp); a count outside them is brought in at once (rule
+   "at max"/"at min"); a move cut short by a bound names both ("panic, at max").
 Every evaluation yields a Decision; `state.fold` folds it into the state for the next one.
 """
 
@@ -144,8 +145,8 @@ def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decisi
         elif candidate == 0:
             rule = SCALE_TO_ZERO
     limited = clamp(policy, candidate)
-    if limited.limit:
-        candidate, rule = limited.count, limited.limit
+    if limited.limit:  # the rule that moved it, and the bound that stopped it: "panic, at max"
+        candidate, rule = limited.count, limited.limit if limited.count == cur else f"{rule}, {limited.limit}"
     if candidate == cur:
         if limited.limit:
             return held(limited.limit)

@@ -20,7 +20,7 @@ def test_a_drop_waits_for_the_window_then_steps_down_to_min() -> None:
     assert [(d.frm, d.to) for d in moves] == [
         (100, 75), (75, 57), (57, 43), (43, 33), (33, 25), (25, 19), (19, 15), (15, 12), (12, 10)
     ]  # fmt: skip
-    assert all(d.rule == "step limit" for d in moves[:-1]) and moves[-1].rule == "at min"
+    assert all(d.rule == "step limit" for d in moves[:-1]) and moves[-1].rule == "step limit, at min"
     assert all(b.at - a.at == 15 for a, b in itertools.pairwise(moves))  # the down cooldown
     between = next(d for d in decisions if d.at == moves[0].at + 1)
     assert between.reason == "cooldown until 12:05:14"

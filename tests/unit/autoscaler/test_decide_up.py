@@ -92,7 +92,7 @@ def test_extreme_load_stops_at_max() -> None:
     policy = cpu_policy(hi=40)
     state = steady(policy, 10)
     d, state = step(policy, state, cpu(10, 500.0), T0)
-    assert (d.to, d.rule, d.recommendation) == (40, "at max", 10000)
+    assert (d.to, d.rule, d.recommendation) == (40, "panic, at max", 10000)
     d = decide(policy, state, cpu(40, 125.0), T0 + 1)
     assert (d.to, d.reason) == (40, "at max")
 
