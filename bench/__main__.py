@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench.autoscale import run_autoscale_local, run_autoscale_mesos, run_autoscale_noisy
 from bench.autoscale_model import run_autoscale_model
 from bench.deploy import run_deploy_local, run_deploy_local_light, run_deploy_mesos, run_deploy_switch
 from bench.dns import run_dns, run_dns_10k, run_dns_freshness
@@ -43,6 +44,9 @@ NAMES = (
     "deploy-switch",
     "deploy-mesos",
     "autoscale-model",
+    "autoscale-local",
+    "autoscale-noisy",
+    "autoscale-mesos",
 )
 
 
@@ -61,6 +65,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=32, help="concurrent HTTP workers for gateway")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of HTTP load for gateway")
     p.add_argument("--switches", type=int, default=50, help="rollout changes of each kind for dns-switch")
+    p.add_argument(
+        "--noisy-seconds", type=float, default=180.0, help="seconds of noisy steady load for autoscale-noisy"
+    )
     p.add_argument("--out", type=Path, default=Path(".bay/bench-results.json"), help="JSON results file")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in NAMES]
@@ -89,6 +96,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "deploy-switch": lambda: run_deploy_switch(),
         "deploy-mesos": lambda: run_deploy_mesos(),
         "autoscale-model": lambda: run_autoscale_model(),
+        "autoscale-local": lambda: run_autoscale_local(),
+        "autoscale-noisy": lambda: run_autoscale_noisy(args.noisy_seconds),
+        "autoscale-mesos": lambda: run_autoscale_mesos(),
     }
     results = []
     try:

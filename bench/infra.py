@@ -106,7 +106,7 @@ async def wait_serving(proc: ServiceProcess, target: str, timeout: float = 60.0)
 class RegistryProcess:
     """The real registry (``python -m services.registry``) with an operator token for the benchmark."""
 
-    def __init__(self, nats_url: str, data_dir: Path) -> None:
+    def __init__(self, nats_url: str, data_dir: Path, **env: str) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.tokens = TokenStore(data_dir / "tokens.json")
@@ -120,6 +120,7 @@ class RegistryProcess:
                 "BAY_DATA_DIR": str(data_dir),
                 "BAY_REGISTRY_LISTEN": self.addr,
                 "BAY_LOG_LEVEL": "WARNING",
+                **env,
             },
             data_dir / "registry.log",
         )

@@ -134,6 +134,12 @@ class DnsLoad:
                     break
         return chosen[2], chosen[3]
 
+    async def target(self) -> tuple[str, int] | None:
+        """A task to send a request to, as ``run`` picks one: the SRV answer (kept for its TTL), then
+        a weighted pick; None when the answer names no task. A DNS failure raises."""
+        targets = await self._resolve()
+        return self._pick(targets) if targets else None
+
     def _record(self, answer: Answer) -> None:
         self.answers.append(answer)
         self._answered.set()
