@@ -136,6 +136,10 @@ def _up_figures(res: Result, prefix: str, rec: Recorder, rise: float, low_util: 
             res.add(f"{prefix}rise to {label}", at, "s")
     if to_end is not None:
         res.add(f"{prefix}decision to {END} -> {END} ready (launch + health checks)", ready - to_end, "s")
+    for label, attr in (("", "need"), (", each task's zero first sample left out", "need_unzeroed")):
+        at = next((x.t - rise for x in rec.seen if x.t >= rise and (getattr(x, attr) or 0) >= END), None)
+        if at is not None:
+            res.add(f"{prefix}rise to the need the policy sees >= {END}{label}", at, "s")
     gap = longest_gap(rec, rise, rise + ready)
     if gap is not None:
         res.add(f"{prefix}longest gap between usage batches, rise to {END} ready", gap, "s")
@@ -158,10 +162,10 @@ async def _local_step(
     res.params[f"{prefix}load average at start"] = f"{os.getloadavg()[0]:.2f}"
     async with running_stack("autoscale-local", usage_seconds=usage_seconds, scheduler_env=env) as st:
         pol = policy()
-        await st.create_group(group("web", START))
         rec = st.recorder("web", pol)
-        rec.start()
         sub = await rec.watch_batches(st.conn.client, subjects.usage("local", "web"))
+        await st.create_group(group("web", START))
+        rec.start()
         load = BurnLoad(DnsLoad(("127.0.0.1", st.dns_port), "_http._tcp.web.bay.internal."), ms=BURN_MS)
         stop = asyncio.Event()
         runner = asyncio.create_task(load.run(stop))
@@ -332,12 +336,12 @@ async def _mesos_step(
             dns=False,
         ) as st:
             pol = policy()
-            await st.create_group(group("web", START, cluster="sim", cmd="serve"))
             rec = st.recorder("web", pol)
-            rec.start()
             syn = SyntheticUsage(st.conn.client, st.view, "sim", "web", REQUEST_CPUS)
             guard = await syn.watch()
             sub = await rec.watch_batches(st.conn.client, syn.subject)
+            await st.create_group(group("web", START, cluster="sim", cmd="serve"))
+            rec.start()
             stop = asyncio.Event()
             runner = asyncio.create_task(syn.run(stop))
             try:

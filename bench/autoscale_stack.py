@@ -130,6 +130,7 @@ class Seen:
     value: float | None
     need: float | None
     recommendation: int | None
+    need_unzeroed: float | None = None  # the need with each task's first sample (0 by design) left out
 
 
 @dataclass
@@ -142,10 +143,15 @@ class Recorder:
     counts: list[Counts] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     batches: list[tuple[float, float]] = field(default_factory=list)  # (arrival, mean utilisation)
+    #: the same samples without each task's first one, which the scheduler sends with cpu_fraction 0
+    #: (no earlier reading to take a rate from): how much those zeros hold the need down
+    unzeroed: UsageWindow = field(default_factory=UsageWindow)
+    _sampled: set[str] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def watch_batches(self, client: Any, subject: str) -> Any:
-        """Each usage batch of the group as it arrives: when, and its samples' mean utilisation."""
+        """Each usage batch of the group as it arrives: when, and its samples' mean utilisation; into
+        ``unzeroed`` without the first sample of each task. Subscribe before the tasks start."""
 
         async def seen(msg: Any) -> None:
             batch = scheduler_pb2.UsageBatch.FromString(msg.data)
@@ -153,6 +159,10 @@ class Recorder:
             cpus = [p.cpu for p in points if p.cpu is not None]
             if cpus:
                 self.batches.append((time.monotonic(), sum(cpus) / len(cpus)))
+            later = [s for s in batch.samples if s.task_id in self._sampled]
+            self._sampled.update(s.task_id for s in batch.samples)
+            rest = scheduler_pb2.UsageBatch(cluster=batch.cluster, group=batch.group, samples=later)
+            self.unzeroed.add(rest)
 
         sub = await client.subscribe(subject, cb=seen)
         await client.flush()
@@ -179,15 +189,19 @@ class Recorder:
 
     async def _observe(self) -> None:
         observer = Observer(self.usage, PushedMetrics(), usage_seconds=self.usage_seconds)
+        other = Observer(self.unzeroed, PushedMetrics(), usage_seconds=self.usage_seconds)
         metric = metric_from_pb(self.policy.metrics[0])
         tolerance = self.policy.tolerance if self.policy.HasField("tolerance") else 0.1
         while True:
             ready = self.view.ready_tasks(self.group)
             g = self.view.live_group(self.group)
             current = g.instances if g is not None else 0
-            obs = await observer.observe(self.group, self.policy, current, ready)
+            obs = (await observer.observe(self.group, self.policy, current, ready)).observation
             p = propose(metric, obs, tolerance)
-            self.seen.append(Seen(time.monotonic(), current, len(ready), p.value, p.need, p.recommendation))
+            without = await other.observe(self.group, self.policy, current, ready)
+            u = propose(metric, without.observation, tolerance)
+            at = time.monotonic()
+            self.seen.append(Seen(at, current, len(ready), p.value, p.need, p.recommendation, u.need))
             await asyncio.sleep(1.0)  # the autoscaler's tick
 
     def start(self) -> None:
