@@ -139,7 +139,8 @@ def policy_body(
     if metrics:
         body["metrics"] = metrics
     for key, given in (("up", up), ("down", down)):
-        merged = {k: v for k, v in {**(body.get(key) or {}), **(given or {})}.items() if v is not None}
+        flags = {k: v for k, v in (given or {}).items() if v is not None}  # a flag not given keeps the file's
+        merged = {k: v for k, v in {**(body.get(key) or {}), **flags}.items() if v is not None}
         body.pop(key, None)
         if merged:
             body[key] = merged

@@ -50,6 +50,10 @@ def test_the_body_merges_a_file_and_flags() -> None:
         "group": "web", "min": 1, "max": 8, "metrics": [{"kind": "cpu", "target": 0.5}],
         "up": {"panic_threshold": 3.0}, "down": {"max_percent": 50}, "reason": "r",
     }  # fmt: skip
+    # the command passes every flag, those not given as None: they keep what the file says
+    up_flags = {"window_seconds": None, "cooldown_seconds": 1.0, "stable_window_seconds": None}
+    body = policy_body({**got, "up": {"stable_window_seconds": 6.0}}, up=up_flags)
+    assert body["up"] == {"stable_window_seconds": 6.0, "cooldown_seconds": 1.0}
     with pytest.raises(CliError) as info:
         policy_body(min_=1, metrics=[])
     assert "--max" in info.value.message and "a metric" in info.value.message
