@@ -78,8 +78,12 @@ async def test_a_sigkilled_autoscaler_neither_scales_down_early_nor_decides_twic
         # the load drops: the down window holds 6; killed once the log has the window open
         load["rps"] = 200
         await poll_until(lambda: _window_open(p), "a window snapshot holding 6 over 2", DEADLINE)
-        status = await a.status("web")
-        assert status.reason.startswith("stabilising until"), status.reason
+
+        async def stabilising() -> bool:
+            """Past the scale-up's panic, which lasts while its new tasks are not all ready yet."""
+            return (await a.status("web")).reason.startswith("stabilising until")
+
+        await poll_until(stabilising, "the down window holding 6 (panic over)", DEADLINE)
         a.kill()
         high = view.last_high("web", 6)
         assert high is not None
