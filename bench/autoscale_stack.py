@@ -51,9 +51,12 @@ from services.autoscaler.adapters.observe import Observer
 from services.autoscaler.adapters.wire import metric_from_pb
 from services.autoscaler.domain.proportional import propose
 from services.autoscaler.settings import AutoscalerSettings
+from services.scheduler.settings import SchedulerSettings
 
 #: BAY_AUTOSCALER_USAGE_SECONDS when it is not set (the README's default)
 DEFAULT_USAGE_SECONDS: float = AutoscalerSettings.model_fields["autoscaler_usage_seconds"].default
+#: BAY_USAGE_INTERVAL_SECONDS when it is not set: how often the scheduler publishes usage
+DEFAULT_PUBLISH_SECONDS: float = SchedulerSettings.model_fields["usage_interval_seconds"].default
 
 LOCAL_ENV = {
     "BAY_LOCAL_CGROUPS": "false",  # as local-scale: usage is summed over each task's processes
@@ -130,7 +133,6 @@ class Seen:
     value: float | None
     need: float | None
     recommendation: int | None
-    need_unzeroed: float | None = None  # the need with each task's first sample (0 by design) left out
 
 
 @dataclass
@@ -143,15 +145,11 @@ class Recorder:
     counts: list[Counts] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     batches: list[tuple[float, float]] = field(default_factory=list)  # (arrival, mean utilisation)
-    #: the same samples without each task's first one, which the scheduler sends with cpu_fraction 0
-    #: (no earlier reading to take a rate from): how much those zeros hold the need down
-    unzeroed: UsageWindow = field(default_factory=UsageWindow)
-    _sampled: set[str] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def watch_batches(self, client: Any, subject: str) -> Any:
-        """Each usage batch of the group as it arrives: when, and its samples' mean utilisation; into
-        ``unzeroed`` without the first sample of each task. Subscribe before the tasks start."""
+        """Each usage batch of the group as it arrives: when, and its samples' mean utilisation.
+        Subscribe before the tasks start."""
 
         async def seen(msg: Any) -> None:
             batch = scheduler_pb2.UsageBatch.FromString(msg.data)
@@ -159,10 +157,6 @@ class Recorder:
             cpus = [p.cpu for p in points if p.cpu is not None]
             if cpus:
                 self.batches.append((time.monotonic(), sum(cpus) / len(cpus)))
-            later = [s for s in batch.samples if s.task_id in self._sampled]
-            self._sampled.update(s.task_id for s in batch.samples)
-            rest = scheduler_pb2.UsageBatch(cluster=batch.cluster, group=batch.group, samples=later)
-            self.unzeroed.add(rest)
 
         sub = await client.subscribe(subject, cb=seen)
         await client.flush()
@@ -189,19 +183,16 @@ class Recorder:
 
     async def _observe(self) -> None:
         observer = Observer(self.usage, PushedMetrics(), usage_seconds=self.usage_seconds)
-        other = Observer(self.unzeroed, PushedMetrics(), usage_seconds=self.usage_seconds)
         metric = metric_from_pb(self.policy.metrics[0])
         tolerance = self.policy.tolerance if self.policy.HasField("tolerance") else 0.1
         while True:
             ready = self.view.ready_tasks(self.group)
             g = self.view.live_group(self.group)
             current = g.instances if g is not None else 0
-            obs = (await observer.observe(self.group, self.policy, current, ready)).observation
+            since = self.view.ready_times(ready)
+            obs = (await observer.observe(self.group, self.policy, current, ready, since)).observation
             p = propose(metric, obs, tolerance)
-            without = await other.observe(self.group, self.policy, current, ready)
-            u = propose(metric, without.observation, tolerance)
-            at = time.monotonic()
-            self.seen.append(Seen(at, current, len(ready), p.value, p.need, p.recommendation, u.need))
+            self.seen.append(Seen(time.monotonic(), current, len(ready), p.value, p.need, p.recommendation))
             await asyncio.sleep(1.0)  # the autoscaler's tick
 
     def start(self) -> None:

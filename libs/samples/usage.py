@@ -4,7 +4,8 @@
 every couple of seconds). A sample becomes two fractions:
 
 - cpu: ``cpu_fraction / cpus_limit`` (1.0 = the task uses all the cores it asked for); a task with
-  no cpu limit gives its cores used (as the deployer's analyses have it).
+  no cpu limit gives its cores used (as the deployer's analyses have it). A sample without
+  ``cpu_fraction`` (a task's first, which has no rate yet) has no cpu figure: missing, not 0.
 - mem: ``mem_bytes / mem_limit_bytes``; a task with no memory limit has no memory fraction.
 
 Samples are timed by when they arrive, on the window's clock (injectable; monotonic by default),
@@ -22,7 +23,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,6 +45,7 @@ class UsagePoint:
     task_id: str
     cpu: float | None  # fraction of the task's cpu limit (cores used without one)
     mem: float | None  # fraction of the task's memory limit (None without one)
+    cpu_since: float = 0.0  # unix seconds: where the cpu figure's interval began (0: not said)
 
     def get(self, kind: Kind) -> float | None:
         return self.cpu if kind == "cpu" else self.mem
@@ -59,13 +61,15 @@ def points(batch: scheduler_pb2.UsageBatch, at: float) -> list[UsagePoint]:
     for s in batch.samples:
         if not s.task_id:
             continue
-        if s.cpus_limit > 0 and math.isfinite(s.cpus_limit):
+        if not s.HasField("cpu_fraction"):
+            cpu = None  # a task's first sample: no rate yet, unknown (not 0)
+        elif s.cpus_limit > 0 and math.isfinite(s.cpus_limit):
             cpu = _fraction(s.cpu_fraction / s.cpus_limit)
         else:
             cpu = _fraction(s.cpu_fraction)
         mem = _fraction(s.mem_bytes / s.mem_limit_bytes) if s.mem_limit_bytes > 0 else None
         if cpu is not None or mem is not None:
-            out.append(UsagePoint(at, s.task_id, cpu, mem))
+            out.append(UsagePoint(at, s.task_id, cpu, mem, s.cpu_since))
     return out
 
 
@@ -110,12 +114,20 @@ class UsageWindow:
             q.popleft()
 
     def values(
-        self, group: str, since: float, kind: Kind = "cpu", task_ids: Collection[str] | None = None
+        self,
+        group: str,
+        since: float,
+        kind: Kind = "cpu",
+        task_ids: Collection[str] | None = None,
+        measured_from: Mapping[str, float] | None = None,
     ) -> dict[str, float]:
         """Each task's mean ``kind`` fraction over the samples that arrived at or after ``since`` (on
         the window's clock); only ``task_ids`` when given (e.g. the group's ready tasks). A task with
-        no such sample is absent: missing, not 0."""
-        sums = self._sums(group, since, kind, task_ids)
+        no such sample is absent: missing, not 0. ``measured_from`` (task id -> unix seconds, e.g.
+        since when each task is ready): a cpu figure whose interval began earlier is left out (what
+        a task burnt starting up is not its load, as HPA's CPU initialisation rule has it); a sample
+        that does not say where its interval began (``cpu_since`` 0) is kept."""
+        sums = self._sums(group, since, kind, task_ids, measured_from)
         return {task: total / n for task, (total, n) in sorted(sums.items())}
 
     def sample_mean(
@@ -128,7 +140,12 @@ class UsageWindow:
         return sum(total for total, _ in sums) / n if n else None
 
     def _sums(
-        self, group: str, since: float, kind: Kind, task_ids: Collection[str] | None
+        self,
+        group: str,
+        since: float,
+        kind: Kind,
+        task_ids: Collection[str] | None,
+        measured_from: Mapping[str, float] | None = None,
     ) -> dict[str, tuple[float, int]]:
         """Per task: the sum and count of its ``kind`` fractions that arrived at or after ``since``."""
         if kind not in KINDS:
@@ -143,6 +160,8 @@ class UsageWindow:
                 break
             value = p.get(kind)
             if value is None or (task_ids is not None and p.task_id not in task_ids):
+                continue
+            if kind == "cpu" and measured_from and 0 < p.cpu_since < measured_from.get(p.task_id, 0.0):
                 continue
             total, n = sums.get(p.task_id, (0.0, 0))
             sums[p.task_id] = (total + value, n + 1)

@@ -17,6 +17,7 @@ changes through the ``on_*`` hooks and may fold events of their own in ``on_othe
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Self
 
@@ -106,6 +107,10 @@ class PlatformView:
         """Since when the task has been ready without a break (None: not ready)."""
         checked = self.health_checked(task.group, task.group_version)
         return tv.ready_since(task, checked)
+
+    def ready_times(self, tasks: Iterable[tv.Task]) -> dict[str, float]:
+        """Since when each of ``tasks`` is ready, by id; those not ready are left out."""
+        return {t.id: at for t in tasks if (at := self.ready_since(t)) is not None}
 
     def group_tasks(self, group: str) -> list[tv.Task]:
         return self.task_view.of_group(group)

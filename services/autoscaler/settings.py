@@ -17,8 +17,9 @@ class AutoscalerSettings(CommonSettings):
         15.0, gt=0, description="at most one window snapshot per group this often"
     )
     autoscaler_usage_seconds: float = Field(
-        10.0, gt=0, description="a task's cpu/memory is the mean of its samples over this long"
-    )
+        2.0, gt=0, description="a task's cpu/memory is the mean of its samples over this long (short: "
+        "the policy's windows and tolerance do the smoothing)",
+    )  # fmt: skip
     autoscaler_backlog_wake: bool = Field(
         True, description="a group at zero with a backlog metric is evaluated at the first message "
         "its stream stores, not at the next tick (one ephemeral consumer on the stream per such group)",

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from libs import defaults
 from libs.settings import CommonSettings
+from services.scheduler.backends.local.config import DEFAULT_TASK_NICE
 from services.scheduler.backends.local.identity import DEFAULT_UIDS, DEFAULT_USER
 
 
@@ -34,8 +35,16 @@ class SchedulerSettings(CommonSettings):
         "once and is killed this much later, so clients holding a DNS answer (TTL 5 s) still reach it",
     )
     launch_limit: int = Field(1000, gt=0, description="launches per scheduling round at most")
-    usage_interval_seconds: float = Field(2.0, gt=0, description="how often task usage is published")
+    usage_interval_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="how often task usage is published (the autoscaler's input: every second, as Knative)",
+    )
     reconcile_interval_seconds: float = Field(300.0, gt=0, description="full reconciliation period")
+    health_start_interval_seconds: float = Field(
+        0.25, gt=0, description="a task's health check runs this often (at most its interval) until it "
+        "first passes, so a started task is ready soon after it answers",
+    )  # fmt: skip
     local_hostname: str = Field("", description="local backend: the host's name (default: hostname)")
     local_address: str = Field("127.0.0.1", description="local backend: the address tasks listen on")
     local_labels: dict[str, str] = Field(default_factory=dict, description='host labels, JSON: {"zone":"a"}')
@@ -45,6 +54,10 @@ class SchedulerSettings(CommonSettings):
     local_port_begin: int = Field(31000, gt=0, lt=65536)
     local_port_end: int = Field(31999, gt=0, lt=65536)
     local_cgroups: bool = Field(True, description="enforce cpus/mem with cgroup v2 where delegated")
+    local_task_nice: int = Field(
+        DEFAULT_TASK_NICE, ge=0, le=19, description="local tasks run at this niceness (0: as the "
+        "scheduler), so that tasks that burn every core cannot starve the platform's own processes",
+    )  # fmt: skip
     local_work_dir: Path | None = Field(None, description="default <data_dir>/local/<cluster>")
     fetch_timeout_seconds: float = Field(
         300.0, gt=0, description="local tasks: the most one artifact's download may take"

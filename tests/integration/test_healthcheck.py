@@ -326,6 +326,33 @@ async def test_first_result_right_away_then_every_interval(results: Results) -> 
     assert all(0.45 <= gap < 0.5 + 0.5 for gap in gaps), gaps
 
 
+async def test_until_the_first_pass_checks_run_at_the_start_interval(results: Results) -> None:
+    async with http_server(200) as server:
+        hc = HealthChecker(results.sink, jitter=0.0, start_interval=0.1)
+        try:
+            check = spec("http", interval_seconds=1.0, grace_period_seconds=30)
+            hc.watch(target("starting", check, {"": closed_port()}))  # not answering yet
+            hc.watch(target("up", check, {"": server.port}))
+            # past its grace period, a failing task is checked at its interval (failures count there)
+            hc.watch(
+                target(
+                    "past-grace",
+                    spec("http", interval_seconds=1.0, grace_period_seconds=0),
+                    {"": closed_port()},
+                )
+            )
+            starting = [await results.next("starting") for _ in range(4)]
+            up = [await results.next("up") for _ in range(2)]
+            late = [await results.next("past-grace") for _ in range(2)]
+        finally:
+            await hc.close()
+    assert not any(r.ok for r in starting + late)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(starting)]
+    assert all(0.09 <= gap < 0.5 for gap in gaps), gaps  # every start interval, not every second
+    assert all(r.ok for r in up) and up[1].at - up[0].at >= 0.95  # passed: every interval
+    assert late[1].at - late[0].at >= 0.95
+
+
 async def test_unwatch_stops_results(checker: HealthChecker, results: Results) -> None:
     async with http_server(200) as server:
         checker.watch(target("gone", spec("http", interval_seconds=0.05), {"": server.port}))

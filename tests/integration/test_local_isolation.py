@@ -242,6 +242,29 @@ async def test_a_restarted_backend_kills_every_process_no_live_task_accounts_for
         await again.stop()
 
 
+async def test_a_task_runs_below_the_platforms_priority_and_cannot_raise_it(root: Path) -> None:
+    """Tasks that burn every core leave the scheduler its share: niceness 10 for the task and all
+    it starts (and for its session's autogroup, where the kernel has them), and no way back to 0."""
+    script = (
+        "echo nice $(nice); echo group $(cat /proc/self/autogroup 2>/dev/null || echo none); "
+        "if renice -n 0 -p $$ >/dev/null 2>&1; then echo raise ok; else echo raise denied; fi; "
+        "sh -c 'echo child $(nice)'"
+    )
+    backend, sink = await started(root / "local" / "local")
+    try:
+        await backend.launch([launch_spec("n.one", script)])
+        await sink.wait_for("n.one", TaskState.FINISHED)
+        out = dict(
+            line.split(" ", 1) for line in (backend.sandbox_of("n.one") / "stdout").read_text().splitlines()
+        )
+    finally:
+        await backend.stop()
+    assert (out["nice"], out["raise"], out["child"]) == ("10", "denied", "10"), out
+    if out["group"] != "none":  # a kernel with autogroups
+        assert out["group"].endswith("nice 10"), out  # its own session's group, at the tasks' niceness
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the platform's own priority is untouched
+
+
 async def test_a_task_ends_with_every_process_of_its_uid(root: Path) -> None:
     backend, sink = await started(root / "local" / "local")
     try:

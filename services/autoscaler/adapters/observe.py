@@ -5,7 +5,7 @@ absent task), never 0: the domain must not scale down on a source that went quie
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ from bay.v1 import autoscale_pb2
 
 from libs.events import subjects
 from libs.samples.pushed import PushedMetrics
-from libs.samples.usage import UsageWindow
+from libs.samples.usage import Kind, UsageWindow
 from libs.views import tasks as tv
 from services.autoscaler.domain import MetricSample, Observation
 from services.autoscaler.sources.backlog import read_backlog
@@ -53,14 +53,21 @@ class Observer:
         self._timeout = scraper_timeout
 
     async def observe(
-        self, group: str, policy: autoscale_pb2.AutoscalePolicy, current: int, ready: Sequence[tv.Task]
+        self,
+        group: str,
+        policy: autoscale_pb2.AutoscalePolicy,
+        current: int,
+        ready: Sequence[tv.Task],
+        ready_since: Mapping[str, float] | None = None,
     ) -> Observed:
+        """``ready_since``: since when each ready task is ready (unix seconds): its cpu before that,
+        the start-up's, is not counted."""
         ids = frozenset(t.id for t in ready)
         samples: dict[str, MetricSample] = {}
         missing: dict[str, str] = {}
         for m in policy.metrics:
             key = m.name or m.kind
-            sample, why = await self._sample(group, m, ids, ready)
+            sample, why = await self._sample(group, m, ids, ready, ready_since or {})
             if sample is not None:
                 samples[key] = sample
             else:
@@ -68,10 +75,15 @@ class Observer:
         return Observed(Observation(current=current, ready=ids, samples=samples), missing)
 
     async def _sample(
-        self, group: str, m: autoscale_pb2.MetricTarget, ids: frozenset[str], ready: Sequence[tv.Task]
+        self,
+        group: str,
+        m: autoscale_pb2.MetricTarget,
+        ids: frozenset[str],
+        ready: Sequence[tv.Task],
+        ready_since: Mapping[str, float],
     ) -> Sampled:
         if m.kind in ("cpu", "memory"):
-            return self._usage(group, m.kind, ids)
+            return self._usage(group, m.kind, ids, ready_since)
         if m.kind == "backlog":
             if self.js is None:
                 return None, "no JetStream to read the backlog from"
@@ -102,11 +114,12 @@ class Observer:
             return None, f"nothing pushed on {subject}"
         return None, f"last value on {subject} {self.pushed.clock() - last.at:.0f} s ago"
 
-    def _usage(self, group: str, kind: str, ids: frozenset[str]) -> Sampled:
+    def _usage(self, group: str, kind: str, ids: frozenset[str], ready_since: Mapping[str, float]) -> Sampled:
         if not ids:
             return None, "no ready task"
         now = self.usage.clock()
-        values = self.usage.values(group, now - self.usage_seconds, "cpu" if kind == "cpu" else "mem", ids)
+        kind_: Kind = "cpu" if kind == "cpu" else "mem"
+        values = self.usage.values(group, now - self.usage_seconds, kind_, ids, ready_since)
         if values:
             return MetricSample(per_task=dict(values)), ""
         last = self.usage.last_arrival(group)

@@ -216,7 +216,8 @@ class Autoscaler:
                 await self._scale(group, seq, last)
                 return
         ready = self.view.ready_tasks(group)
-        observed = await self.observer.observe(group, s.message, g.instances, ready)
+        since = self.view.ready_times(ready)
+        observed = await self.observer.observe(group, s.message, g.instances, ready, since)
         at = self.clock()
         d, state = step(s.policy, s.state, observed.observation, at)
         now.current, now.ready, now.latest, now.missing = g.instances, len(ready), d, observed.missing

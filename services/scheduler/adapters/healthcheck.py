@@ -209,6 +209,10 @@ class HealthChecker:
     """Runs the checks of the watched tasks and hands every result to ``sink``.
 
     A sink that raises is logged and the task's checks go on. ``seed`` makes the jitter repeatable.
+    Until a task's check first passes, within its grace period, it runs every ``start_interval`` (at
+    most its own interval), as Docker's ``--start-interval``: a task that has just started is seen
+    ready soon after it is. Those failures cost a refused connection each and count for nothing (the
+    grace period); past it, failures come at the check's own interval, as many as before.
     """
 
     def __init__(
@@ -218,8 +222,10 @@ class HealthChecker:
         max_concurrent_commands: int = 16,
         jitter: float = 0.1,
         seed: int | None = None,
+        start_interval: float = 0.25,
     ) -> None:
         self._sink = sink
+        self._start_interval = start_interval
         self._commands = asyncio.Semaphore(max_concurrent_commands)
         self._jitter = jitter
         self._random = random.Random(seed)
@@ -261,14 +267,19 @@ class HealthChecker:
         ``asyncio.wait_for`` on Python 3.11 can do that) still ends the loop after its next wait."""
         loop = asyncio.get_running_loop()
         interval = target.check.interval_seconds
+        passed = False  # once: from then on, every interval
         start = loop.time()
+        starting_until = start + target.check.grace_period_seconds
         while True:
             ok, message = await check_once(target, self._commands)
+            passed = passed or ok
             try:
                 await self._sink(target.task_id, ok, message)
             except Exception:
                 log.exception("health result sink failed for %s", target.task_id)
-            start += interval * (1.0 + self._random.uniform(-self._jitter, self._jitter))
+            starting = not passed and loop.time() < starting_until
+            step = min(interval, self._start_interval) if starting else interval
+            start += step * (1.0 + self._random.uniform(-self._jitter, self._jitter))
             now = loop.time()
             if start < now:  # a slow check or sink: start again now, do not try to catch up
                 start = now

@@ -33,15 +33,18 @@ def usage_subject(cluster: str, group: str) -> str:
 class _Last:
     timestamp: float
     cpu_seconds: float
-    cpu_fraction: float
+    cpu_fraction: float | None  # None: no rate yet
+    since: float = 0.0  # where the interval of cpu_fraction began (0 without one)
 
 
 class UsageSampler:
     """Turns cumulative TaskUsage samples into UsageBatch messages per group.
 
     ``cpu_fraction`` is the delta of ``cpu_seconds`` over the delta of time since the previous sample
-    of the same task; a task's first sample has 0. A counter that went back (a re-adopted task in a
-    new cgroup) starts over at 0; a sample no newer than the previous one repeats the last fraction.
+    of the same task; a task's first sample leaves it unset (unknown: a reader must not average a 0
+    for a task just started). A counter that went back (a re-adopted task in a new cgroup) starts
+    over, unset; a sample no newer than the previous one repeats the last fraction. ``cpu_since`` is
+    where the fraction's interval began (the previous sample's timestamp).
     """
 
     def __init__(self, cluster: str) -> None:
@@ -66,6 +69,7 @@ class UsageSampler:
                     timestamp=usage.timestamp,
                     cpu_seconds=usage.cpu_seconds,
                     cpu_fraction=current.cpu_fraction,
+                    cpu_since=current.since,
                     mem_bytes=max(0, usage.mem_bytes),
                     cpus_limit=usage.cpus_limit,
                     mem_limit_bytes=max(0, usage.mem_limit_bytes),
@@ -84,12 +88,14 @@ class UsageSampler:
     @staticmethod
     def _advance(previous: _Last | None, usage: TaskUsage) -> _Last:
         if previous is None:
-            return _Last(usage.timestamp, usage.cpu_seconds, 0.0)
+            return _Last(usage.timestamp, usage.cpu_seconds, None)
         elapsed = usage.timestamp - previous.timestamp
         if elapsed <= 0:
             return previous
         used = usage.cpu_seconds - previous.cpu_seconds
-        return _Last(usage.timestamp, usage.cpu_seconds, used / elapsed if used >= 0 else 0.0)
+        if used < 0:
+            return _Last(usage.timestamp, usage.cpu_seconds, None)
+        return _Last(usage.timestamp, usage.cpu_seconds, used / elapsed, previous.timestamp)
 
 
 async def publish_usage(

@@ -59,6 +59,7 @@ class SchedulerConfig:
     refuse_seconds: float = 5.0  # Mesos: decline filter while something is pending
     idle_refuse_seconds: float = 60.0  # ... and while nothing is
     drain_seconds: float = 0.0  # a serving task asked to go leaves DNS, then is killed this much later
+    health_start_interval_seconds: float = 0.25  # checks until a task's first pass (HealthChecker)
 
 
 class Scheduler:
@@ -83,7 +84,7 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.health = HealthChecker(self._on_check)
+        self.health = HealthChecker(self._on_check, start_interval=config.health_start_interval_seconds)
         self._last_reconcile = 0.0
         self._last_straggler_check = 0.0
         self._kills_sent: dict[str, float] = {}  # task -> when this process last asked the backend

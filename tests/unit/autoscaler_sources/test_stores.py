@@ -31,10 +31,38 @@ def test_points_are_fractions_of_the_limits() -> None:
             sample("web.b", 1.5, 0.0),  # no cpu limit: cores used; no memory limit: no fraction
             sample("web.c", -1.0, 1.0),  # negative cpu, no memory: nothing usable
             sample("", 0.5),  # no task
+            # a task's first sample: no rate yet, so no cpu figure (missing, not 0); its memory counts
+            UsageSample(task_id="web.d", cpus_limit=1.0, mem_bytes=60, mem_limit_bytes=120),
+            UsageSample(task_id="web.e", cpus_limit=1.0),  # first sample, no memory limit: nothing
         ],
     )
     got = [(p.task_id, p.cpu, p.mem, p.at) for p in points(batch, 7.0)]
-    assert got == [("web.a", 0.5, 0.25, 7.0), ("web.b", 1.5, None, 7.0)]
+    assert got == [("web.a", 0.5, 0.25, 7.0), ("web.b", 1.5, None, 7.0), ("web.d", None, 0.5, 7.0)]
+
+
+def test_cpu_burnt_before_a_task_was_ready_is_left_out() -> None:
+    window = UsageWindow(clock=Clock(5.0))
+    window.add(
+        UsageBatch(
+            group="web",
+            samples=[  # cpu_since: where each figure's interval began (unix seconds)
+                UsageSample(task_id="web.a", cpu_fraction=3.0, cpus_limit=1.0, cpu_since=99.0,
+                            mem_bytes=10, mem_limit_bytes=100),  # starting up: before ready at 100
+                UsageSample(task_id="web.a", cpu_fraction=0.5, cpus_limit=1.0, cpu_since=100.0),
+                UsageSample(task_id="web.b", cpu_fraction=2.0, cpus_limit=1.0, cpu_since=50.0),
+                UsageSample(task_id="web.c", cpu_fraction=0.7, cpus_limit=1.0),  # does not say: kept
+            ],
+        )
+    )  # fmt: skip
+    ready_since = {"web.a": 100.0, "web.b": 40.0, "web.c": 100.0}
+    assert window.cpu("web", since=0.0) == {"web.a": 1.75, "web.b": 2.0, "web.c": 0.7}
+    assert window.values("web", 0.0, "cpu", measured_from=ready_since) == {
+        "web.a": 0.5,
+        "web.b": 2.0,
+        "web.c": 0.7,
+    }
+    assert window.values("web", 0.0, "mem", measured_from=ready_since) == {"web.a": 0.1}  # memory: all of it
+    assert window.values("web", 0.0, "cpu", measured_from={"web.a": 200.0}) == {"web.b": 2.0, "web.c": 0.7}
 
 
 def test_window_bounds_and_kinds() -> None:

@@ -10,6 +10,9 @@ from pathlib import Path
 from .identity import DEFAULT_UIDS, DEFAULT_USER
 from .uidclaims import DEFAULT_DIR as DEFAULT_CLAIMS_DIR
 
+#: the niceness local tasks run at: the platform's processes (nice 0) weigh about 9x one task
+DEFAULT_TASK_NICE = 10
+
 
 @dataclass(frozen=True)
 class LocalBackendConfig:
@@ -29,6 +32,9 @@ class LocalBackendConfig:
     port_end: int = 31999  # inclusive
     cgroups: bool = True
     cgroup_parent: Path | None = None
+    # tasks (and all they start) run at this niceness; they cannot lower it (no-new-privs, no
+    # CAP_SYS_NICE), so a task that burns every core leaves the platform's processes their share
+    task_nice: int = DEFAULT_TASK_NICE  # BAY_LOCAL_TASK_NICE; 0: the scheduler's own priority
     address: str = "127.0.0.1"  # where clients reach this host's tasks (BAY_LOCAL_ADDRESS)
     poll_interval_seconds: float = 0.15
     task_user: str = DEFAULT_USER  # tasks run in its group, each with a uid of its own (BAY_TASK_USER)
