@@ -51,12 +51,12 @@ from services.autoscaler.adapters.observe import Observer
 from services.autoscaler.adapters.wire import metric_from_pb
 from services.autoscaler.domain.proportional import propose
 from services.autoscaler.settings import AutoscalerSettings
-from services.scheduler.settings import SchedulerSettings
+from services.scheduler.adapters.usage import DEFAULT_INTERVAL
 
 #: BAY_AUTOSCALER_USAGE_SECONDS when it is not set (the README's default)
 DEFAULT_USAGE_SECONDS: float = AutoscalerSettings.model_fields["autoscaler_usage_seconds"].default
-#: BAY_USAGE_INTERVAL_SECONDS when it is not set: how often the scheduler publishes usage
-DEFAULT_PUBLISH_SECONDS: float = SchedulerSettings.model_fields["usage_interval_seconds"].default
+#: BAY_USAGE_INTERVAL_SECONDS when it is not set: how often a local scheduler publishes usage
+DEFAULT_PUBLISH_SECONDS: float = DEFAULT_INTERVAL["local"]
 
 LOCAL_ENV = {
     "BAY_LOCAL_CGROUPS": "false",  # as local-scale: usage is summed over each task's processes

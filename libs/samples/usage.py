@@ -37,6 +37,7 @@ Kind = Literal["cpu", "mem"]
 KINDS: tuple[Kind, ...] = ("cpu", "mem")
 DEFAULT_KEEP_SECONDS = 600.0
 MAX_PER_GROUP = 200_000  # samples kept of one group at most, whatever it publishes
+PERIOD_GAPS = 5  # batch gaps kept per publisher, for ``period``
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class UsageWindow:
         self._groups: dict[str, deque[UsagePoint]] = {}
         self._max = max_per_group
         self.received = 0  # batches taken in (bad ones not counted)
+        # per (group, cluster): when its last batch arrived, and the gaps between its last few
+        self._arrivals: dict[tuple[str, str], tuple[float, deque[float]]] = {}
 
     def add(self, batch: scheduler_pb2.UsageBatch) -> None:
         if not batch.group:
@@ -96,6 +99,21 @@ class UsageWindow:
         q.extend(points(batch, now))
         self._trim(q, now)
         self.received += 1
+        key = (batch.group, batch.cluster)
+        last, gaps = self._arrivals.get(key, (now, deque(maxlen=PERIOD_GAPS)))
+        if now > last:
+            gaps.append(now - last)
+        self._arrivals[key] = (now, gaps)
+
+    def period(self, group: str) -> float | None:
+        """How often the group's samples come: the median gap between the last few batches of its
+        slowest publisher (a group moving between clusters has two). None before two batches."""
+        medians = [
+            sorted(gaps)[len(gaps) // 2]
+            for (g, _), (_, gaps) in self._arrivals.items()
+            if g == group and gaps
+        ]
+        return max(medians, default=None)
 
     def add_bytes(self, data: bytes, subject: str = "") -> bool:
         """A message's payload; False (and nothing kept) when it is not a UsageBatch, or when its
@@ -181,6 +199,8 @@ class UsageWindow:
     def forget(self, group: str) -> None:
         """A deleted group's samples."""
         self._groups.pop(group, None)
+        for key in [k for k in self._arrivals if k[0] == group]:
+            del self._arrivals[key]
 
     async def subscribe(self, nc: Any, pattern: str = f"{subjects.USAGE_ROOT}.>") -> Any:
         """A subscription on ``nc`` (a nats-py client) feeding this window; a payload that is not a

@@ -18,7 +18,7 @@ from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
 from services.scheduler.adapters.appender import Appender
-from services.scheduler.adapters.usage import UsagePublisher
+from services.scheduler.adapters.usage import DEFAULT_INTERVAL, UsagePublisher
 from services.scheduler.bootstrap import build_scheduler, cluster_backend, projection_of
 from services.scheduler.entrypoints.grpc_api import SchedulerServicer
 from services.scheduler.settings import SchedulerSettings
@@ -93,7 +93,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         scheduler.backend.usage,
         lambda task_id: task.group if (task := projection.state.tasks.get(task_id)) else None,
         settings.cluster,
-        interval=settings.usage_interval_seconds,
+        interval=settings.usage_interval_seconds or DEFAULT_INTERVAL.get(kind, 1.0),
     )
     usage.start()
     log.info(

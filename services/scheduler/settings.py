@@ -35,10 +35,11 @@ class SchedulerSettings(CommonSettings):
         "once and is killed this much later, so clients holding a DNS answer (TTL 5 s) still reach it",
     )
     launch_limit: int = Field(1000, gt=0, description="launches per scheduling round at most")
-    usage_interval_seconds: float = Field(
-        1.0,
+    usage_interval_seconds: float | None = Field(
+        None,
         gt=0,
-        description="how often task usage is published (the autoscaler's input: every second, as Knative)",
+        description="how often task usage is published (the autoscaler's input); default 1 s on the "
+        "local backend, 2 s on Mesos (every agent running tasks of ours is asked each time)",
     )
     reconcile_interval_seconds: float = Field(300.0, gt=0, description="full reconciliation period")
     health_start_interval_seconds: float = Field(

@@ -119,14 +119,22 @@ class Observer:
             return None, "no ready task"
         now = self.usage.clock()
         kind_: Kind = "cpu" if kind == "cpu" else "mem"
-        values = self.usage.values(group, now - self.usage_seconds, kind_, ids, ready_since)
+        span = self.usage_span(group)
+        values = self.usage.values(group, now - span, kind_, ids, ready_since)
         if values:
             return MetricSample(per_task=dict(values)), ""
         last = self.usage.last_arrival(group)
         if last is None:
             return None, "no usage sample of the group yet"
         age = now - last
-        return None, f"no usage sample of a ready task in {self.usage_seconds:g} s (last {age:.0f} s ago)"
+        return None, f"no usage sample of a ready task in {span:.3g} s (last {age:.0f} s ago)"
+
+    def usage_span(self, group: str) -> float:
+        """The seconds a task's usage is averaged over: ``usage_seconds``, or two of the group's
+        publishing periods where its scheduler publishes less often than that allows (a slower
+        BAY_USAGE_INTERVAL_SECONDS must not leave every other evaluation without samples)."""
+        period = self.usage.period(group)
+        return max(self.usage_seconds, 2 * period) if period is not None else self.usage_seconds
 
     async def _scrape(
         self, p: autoscale_pb2.PrometheusSource, ready: Sequence[tv.Task]

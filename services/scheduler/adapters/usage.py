@@ -108,6 +108,11 @@ async def publish_usage(
         await conn.flush()
 
 
+#: how often usage is published when BAY_USAGE_INTERVAL_SECONDS is not set, by backend kind: every
+#: second where it is read from the host, every two where each agent is asked over HTTP
+DEFAULT_INTERVAL = {"local": 1.0, "mesos": 2.0}
+
+
 class UsagePublisher:
     """Every ``interval`` seconds: read the backend's usage, publish one batch per group.
 

@@ -7,6 +7,7 @@ from bay.v1.scheduler_pb2 import UsageBatch, UsageSample
 
 from libs.samples.pushed import Pushed, PushedMetrics
 from libs.samples.usage import UsageWindow, points
+from services.autoscaler.adapters.observe import Observer
 
 
 class Clock:
@@ -63,6 +64,37 @@ def test_cpu_burnt_before_a_task_was_ready_is_left_out() -> None:
     }
     assert window.values("web", 0.0, "mem", measured_from=ready_since) == {"web.a": 0.1}  # memory: all of it
     assert window.values("web", 0.0, "cpu", measured_from={"web.a": 200.0}) == {"web.b": 2.0, "web.c": 0.7}
+
+
+def test_the_period_is_the_slowest_publishers_median_gap() -> None:
+    clock = Clock(0.0)
+    window = UsageWindow(clock=clock)
+    assert window.period("web") is None
+    for t in (0.0, 2.0, 4.0, 9.0, 11.0):  # one late batch does not make the period
+        clock.now = t
+        window.add(UsageBatch(cluster="east", group="web", samples=[sample("web.a", 0.1)]))
+    assert window.period("web") == 2.0
+    for t in (0.5, 3.5, 6.5):  # moving to another cluster, whose scheduler publishes every 3 s
+        clock.now = t
+        window.add(UsageBatch(cluster="west", group="web", samples=[sample("web.b", 0.1)]))
+    assert window.period("web") == 3.0 and window.period("api") is None
+    window.forget("web")
+    assert window.period("web") is None
+
+
+def test_the_usage_mean_spans_two_periods_of_a_slow_publisher() -> None:
+    clock = Clock(0.0)
+    window = UsageWindow(clock=clock)
+    observer = Observer(window, PushedMetrics(), usage_seconds=2.0)
+    assert observer.usage_span("web") == 2.0  # nothing known yet
+    for t in (0.0, 1.0, 2.0):
+        clock.now = t
+        window.add(UsageBatch(cluster="local", group="web", samples=[sample("web.a", 0.1)]))
+    assert observer.usage_span("web") == 2.0  # every second: the setting holds
+    for t in (7.0, 12.0, 17.0):  # BAY_USAGE_INTERVAL_SECONDS=5
+        clock.now = t
+        window.add(UsageBatch(cluster="local", group="web", samples=[sample("web.a", 0.1)]))
+    assert observer.usage_span("web") == 10.0  # a mean over 2 s would find no sample most of the time
 
 
 def test_window_bounds_and_kinds() -> None:
