@@ -1,9 +1,9 @@
 """The local cluster: tasks are detached processes on this machine, each in its own sandbox.
 
-Exits are noticed through a pidfd per task (readable the moment the process ends) where the kernel
-offers it, else by one poller that checks every running pid. The sandbox holds everything a restarted
-backend needs: :meth:`LocalBackend.start` re-adopts live tasks (same pid *and* start time, so a reused
-pid is not mistaken for a task) and reports tasks that ended meanwhile, once, from their exit code.
+Exits are noticed through a pidfd per task where the kernel offers it, else by one poller
+(``watching.py``). The sandbox holds everything a restarted backend needs:
+:meth:`LocalBackend.start` re-adopts live tasks (same pid *and* start time, so a reused pid is not
+mistaken for a task) and reports tasks that ended meanwhile, once, from their exit code.
 Then it kills every process of a sandbox that no live task accounts for (``strays.py``): a task
 starts only once its record is stored (``spawn.py``), so such a process is a leftover, never a task.
 Each task runs as a uid of its own (``identity.py``); when it ends, every process of that uid ends.
@@ -41,10 +41,12 @@ from .exits import LAUNCH_FAILED
 from .identity import TaskIdentity, UidPool
 from .logs import read_log
 from .portpool import PortPool
+from .priority import TaskPriority
 from .running import RunningTask
 from .sandbox import SANDBOXES_MODE, Sandbox, spec_from_json
 from .spawn import command_argv, go, spawn, task_env
 from .uidclaims import open_claims
+from .watching import ExitWatcher
 
 log = logging.getLogger("bay.scheduler.local")
 
@@ -66,13 +68,14 @@ class LocalBackend(ClusterBackend):
         self._sink: StatusSink | None = None
         self._cgroups: cgroups.CgroupRoot | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._poller: asyncio.Task[None] | None = None
-        self._pidfd_ok = hasattr(os, "pidfd_open")
+        self._exits = ExitWatcher(
+            self._on_exit, self._spawn_bg, self._tasks.values, config.poll_interval_seconds
+        )
         self._uids = UidPool(identity.TaskUsers(switch=False, group=None))
         self._ended_uids: set[int] = set()  # uids of ended tasks, from their records
         self._fetch_python = config.fetch_python or sys.executable
         self._artifacts: ArtifactCache | None = None
-        self._nice_warned = False
+        self._priority = TaskPriority(config.task_nice)
 
     def command_context(self, task_id: str) -> CommandContext | None:
         """A command check runs in the task's work directory with its uid and group."""
@@ -115,25 +118,17 @@ class LocalBackend(ClusterBackend):
             if t.uid is not None and not t.state.terminal
         )
         self.kill_strays()
-        self._poller = asyncio.create_task(self._poll(), name="local-backend-poller")
+        self._exits.start()
 
     async def stop(self) -> None:
         """Stop watching; the processes keep running and a new backend re-adopts them."""
-        loop = asyncio.get_running_loop()
-        if self._poller is not None:
-            self._poller.cancel()
-        for task in self._tasks.values():
-            if task.pidfd is not None:
-                loop.remove_reader(task.pidfd)
-                os.close(task.pidfd)
-                task.pidfd = None
-        for job in [*self._background, *([self._poller] if self._poller else [])]:
+        self._exits.stop()
+        poller = [self._exits.poller] if self._exits.poller else []
+        for job in self._background:
             job.cancel()
-        await asyncio.gather(
-            *self._background, *([self._poller] if self._poller else []), return_exceptions=True
-        )
+        await asyncio.gather(*self._background, *poller, return_exceptions=True)
         self._background.clear()
-        self._poller = None
+        self._exits.poller = None
         self._sink = None
 
     async def _readopt(self, sandbox: Sandbox) -> None:
@@ -159,7 +154,7 @@ class LocalBackend(ClusterBackend):
         if procfs.is_running(task.pid, task.start_ticks):
             self._ports.adopt(task.spec.task_id, task.ports)
             await self._report(task, TaskState.RUNNING, message="re-adopted after a scheduler restart")
-            self._watch(task)
+            self._exits.watch(task)
             deadline = sandbox.kill_deadline()
             if deadline is not None:
                 self._spawn_bg(self._escalate(task, max(0.0, deadline - self._clock())))
@@ -228,7 +223,7 @@ class LocalBackend(ClusterBackend):
         except OSError as exc:
             return await self._fail(task, f"could not start the task: {exc}")
         task.pid = task.child.pid
-        self._lower_priority(task)
+        self._priority.lower(task.pid)
         stat = procfs.read_stat(task.pid)
         task.start_ticks = stat.start_ticks if stat else 0
         try:  # the record first: the wrapper runs the command only once it is stored (see go)
@@ -246,22 +241,7 @@ class LocalBackend(ClusterBackend):
         go(task.child)
         await self._report(task, TaskState.STARTING)
         await self._report(task, TaskState.RUNNING)
-        self._watch(task)
-
-    def _lower_priority(self, task: RunningTask) -> None:
-        """The wrapper, still waiting for its go, takes the tasks' niceness; what it runs inherits it.
-        Where the kernel shares CPU time between sessions first (autogroup), a task's session is a
-        group of its own whose share only the group's niceness sets, so that is set as well."""
-        nice = self.config.task_nice
-        if nice <= 0:
-            return
-        try:
-            os.setpriority(os.PRIO_PROCESS, task.pid, nice)
-            procfs.set_autogroup_nice(task.pid, nice)
-        except OSError as exc:
-            if not self._nice_warned:
-                self._nice_warned = True
-                log.warning("tasks run at the scheduler's priority (niceness %s refused: %s)", nice, exc)
+        self._exits.watch(task)
 
     def _cache(self) -> ArtifactCache:
         """The artifact cache (made on first use: a backend whose tasks fetch nothing has none)."""
@@ -276,37 +256,7 @@ class LocalBackend(ClusterBackend):
         await self._report(task, TaskState.FAILED, message=message, reason=reason)
         task.exited.set()
 
-    # -- watching exits ----------------------------------------------------------------------------
-
-    def _watch(self, task: RunningTask) -> None:
-        if not self._pidfd_ok:
-            return  # the poller looks after it
-        try:
-            fd = os.pidfd_open(task.pid)
-        except ProcessLookupError:
-            self._spawn_bg(self._on_exit(task))
-            return
-        except OSError:
-            self._pidfd_ok = False  # e.g. ENOSYS in an old kernel or a sandbox: poll instead
-            return
-        task.pidfd = fd
-        asyncio.get_running_loop().add_reader(fd, self._pidfd_ready, task)
-
-    def _pidfd_ready(self, task: RunningTask) -> None:
-        if task.pidfd is not None:
-            asyncio.get_running_loop().remove_reader(task.pidfd)
-            os.close(task.pidfd)
-            task.pidfd = None
-        self._spawn_bg(self._on_exit(task))
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.poll_interval_seconds)
-            for task in list(self._tasks.values()):
-                if task.state.terminal or task.pidfd is not None or task.collecting or not task.pid:
-                    continue
-                if not procfs.is_running(task.pid, task.start_ticks):
-                    self._spawn_bg(self._on_exit(task))
+    # -- exits ---------------------------------------------------------------------------------------
 
     async def _on_exit(self, task: RunningTask) -> None:
         """Collect the exit: kill stragglers of the group, reap if it is our child, report once."""

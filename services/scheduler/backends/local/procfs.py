@@ -48,19 +48,6 @@ def read_stat(pid: int) -> ProcStat | None:
     )
 
 
-def set_autogroup_nice(pid: int, nice: int) -> None:
-    """The niceness of ``pid``'s autogroup (its session's share of CPU time, where the kernel groups
-    by session: /proc/sys/kernel/sched_autogroup_enabled); nothing where there is no autogroup."""
-    try:
-        fd = os.open(f"/proc/{pid}/autogroup", os.O_WRONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.write(fd, str(nice).encode())
-    finally:
-        os.close(fd)
-
-
 def _read(path: str) -> str | None:
     """A small /proc file at once (os.read: pathlib's read_text costs more than the read, and the
     scheduler reads thousands of these a second while it ends tasks)."""
