@@ -211,12 +211,20 @@ async def _scale_down(res: Result, st: Stack, rec: Recorder, load: BurnLoad) -> 
     res.add("load gone: first step down after", downs[0].t, "s")
     res.add(f"load gone: at min ({START}) after", downs[-1].t, "s")
     res.add("load gone: steps down", float(len(downs)), "steps")
-    held = downs[0].t >= DOWN_WINDOW
-    res.target(
-        f"no scale-down within the {DOWN_WINDOW:g} s down window of the load's removal",
-        held,
-        f"first step {downs[0].t:.1f} s after",
-    )
+    # The window holds the count for DOWN_WINDOW after the last recommendation that asked for it,
+    # which may come before the load's removal (the high load measured below the count it had).
+    # The benchmark's observer evaluates once a second, off the autoscaler's ticks: 1 s of slack.
+    first = drop + downs[0].t
+    asked = [s.t for s in rec.seen if s.t < first and (s.recommendation or 0) >= downs[0].frm]
+    if asked:
+        after = first - max(asked)
+        res.add(f"load gone: first step down after the last recommendation of {downs[0].frm}", after, "s")
+        res.target(
+            f"no scale-down within the {DOWN_WINDOW:g} s down window of the last recommendation "
+            f"for the count it left ({downs[0].frm})",
+            after >= DOWN_WINDOW - 1.0,
+            f"{after:.1f} s after it, {downs[0].t:.1f} s after the load went",
+        )
     res.notes.append(
         "scale-down timeline (s after the load went: from->to, rule): " + "; ".join(s.render() for s in downs)
     )
