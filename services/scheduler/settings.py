@@ -43,7 +43,7 @@ class SchedulerSettings(CommonSettings):
     )
     reconcile_interval_seconds: float = Field(300.0, gt=0, description="full reconciliation period")
     health_start_interval_seconds: float = Field(
-        0.25, gt=0, description="a task's health check runs this often (at most its interval) until it "
+        0.25, gt=0, description="a task's HTTP or TCP check runs this often (at most its interval) until it "
         "first passes, so a started task is ready soon after it answers",
     )  # fmt: skip
     local_hostname: str = Field("", description="local backend: the host's name (default: hostname)")

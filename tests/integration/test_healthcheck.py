@@ -344,13 +344,20 @@ async def test_until_the_first_pass_checks_run_at_the_start_interval(results: Re
             starting = [await results.next("starting") for _ in range(4)]
             up = [await results.next("up") for _ in range(2)]
             late = [await results.next("past-grace") for _ in range(2)]
+            # a command check (a process each time) keeps its interval from the start
+            hc.watch(
+                target(
+                    "cmd", spec("command", command="exit 1", interval_seconds=1.0, grace_period_seconds=30)
+                )
+            )
+            cmd = [await results.next("cmd") for _ in range(2)]
         finally:
             await hc.close()
     assert not any(r.ok for r in starting + late)
     gaps = [b.at - a.at for a, b in itertools.pairwise(starting)]
     assert all(0.09 <= gap < 0.5 for gap in gaps), gaps  # every start interval, not every second
     assert all(r.ok for r in up) and up[1].at - up[0].at >= 0.95  # passed: every interval
-    assert late[1].at - late[0].at >= 0.95
+    assert late[1].at - late[0].at >= 0.95 and cmd[1].at - cmd[0].at >= 0.95
 
 
 async def test_unwatch_stops_results(checker: HealthChecker, results: Results) -> None:

@@ -209,10 +209,11 @@ class HealthChecker:
     """Runs the checks of the watched tasks and hands every result to ``sink``.
 
     A sink that raises is logged and the task's checks go on. ``seed`` makes the jitter repeatable.
-    Until a task's check first passes, within its grace period, it runs every ``start_interval`` (at
-    most its own interval), as Docker's ``--start-interval``: a task that has just started is seen
-    ready soon after it is. Those failures cost a refused connection each and count for nothing (the
-    grace period); past it, failures come at the check's own interval, as many as before.
+    Until a task's HTTP or TCP check first passes, within its grace period, it runs every
+    ``start_interval`` (at most its own interval), as Docker's ``--start-interval``: a task that has
+    just started is seen ready soon after it is. Those failures cost a refused connection each and
+    count for nothing (the grace period); past it, failures come at the check's own interval, as
+    many as before. A command check (a process as the task, each time) keeps its interval.
     """
 
     def __init__(
@@ -269,6 +270,7 @@ class HealthChecker:
         interval = target.check.interval_seconds
         passed = False  # once: from then on, every interval
         start = loop.time()
+        fast_start = target.check.protocol in ("http", "tcp")
         starting_until = start + target.check.grace_period_seconds
         while True:
             ok, message = await check_once(target, self._commands)
@@ -277,7 +279,7 @@ class HealthChecker:
                 await self._sink(target.task_id, ok, message)
             except Exception:
                 log.exception("health result sink failed for %s", target.task_id)
-            starting = not passed and loop.time() < starting_until
+            starting = fast_start and not passed and loop.time() < starting_until
             step = min(interval, self._start_interval) if starting else interval
             start += step * (1.0 + self._random.uniform(-self._jitter, self._jitter))
             now = loop.time()
