@@ -5,7 +5,6 @@ body and 1.7 GB of memory before the gateway's 413)."""
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,9 @@ from tests.unit.test_cli_yaml_aliases import alias_bomb
 MEMORY_CAP = 1024 * 1024 * 1024
 
 
-def capped() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+# The cap is set by the shell that execs the CLI, not by a preexec_fn: that forks this process (which
+# runs gRPC), and gRPC's fork handlers could abort the child before it ever ran the CLI.
+CAPPED = f'ulimit -v {MEMORY_CAP // 1024} && exec "$0" "$@"'
 
 
 def test_bay_apply_refuses_an_alias_bomb_in_bounded_memory(tmp_path: Path) -> None:
@@ -31,12 +31,11 @@ def test_bay_apply_refuses_an_alias_bomb_in_bounded_memory(tmp_path: Path) -> No
         "BAY_DATA_DIR": str(tmp_path),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "apply", "-f", str(bomb)],
+        ["/bin/sh", "-c", CAPPED, sys.executable, "-m", "services.cli", "apply", "-f", str(bomb)],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=capped,
     )
     assert proc.returncode == ExitCode.USAGE, (proc.returncode, proc.stderr[-2000:])
     said = " ".join(proc.stderr.split())  # the terminal width may wrap it
