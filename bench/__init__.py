@@ -11,3 +11,5 @@ The results also go to ``.bay/bench-results.json`` (``--out`` to choose).
 - ``dns-switch``: from a registry SetRollout (a blue-green switch, a canary weight change) to the
   changed Bay DNS answer, p50/p99.
 """
+
+import libs.forksafe  # noqa: F401  (first: before anything imports grpc)

@@ -1,0 +1,3 @@
+"""Bay's tests."""
+
+import libs.forksafe  # noqa: F401  (first: before anything imports grpc)
