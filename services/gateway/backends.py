@@ -9,9 +9,11 @@ from sqlalchemy import Engine
 
 from libs.auth import TokenStore
 from libs.clients import AutoscalerClient, DeployerClient, DnsClient, RegistryClient, SchedulerPool
-from libs.eventlog import EventLog
+from libs.eventlog import EventLog, Projection
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.natsconn import NatsConnection, connect
+from libs.views.live import open_view
+from libs.views.platform import PlatformView
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.body import body_limit
 from services.gateway.settings import GatewaySettings
@@ -41,11 +43,19 @@ class Backends:
     autoscaler: AutoscalerClient
     #: the largest request body taken (:func:`services.gateway.body.body_limit`)
     max_body_bytes: int
+    #: the platform as the log says it, replayed at start-up and followed live (every cluster's
+    #: tasks): what a page or a listing of the whole platform reads instead of asking each service
+    live: Projection[PlatformView]
     #: set when the gateway stops: open event streams end, so their connections can close
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def view(self) -> PlatformView:
+        return self.live.state
+
     async def close(self) -> None:
         self.closing.set()
+        await self.live.stop()
         await self.registry.close()
         await self.schedulers.close()
         await self.dns.close()
@@ -68,6 +78,7 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         await wait_for_stream(events)  # the set-up creates it
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
+        live = await open_view(events, "gateway")
     except BaseException:
         await conn.close()
         raise
@@ -98,4 +109,5 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
             field_names=AUTOSCALER_FIELDS,
         ),
         max_body_bytes=max_body,
+        live=live,
     )
