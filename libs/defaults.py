@@ -27,3 +27,7 @@ GATEWAY_URL: Final = f"http://{GATEWAY_ADDRESS}"
 
 #: the most past lines a task's log is read with (``tail``), in the API, the CLI and the scheduler
 MAX_LOG_TAIL: Final = 100_000
+
+#: ``bay up --monitoring``: Prometheus and Alertmanager on their own usual ports
+PROMETHEUS_ADDRESS: Final = "127.0.0.1:9090"
+ALERTMANAGER_ADDRESS: Final = "127.0.0.1:9093"

@@ -55,6 +55,14 @@ class GatewaySettings(CommonSettings):
 
     autoscaler_addr: str = Field(defaults.AUTOSCALER_ADDRESS, description="the autoscaler's gRPC host:port")
     autoscaler_timeout_seconds: float = Field(3.0, gt=0, description="deadline of every autoscaler call")
+    alertmanager_url: str = Field(
+        "",
+        pattern=r"^(https?://\S+)?$",
+        description="the Alertmanager GET /v1/alerts reads (http://host:port); empty: none",
+    )
+    alertmanager_timeout_seconds: float = Field(
+        3.0, gt=0, description="deadline of every Alertmanager call (then 503)"
+    )
 
     @field_validator("gateway_listen")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from libs import defaults
 from libs.addresses import format_host_port, parse_host_port
@@ -63,10 +63,39 @@ class StackSettings(CommonSettings):
     )
     kill_grace_seconds: float = Field(5.0, ge=0, description="a task's SIGTERM to SIGKILL (the scheduler's)")
     slow_start_warning_seconds: float = Field(30.0, gt=0, description="say what is not ready yet")
+    # ---- `bay up --monitoring` (services/cli/stack/monitoring.py) ----
+    monitoring: bool = Field(False, description="also run Prometheus and Alertmanager")
+    prometheus_listen: str = Field(defaults.PROMETHEUS_ADDRESS, description="where Prometheus listens")
+    alertmanager_listen: str = Field(defaults.ALERTMANAGER_ADDRESS, description="where Alertmanager listens")
+    prometheus_scrape_interval_seconds: float = Field(15.0, gt=0, description="Prometheus scrapes this often")
+    prometheus_evaluation_interval_seconds: float = Field(
+        15.0, gt=0, description="Prometheus evaluates the alert rules this often"
+    )
+    prometheus_sd_refresh_seconds: float = Field(
+        30.0, gt=0, description="Prometheus asks the gateway's service discovery this often"
+    )
+    alert_rules_file: Path | None = Field(
+        None,
+        description="the rules Prometheus evaluates; default the shipped deploy/prometheus/bay-rules.yml",
+    )
+    alert_webhook_url: SecretStr = Field(
+        SecretStr(""),
+        description="where Alertmanager sends notifications (its webhook payload); empty: nowhere",
+    )
+    alertmanager_group_wait_seconds: float = Field(
+        30.0, ge=0, description="a new alert group waits this long for others before its first notification"
+    )
+    alertmanager_group_interval_seconds: float = Field(
+        300.0, gt=0, description="a group's changes (new alerts, resolved ones) are sent at most this often"
+    )
+    alertmanager_repeat_interval_seconds: float = Field(
+        14400.0, gt=0, description="a notification still true is sent again after this long"
+    )
 
     @field_validator(
         "gateway_listen", "registry_listen", "scheduler_listen", "dns_listen", "dns_grpc_listen",
-        "sim_scheduler_listen", "deployer_listen", "autoscaler_listen",
+        "sim_scheduler_listen", "deployer_listen", "autoscaler_listen", "prometheus_listen",
+        "alertmanager_listen",
     )  # fmt: skip
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -74,6 +103,14 @@ class StackSettings(CommonSettings):
             parse_host_port(value, allow_zero=True)
         except ValidationFailed as exc:  # pydantic names the variable; it wants a ValueError
             raise ValueError(exc.violations[0].description) from None
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not (url.startswith(("http://", "https://")) and len(url.split()) == 1):
+            raise ValueError("must be an http:// or https:// URL (or empty: no notifications)")
         return value
 
     @field_validator("sim_cluster")
@@ -137,6 +174,19 @@ class StackSettings(CommonSettings):
         return out
 
     @property
+    def prometheus_url(self) -> str:
+        return f"http://{connect_address(self.prometheus_listen)}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{connect_address(self.alertmanager_listen)}"
+
+    @property
+    def monitoring_path(self) -> Path:
+        """Prometheus' and Alertmanager's configuration, token and data."""
+        return self.data_path / "monitoring"
+
+    @property
     def data_path(self) -> Path:
         return self.data_dir.resolve()
 
@@ -176,4 +226,6 @@ class StackSettings(CommonSettings):
             "BAY_LOG_LEVEL": self.log_level,
             "BAY_KILL_GRACE_SECONDS": str(self.kill_grace_seconds),
             "PYTHONUNBUFFERED": "1",
+            # without --monitoring, an Alertmanager the operator names in the environment is kept
+            **({"BAY_ALERTMANAGER_URL": self.alertmanager_url} if self.monitoring else {}),
         }

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from services.gateway.models import Error
 from services.gateway.routes import (
+    alerts,
     autoscale,
     builds,
     clusters,
@@ -33,6 +34,7 @@ api_routers: list[APIRouter] = [
     dns.router,
     deployments.router,
     autoscale.router,
+    alerts.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]
