@@ -38,11 +38,13 @@ COMPOSE = {
     "token_file": "/etc/prometheus/token/prometheus.token",
 }
 #: the committed files' heading (the rest is the generator's)
-COMPOSE_PROMETHEUS = """Prometheus for docker-compose.yml: what `bay up --monitoring` writes, for the compose network
-(services/cli/stack/monitoring.py writes it; tests/integration/test_alert_rules.py keeps them equal).
+COMPOSE_PROMETHEUS = """Prometheus for docker-compose.yml: what `bay up --monitoring` writes,
+for the compose network (services/cli/stack/monitoring.py writes it;
+tests/integration/test_alert_rules.py keeps them equal).
 The viewer token is made by the one-shot `prometheus-token`."""
-COMPOSE_ALERTMANAGER = """Alertmanager for docker-compose.yml: what `bay up --monitoring` writes without a webhook
-(services/cli/stack/monitoring.py; tests/integration/test_alert_rules.py keeps them equal).
+COMPOSE_ALERTMANAGER = """Alertmanager for docker-compose.yml: what `bay up --monitoring` writes
+without a webhook (services/cli/stack/monitoring.py writes it;
+tests/integration/test_alert_rules.py keeps them equal).
 To be notified, add a receiver with webhook_configs (or email, Slack...) and route to it."""
 #: who names a group in its summary: every rule whose alert carries the label group
 GROUP_RULES = {

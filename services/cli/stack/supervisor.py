@@ -35,11 +35,11 @@ from libs.natscreds import NatsCredentials, redact_url
 from libs.natsserver import server_config
 from libs.natssetup import set_up
 from libs.natsusers import NatsUsers, write_private
+from services.cli.stack import readiness
 from services.cli.stack.backoff import RestartBackoff
 from services.cli.stack.monitoring import Monitoring, MonitoringError
 from services.cli.stack.output import Output, describe_exit
 from services.cli.stack.processes import Managed, NatsChild, ServiceChild
-from services.cli.stack import readiness
 from services.cli.stack.readiness import clusters_of, register_cluster
 from services.cli.stack.settings import StackSettings
 from services.cli.stack.table import SERVICES, ServiceProcess, services_for
