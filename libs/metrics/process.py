@@ -20,11 +20,15 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("bay.metrics")
+
+# no ``*_created`` series beside every counter and histogram: they would double a page of 1,000
+# groups, and Prometheus' text format does not need them
+disable_created_metrics()
 
 #: append and fold times: an append waits for JetStream's acknowledgement (ms), a fold is µs
 APPEND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -126,8 +130,14 @@ class FoldCollector(Collector):
     """The folds' and NATS connections' series, read at scrape time. A process with several folds
     reports the furthest behind: the lowest sequence, the highest lag, the skips summed."""
 
-    def __init__(self, process: ProcessMetrics) -> None:
+    def __init__(self, process: ProcessMetrics, skip: frozenset[str] = frozenset()) -> None:
         self.process = process
+        self.skip = skip  # families a registry has of its own (the gateway relays other folds')
+
+    def sequence(self) -> int | None:
+        """The process's folded sequence (None: it folds nothing)."""
+        folds = list(self.process.folds)
+        return min(f.sequence for f in folds) if folds else None
 
     def collect(self) -> Iterable[Metric]:
         p = self.process
@@ -159,7 +169,7 @@ class FoldCollector(Collector):
         if conns or p.connecting:
             up = not p.connecting and all(c.connected for c in conns)
             nats.add_metric(svc, 1.0 if up else 0.0)
-        yield from (sequence, lag, skipped, nats)
+        yield from (m for m in (sequence, lag, skipped, nats) if m.name not in self.skip)
 
     def describe(self) -> Iterable[Metric]:
         return []  # read at scrape time: nothing to check for duplicates at registration

@@ -4,8 +4,8 @@ Bay writes their configuration from its settings at every start (``<data dir>/mo
 that nothing there is edited by hand and a changed setting takes effect on the next ``bay up``:
 
 - Prometheus finds what to scrape from the gateway's service discovery (``/v1/sd/prometheus``, with
-  a viewer token of its own read from a file, never put in the configuration), scrapes the
-  gateway's own ``/metrics``, evaluates the shipped rules (or ``BAY_ALERT_RULES_FILE``) and sends
+  a viewer token of its own read from a file, never put in the configuration: every Bay process,
+  the gateway itself included, and the tasks declaring a metrics port), evaluates the shipped rules (or ``BAY_ALERT_RULES_FILE``) and sends
   alerts to the Alertmanager;
 - Alertmanager routes every alert to one receiver: the webhook ``BAY_ALERT_WEBHOOK_URL``, or, with
   none, a receiver that sends nothing (the alerts are still listed by ``bay alerts``).
@@ -76,8 +76,9 @@ class Intervals:
 def prometheus_config(
     *, gateway: str, alertmanager: str, rules_file: str, token_file: str, intervals: Intervals
 ) -> dict[str, Any]:
-    """Scrape what the gateway's service discovery lists (Bay's processes and the tasks declaring a
-    ``metrics`` port) and the gateway itself; evaluate the rules; alert the Alertmanager."""
+    """Scrape what the gateway's service discovery lists (Bay's processes, the gateway's own
+    ``/metrics`` among them, and the tasks declaring a ``metrics`` port); evaluate the rules; alert
+    the Alertmanager."""
     return {
         "global": {
             "scrape_interval": duration(intervals.scrape),
@@ -98,12 +99,6 @@ def prometheus_config(
                         "refresh_interval": duration(intervals.sd_refresh),
                         "authorization": {"type": "Bearer", "credentials_file": token_file},
                     }
-                ],
-            },
-            {
-                "job_name": "bay-gateway",
-                "static_configs": [
-                    {"targets": [gateway], "labels": {"bay_kind": "process", "bay_service": "gateway"}}
                 ],
             },
         ],

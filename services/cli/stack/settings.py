@@ -53,6 +53,25 @@ class StackSettings(CommonSettings):
     sim_scheduler_listen: str = Field(
         defaults.SIM_SCHEDULER_ADDRESS, description="where the simulated cluster's scheduler listens (gRPC)"
     )
+    registry_metrics_listen: str = Field(
+        defaults.REGISTRY_METRICS_ADDRESS, description='the registry\'s Prometheus /metrics ("": none)'
+    )
+    scheduler_metrics_listen: str = Field(
+        defaults.SCHEDULER_METRICS_ADDRESS, description='the `local` scheduler\'s /metrics ("": none)'
+    )
+    sim_scheduler_metrics_listen: str = Field(
+        defaults.SIM_SCHEDULER_METRICS_ADDRESS,
+        description="the simulated cluster's scheduler's /metrics (\"\": none)",
+    )
+    deployer_metrics_listen: str = Field(
+        defaults.DEPLOYER_METRICS_ADDRESS, description='the deployer\'s /metrics ("": none)'
+    )
+    autoscaler_metrics_listen: str = Field(
+        defaults.AUTOSCALER_METRICS_ADDRESS, description='the autoscaler\'s /metrics ("": none)'
+    )
+    dns_metrics_listen: str = Field(
+        defaults.DNS_METRICS_ADDRESS, description='the DNS service\'s /metrics ("": none)'
+    )
     nats_port: int = Field(defaults.NATS_PORT, gt=0, lt=65536, description="the embedded nats-server's port")
     lease_seconds: float = Field(
         10.0, ge=1, description="the schedulers' lease TTL (the set-up makes its bucket)"
@@ -112,6 +131,14 @@ class StackSettings(CommonSettings):
         if url and not (url.startswith(("http://", "https://")) and len(url.split()) == 1):
             raise ValueError("must be an http:// or https:// URL (or empty: no notifications)")
         return value
+
+    @field_validator(
+        "registry_metrics_listen", "scheduler_metrics_listen", "sim_scheduler_metrics_listen",
+        "deployer_metrics_listen", "autoscaler_metrics_listen", "dns_metrics_listen",
+    )  # fmt: skip
+    @classmethod
+    def _metrics_listen(cls, value: str) -> str:
+        return cls._host_port(value) if value.strip() else ""
 
     @field_validator("sim_cluster")
     @classmethod
@@ -173,6 +200,37 @@ class StackSettings(CommonSettings):
             out[self.sim_cluster] = connect_address(self.sim_scheduler_listen)
         return out
 
+    def metrics_listens(self) -> dict[str, tuple[str, str]]:
+        """Each process's metrics listen address by the process's name in ``bay up``, with the setting
+        it comes from (those set to "" are left out)."""
+        out = {
+            "registry": ("BAY_REGISTRY_METRICS_LISTEN", self.registry_metrics_listen),
+            "scheduler": ("BAY_SCHEDULER_METRICS_LISTEN", self.scheduler_metrics_listen),
+            "dns": ("BAY_DNS_METRICS_LISTEN", self.dns_metrics_listen),
+            "deployer": ("BAY_DEPLOYER_METRICS_LISTEN", self.deployer_metrics_listen),
+            "autoscaler": ("BAY_AUTOSCALER_METRICS_LISTEN", self.autoscaler_metrics_listen),
+        }
+        if self.sim_cluster:
+            out[f"scheduler-{self.sim_cluster}"] = (
+                "BAY_SIM_SCHEDULER_METRICS_LISTEN", self.sim_scheduler_metrics_listen,
+            )  # fmt: skip
+        return {name: (var, listen) for name, (var, listen) in out.items() if listen}
+
+    @property
+    def metrics_targets(self) -> list[dict[str, object]]:
+        """What service discovery lists (the gateway's ``BAY_METRICS_TARGETS``): every process's
+        metrics address, the gateway's own ``/metrics`` on its HTTP port included."""
+        targets: list[dict[str, object]] = [
+            {"address": connect_address(self.gateway_listen), "labels": {"bay_service": "gateway"}}
+        ]
+        for name, (_, listen) in self.metrics_listens().items():
+            service, _, cluster = name.partition("-")
+            labels = {"bay_service": service}
+            if service == "scheduler":
+                labels["cluster"] = cluster or "local"
+            targets.append({"address": connect_address(listen), "labels": labels})
+        return targets
+
     @property
     def prometheus_url(self) -> str:
         return f"http://{connect_address(self.prometheus_listen)}"
@@ -225,6 +283,9 @@ class StackSettings(CommonSettings):
             "BAY_DNS_ADDR": self.dns_grpc_address,  # the gateway's way to the DNS service's listing
             "BAY_LOG_LEVEL": self.log_level,
             "BAY_KILL_GRACE_SECONDS": str(self.kill_grace_seconds),
+            # each process's own is set by the supervisor (table.py); one not told serves none
+            "BAY_METRICS_LISTEN": "",
+            "BAY_METRICS_TARGETS": json.dumps(self.metrics_targets),
             "PYTHONUNBUFFERED": "1",
             # without --monitoring, an Alertmanager the operator names in the environment is kept
             **({"BAY_ALERTMANAGER_URL": self.alertmanager_url} if self.monitoring else {}),

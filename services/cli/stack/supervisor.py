@@ -66,6 +66,12 @@ def _port_taken(addr: str) -> bool:
     return False
 
 
+def _metrics_env(settings: StackSettings, svc: ServiceProcess) -> dict[str, str]:
+    """The process's ``BAY_METRICS_LISTEN``, from its ``BAY_<NAME>_METRICS_LISTEN`` stack setting."""
+    found = settings.metrics_listens().get(svc.name)
+    return {"BAY_METRICS_LISTEN": found[1]} if found else {}
+
+
 class Supervisor:
     def __init__(
         self,
@@ -92,7 +98,12 @@ class Supervisor:
             ServiceChild(
                 s.name,
                 [sys.executable, "-m", s.module, *(s.args(settings) if s.args else [])],
-                {**env, **(s.env(settings) if s.env else {}), **self._nats_env(s)},
+                {
+                    **env,
+                    **(s.env(settings) if s.env else {}),
+                    **self._nats_env(s),
+                    **_metrics_env(settings, s),
+                },
                 self.out,
             )
             for s in services
@@ -172,6 +183,8 @@ class Supervisor:
                 ("BAY_PROMETHEUS_LISTEN", s.prometheus_listen),
                 ("BAY_ALERTMANAGER_LISTEN", s.alertmanager_listen),
             ]
+        names = {svc.name for svc in self.services}
+        wanted += [pair for name, pair in s.metrics_listens().items() if name in names]
         if self.nats is not None:
             s.data_path.joinpath("nats").mkdir(mode=0o700, exist_ok=True)
             s.data_path.joinpath("nats").chmod(0o700)

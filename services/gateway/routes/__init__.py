@@ -17,6 +17,7 @@ from services.gateway.routes import (
     group_tasks,
     groups,
     health,
+    sd,
     tasks,
 )
 
@@ -35,6 +36,7 @@ api_routers: list[APIRouter] = [
     deployments.router,
     autoscale.router,
     alerts.router,
+    sd.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]
