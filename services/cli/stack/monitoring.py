@@ -5,8 +5,8 @@ that nothing there is edited by hand and a changed setting takes effect on the n
 
 - Prometheus finds what to scrape from the gateway's service discovery (``/v1/sd/prometheus``, with
   a viewer token of its own read from a file, never put in the configuration: every Bay process,
-  the gateway itself included, and the tasks declaring a metrics port), evaluates the shipped rules (or ``BAY_ALERT_RULES_FILE``) and sends
-  alerts to the Alertmanager;
+  the gateway itself included, and the tasks declaring a metrics port), evaluates the shipped
+  rules (or ``BAY_ALERT_RULES_FILE``) and sends alerts to the Alertmanager;
 - Alertmanager routes every alert to one receiver: the webhook ``BAY_ALERT_WEBHOOK_URL``, or, with
   none, a receiver that sends nothing (the alerts are still listed by ``bay alerts``).
 
