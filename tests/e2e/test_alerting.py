@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -39,6 +40,8 @@ pytestmark = [
 FOR = "3s"
 ALERT = "BayTaskCrashLooping"
 GROUP = "crashy"
+#: the rules about Bay's own processes: quiet on a healthy platform
+PLATFORM_ALERTS = {"BaySchedulerDown", "BayDnsDown", "BayDnsAbsent", "BayFoldBehind", "BayNatsDisconnected"}
 
 
 def rules_for_the_test(path: Path) -> Path:
@@ -123,6 +126,19 @@ async def test_crash_loop_fires_reaches_the_webhook_and_resolves(tmp_path: Path)
             line = await bay.wait_for(r"^bay: monitoring — prometheus (\S+), alertmanager (\S+),")
             assert line.group(1) == f"http://{env['BAY_PROMETHEUS_LISTEN']}"
             assert "prometheus" in bay.pids() and "alertmanager" in bay.pids()
+            # Prometheus scrapes every Bay process the gateway's service discovery lists
+            services = {"registry", "scheduler", "dns", "deployer", "autoscaler", "gateway"}
+            async with httpx.AsyncClient(base_url=line.group(1), timeout=5) as prom:
+
+                async def all_up() -> list[dict[str, Any]] | None:
+                    active = (await prom.get("/api/v1/targets")).json()["data"]["activeTargets"]
+                    up = [t for t in active if t["labels"].get("job") == "bay" and t["health"] == "up"]
+                    return up if {t["labels"]["bay_service"] for t in up} == services else None
+
+                targets = await poll_until(all_up, "every Bay process scraped", 60)
+            scheduler = next(t for t in targets if t["labels"]["bay_service"] == "scheduler")
+            assert scheduler["labels"]["cluster"] == "local"
+            assert scheduler["scrapeUrl"] == f"http://{bay.metrics_address('SCHEDULER')}/metrics"
             spec = {
                 "name": GROUP,
                 "cmd": "echo starting; exit 3",
@@ -154,6 +170,9 @@ async def test_crash_loop_fires_reaches_the_webhook_and_resolves(tmp_path: Path)
                 assert resp.status_code == 200, resp.text
                 listed = [a for a in resp.json()["alerts"] if a["name"] == ALERT]
                 assert [a["group"] for a in listed] == [GROUP], resp.json()
+                # and nothing about the platform itself, which is healthy (the `for`s are 3 s here)
+                firing = {a["name"] for a in resp.json()["alerts"]}
+                assert not firing & PLATFORM_ALERTS, resp.json()
                 code, out, err = await bay.cli("alerts")
                 assert code == 0, err
                 row = next(line.split() for line in out.splitlines() if line.startswith(ALERT))

@@ -160,7 +160,16 @@ def test_bay_up_writes_configuration_the_programs_accept(tmp_path: Path, webhook
         "scrape_timeout": "500ms",
         "evaluation_interval": "1s",
     }
-    sd = prom["scrape_configs"][0]["http_sd_configs"][0]
+    processes, tasks = prom["scrape_configs"]
+    # Bay's own processes keep their labels; a task's metrics cannot override the discovery's
+    assert (processes["job_name"], processes["honor_labels"]) == ("bay", True)
+    assert (tasks["job_name"], tasks.get("honor_labels", False)) == ("bay-tasks", False)
+    assert [r["regex"] for r in (*processes["relabel_configs"], *tasks["relabel_configs"])] == [
+        "process",
+        "task",
+    ]
+    sd = processes["http_sd_configs"][0]
+    assert sd == tasks["http_sd_configs"][0]
     assert sd["url"] == f"http://{settings.gateway_listen}/v1/sd/prometheus"
     # the viewer token is in its own file (0600), not in the configuration, and the gateway takes it
     token = Path(sd["authorization"]["credentials_file"]).read_text().strip()

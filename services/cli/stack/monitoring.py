@@ -73,12 +73,33 @@ class Intervals:
         )
 
 
+def _sd_job(name: str, kind: str, gateway: str, token_file: str, intervals: Intervals) -> dict[str, Any]:
+    """A job of the targets of one ``bay_kind`` in the gateway's service discovery."""
+    return {
+        "job_name": name,
+        "http_sd_configs": [
+            {
+                "url": f"http://{gateway}/v1/sd/prometheus",
+                "refresh_interval": duration(intervals.sd_refresh),
+                "authorization": {"type": "Bearer", "credentials_file": token_file},
+            }
+        ],
+        "relabel_configs": [{"source_labels": ["bay_kind"], "regex": kind, "action": "keep"}],
+    }
+
+
 def prometheus_config(
     *, gateway: str, alertmanager: str, rules_file: str, token_file: str, intervals: Intervals
 ) -> dict[str, Any]:
-    """Scrape what the gateway's service discovery lists (Bay's processes, the gateway's own
-    ``/metrics`` among them, and the tasks declaring a ``metrics`` port); evaluate the rules; alert
-    the Alertmanager."""
+    """Scrape what the gateway's service discovery lists, evaluate the rules, alert the Alertmanager.
+
+    Two jobs over the one list: ``bay`` scrapes Bay's processes (the gateway's own ``/metrics``
+    among them) and keeps their labels as they say them (``honor_labels``: the scheduler's
+    ``cluster`` is the target's too, and would otherwise come out again as ``exported_cluster``);
+    ``bay-tasks`` scrapes the tasks that declare a ``metrics`` port, whose code is not Bay's: there
+    the discovery's labels (group, cluster, host...) win over anything a task's metrics claim.
+    """
+    process_job = {**_sd_job("bay", "process", gateway, token_file, intervals), "honor_labels": True}
     return {
         "global": {
             "scrape_interval": duration(intervals.scrape),
@@ -90,18 +111,7 @@ def prometheus_config(
         "alerting": {
             "alertmanagers": [{"api_version": "v2", "static_configs": [{"targets": [alertmanager]}]}]
         },
-        "scrape_configs": [
-            {
-                "job_name": "bay",
-                "http_sd_configs": [
-                    {
-                        "url": f"http://{gateway}/v1/sd/prometheus",
-                        "refresh_interval": duration(intervals.sd_refresh),
-                        "authorization": {"type": "Bearer", "credentials_file": token_file},
-                    }
-                ],
-            },
-        ],
+        "scrape_configs": [process_job, _sd_job("bay-tasks", "task", gateway, token_file, intervals)],
     }
 
 
