@@ -12,6 +12,7 @@ Scrapes, evaluations and Alertmanager's grouping run at second intervals for the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
@@ -27,7 +28,7 @@ import yaml
 
 from libs.natsserver import free_port
 from services.cli.stack.monitoring import ALERTMANAGER_BINARIES, SHIPPED_RULES
-from tests.e2e.harness import BayUp, running_bay, wait_gone
+from tests.e2e.harness import BAY, BayUp, clean_environment, running_bay, wait_gone
 from tests.poll import poll_until
 
 pytestmark = [
@@ -198,6 +199,25 @@ async def test_crash_loop_fires_reaches_the_webhook_and_resolves(tmp_path: Path)
             assert await bay.terminate(30) == 0
             for name in ("prometheus", "alertmanager"):
                 await wait_gone(pids[name], 5)
+
+
+async def test_monitoring_without_prometheus_installed_says_so_at_once(tmp_path: Path) -> None:
+    """A PATH without Prometheus (only the virtualenv's programs): ``bay up --monitoring`` exits 1
+    before it starts anything, saying what is missing and how it is installed."""
+    env = {
+        **clean_environment(),
+        "PATH": str(Path(BAY).parent),
+        "BAY_DATA_DIR": str(tmp_path / ".bay"),
+        "BAY_GATEWAY_LISTEN": f"127.0.0.1:{free_port()}",
+        "BAY_NATS_PORT": str(free_port()),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        BAY, "up", "--monitoring", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1, out
+    assert "error: --monitoring needs prometheus, which is not installed" in out.decode()
+    assert "make setup" in out.decode() and "started" not in out.decode()
 
 
 async def test_without_the_flag_nothing_extra_runs(bay: BayUp) -> None:

@@ -183,12 +183,18 @@ class Monitoring:
             "--log.level=warn",
         ]
 
+    def check(self) -> None:
+        """Both programs installed and the rules there: said before anything starts."""
+        self.prometheus_argv()
+        self.alertmanager_argv()
+        if not self.rules_file.is_file():
+            raise MonitoringError(f"no alert rules at {self.rules_file}: set BAY_ALERT_RULES_FILE")
+
     def write(self) -> None:
         """The viewer token Prometheus reads the service discovery with, and both configurations
         (mode 0600: the webhook URL may carry a secret of its receiver)."""
         s = self.settings
-        if not self.rules_file.is_file():
-            raise MonitoringError(f"no alert rules at {self.rules_file}: set BAY_ALERT_RULES_FILE")
+        self.check()
         self.root.mkdir(mode=0o700, exist_ok=True)
         ensure_token_file(self.root, TokenStore(s.tokens_path), "prometheus", "viewer")
         intervals = Intervals.of(s)

@@ -179,6 +179,7 @@ class Supervisor:
         wanted = [("BAY_GATEWAY_LISTEN", s.gateway_listen), ("BAY_REGISTRY_LISTEN", s.registry_listen)]
         wanted += [svc.listen(s) for svc in self.services if svc.listen is not None]
         if self.monitoring is not None:
+            self.monitoring.check()
             wanted += [
                 ("BAY_PROMETHEUS_LISTEN", s.prometheus_listen),
                 ("BAY_ALERTMANAGER_LISTEN", s.alertmanager_listen),
