@@ -41,6 +41,8 @@ pytestmark = [
 FOR = "3s"
 ALERT = "BayTaskCrashLooping"
 GROUP = "crashy"
+#: a webhook URL may carry its receiver's secret: it must not show in `bay up`'s output
+HOOK_SECRET = "hook-s3cret-4f9a"
 #: the rules about Bay's own processes: quiet on a healthy platform
 PLATFORM_ALERTS = {"BaySchedulerDown", "BayDnsDown", "BayDnsAbsent", "BayFoldBehind", "BayNatsDisconnected"}
 
@@ -99,7 +101,7 @@ def webhook_receiver() -> Iterator[tuple[Receiver, str]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield receiver, f"http://127.0.0.1:{server.server_address[1]}/hook"
+        yield receiver, f"http://127.0.0.1:{server.server_address[1]}/hook/{HOOK_SECRET}"
     finally:
         server.shutdown()
         server.server_close()
@@ -152,7 +154,7 @@ async def test_crash_loop_fires_reaches_the_webhook_and_resolves(tmp_path: Path)
 
                 fired = await poll_until(lambda: receiver.about("firing"), f"{ALERT} notified", 90)
                 payload = fired[0]
-                assert payload["_path"] == "/hook"
+                assert payload["_path"] == f"/hook/{HOOK_SECRET}"
                 assert payload["version"] == "4" and payload["status"] == "firing"
                 assert payload["receiver"] == "webhook"
                 assert (
@@ -197,6 +199,7 @@ async def test_crash_loop_fires_reaches_the_webhook_and_resolves(tmp_path: Path)
                 await poll_until(gone, f"{ALERT} no longer listed", 30)
             pids = bay.pids()
             assert await bay.terminate(30) == 0
+            assert not [line for line in bay.lines if HOOK_SECRET in line]
             for name in ("prometheus", "alertmanager"):
                 await wait_gone(pids[name], 5)
 

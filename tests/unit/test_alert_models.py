@@ -1,9 +1,13 @@
-"""Alertmanager's alerts in Bay's words (``GET /v1/alerts``), and the durations Bay writes into
-Prometheus' and Alertmanager's configuration: pure functions, no server."""
+"""Alertmanager's alerts in Bay's words (``GET /v1/alerts``), the durations Bay writes into
+Prometheus' and Alertmanager's configuration, and Alertmanager's lines without the webhook's
+secret: pure functions, no server."""
 
 from __future__ import annotations
 
-from services.cli.stack.monitoring import duration
+from pathlib import Path
+
+from services.cli.stack.monitoring import Monitoring, duration
+from services.cli.stack.settings import StackSettings
 from services.gateway.alert_models import alerts_from_api
 
 
@@ -60,3 +64,19 @@ def test_durations_as_prometheus_reads_them() -> None:
         "500ms",
         "0s",
     ]
+
+
+def test_alertmanager_lines_lose_the_webhook_secret(tmp_path: Path) -> None:
+    """A failed notification's line as Alertmanager 0.25 logs it, with the webhook URL in full."""
+    url = "http://127.0.0.1:25150/hook/T0KEN?key=s3cret"
+    monitoring = Monitoring(StackSettings(data_dir=tmp_path, alert_webhook_url=url))
+    line = (
+        "ts=2026-12-04T20:18:05.102Z caller=notify.go:732 level=warn component=dispatcher receiver=webhook "
+        f'msg="Notify attempt failed, will retry later" attempts=1 err="Post \\"{url}\\": dial tcp '
+        '127.0.0.1:25150: connect: connection refused"'
+    )
+    shown = monitoring.redact(line)
+    assert "T0KEN" not in shown and "s3cret" not in shown
+    assert 'Post \\"http://127.0.0.1:25150/<redacted>\\"' in shown and "connection refused" in shown
+    assert monitoring.redact("the path alone: /hook/T0KEN?key=s3cret") == "the path alone: /<redacted>"
+    assert Monitoring(StackSettings(data_dir=tmp_path)).redact(line) == line

@@ -22,6 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -189,6 +190,17 @@ class Monitoring:
         self.alertmanager_argv()
         if not self.rules_file.is_file():
             raise MonitoringError(f"no alert rules at {self.rules_file}: set BAY_ALERT_RULES_FILE")
+
+    def redact(self, line: str) -> str:
+        """Alertmanager's line without the webhook URL beyond its host: a failed notification logs
+        the URL, whose path or query may be the receiver's secret (a Slack-style hook)."""
+        url = self.settings.alert_webhook_url.get_secret_value()
+        if not url:
+            return line
+        parts = urlsplit(url)
+        secret = url[len(f"{parts.scheme}://{parts.netloc}") :]
+        line = line.replace(url, f"{parts.scheme}://{parts.netloc}/<redacted>")
+        return line.replace(secret, "/<redacted>") if len(secret) > 1 else line
 
     def write(self) -> None:
         """The viewer token Prometheus reads the service discovery with, and both configurations

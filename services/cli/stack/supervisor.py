@@ -212,7 +212,9 @@ class Supervisor:
         self.monitoring.write()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BAY_")}
         return [
-            ServiceChild("alertmanager", self.monitoring.alertmanager_argv(), env, self.out),
+            ServiceChild(
+                "alertmanager", self.monitoring.alertmanager_argv(), env, self.out, self.monitoring.redact
+            ),
             ServiceChild("prometheus", self.monitoring.prometheus_argv(), env, self.out),
         ]
 
