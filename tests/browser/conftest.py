@@ -21,6 +21,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -107,7 +108,7 @@ class FakeAlertmanager(BaseHTTPRequestHandler):
         }
     ]
 
-    def do_GET(self) -> None:  # noqa: N802 (the handler's name)
+    def do_GET(self) -> None:
         found = self.path.startswith("/api/v2/alerts")
         body = json.dumps(self.ALERTS if found else []).encode()
         self.send_response(200)
@@ -161,6 +162,18 @@ def api(browser_bay: BayUp, tokens: dict[str, str]) -> Iterator[httpx.Client]:
         yield client
 
 
+def until(check: Callable[[], T], what: str, timeout: float = WAIT) -> T:
+    """The first truthy ``check()`` (a condition no event announces: an HTTP answer), looked at
+    again after a short pause until ``timeout``; AssertionError naming ``what`` after it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.05)
+
+
 class Page:
     """One headless Chromium on the platform's gateway."""
 
@@ -211,7 +224,8 @@ class Page:
           if (csrf) {
             headers["X-CSRF-Token"] = (await (await fetch("/ui/session")).json()).csrf;
           }
-          const r = await fetch(path, {method, headers, body: body === null ? undefined : JSON.stringify(body)});
+          const sent = body === null ? undefined : JSON.stringify(body);
+          const r = await fetch(path, {method, headers, body: sent});
           done({status: r.status, body: await r.text()});
         })().catch((e) => done({status: -1, body: String(e)}));
         """

@@ -112,8 +112,6 @@ async def stream_overview(
     request: Request, _: Viewer, schedulers: Schedulers, backends: BackendsDep, settings: SettingsDep
 ) -> StreamingResponse:
     """The whole overview first, then its changes as they happen."""
-    body = overview_stream(
-        source_of(request), schedulers, backends, heartbeat=settings.sse_heartbeat_seconds
-    )
+    body = overview_stream(source_of(request), schedulers, backends, heartbeat=settings.sse_heartbeat_seconds)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)

@@ -53,9 +53,9 @@ function row(ev, fresh) {
     el("td", { class: "num" }, String(ev.sequence)),
     el("td", {}, fmtTime(ev.time)),
     el("td", { class: "type" }, ev.type),
-    el("td", {}, `${ev.aggregate_type} ${ev.aggregate_id}`),
+    el("td", { class: "aggregate", title: ev.subject }, `${ev.aggregate_type} ${ev.aggregate_id}`),
     el("td", { class: "actor" }, ev.actor),
-    el("td", { class: "mono", title: JSON.stringify(ev.data || {}) }, details(ev)),
+    el("td", { class: "mono details", title: JSON.stringify(ev.data || {}) }, details(ev)),
   );
 }
 

@@ -26,6 +26,11 @@ window.bayOverview = marks;
 
 const $ = (id) => document.getElementById(id);
 
+/** Replace a node's children, skipping null and false (replaceChildren would write "null"). */
+function put(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function showError(message) {
   const box = $("overview-error");
   box.textContent = message;
@@ -145,10 +150,10 @@ function fillRow(row, g) {
   const pending = g.pending ? el("div", { class: "muted", title: g.pending }, g.pending) : null;
   const unknown = g.known ? null : el("div", { class: "muted" }, "no status from its scheduler");
   row.cells.cluster.textContent = g.cluster;
-  row.cells.health.replaceChildren(healthBar(h), pending, unknown);
+  put(row.cells.health, healthBar(h), pending, unknown);
   row.cells.ready.textContent = `${h.ready}/${h.desired}`;
   row.cells.build.textContent = g.build;
-  row.cells.alerts.replaceChildren(...alertBadges(g.name), deploymentNote(g.deployment));
+  put(row.cells.alerts, alertBadges(g.name), deploymentNote(g.deployment));
   if (document.activeElement !== row.input && (row.group === undefined || row.group.instances !== g.instances)) {
     row.input.value = String(g.instances);
   }
@@ -249,7 +254,8 @@ async function refreshAlerts() {
   const box = $("alerts");
   const firing = alerts.alerts;
   box.hidden = firing.length === 0 && !trouble;
-  box.replaceChildren(
+  put(
+    box,
     el("h2", {}, `Firing alerts (${firing.length})`),
     trouble ? el("p", { class: "warn" }, trouble) : null,
     el(
@@ -269,7 +275,7 @@ async function refreshAlerts() {
   );
   if (JSON.stringify(alerts) !== before) {
     for (const row of rows.values()) {
-      row.cells.alerts.replaceChildren(...alertBadges(row.group.name), deploymentNote(row.group.deployment));
+      put(row.cells.alerts, alertBadges(row.group.name), deploymentNote(row.group.deployment));
     }
   }
 }
