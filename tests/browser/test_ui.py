@@ -12,17 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import ALERTED_GROUP, LOGIN_WINDOW_SECONDS, Page, until
+from tests.browser.chrome import Page, until
+from tests.browser.conftest import ALERTED_GROUP, LOGIN_WINDOW_SECONDS
+from tests.browser.overview_load import make_group
 from tests.e2e.harness import BayUp
-
-SLEEPER = "exec sleep 600"
-
-
-def make_group(api: httpx.Client, name: str, instances: int, **extra: Any) -> None:
-    spec = {"name": name, "cmd": SLEEPER, "instances": instances, "resources": {"cpus": 0.01, "mem": 8}}
-    spec.update(extra)
-    response = api.post("/v1/groups", json=spec)
-    assert response.status_code in (200, 201), response.text
 
 
 def bar_counts(page: Page, group: str) -> dict[str, int] | None:

@@ -25,11 +25,11 @@ from services.gateway.ui.overview import Overview, OverviewSource
 
 router = APIRouter(prefix="/v1/overview", tags=["overview"])
 
-#: how often the stream looks whether the log moved on
-POLL_SECONDS = 0.2
+#: how often the stream looks whether the log moved on (it then looks at the overview at once)
+POLL_SECONDS = 0.1
 #: after a change, look again this often for a while (the schedulers fold the same events a
-#: moment later than the gateway does)
-BUSY_SECONDS = 0.5
+#: moment later than the gateway does, and tasks launched start a moment later)
+BUSY_SECONDS = 0.3
 BUSY_FOR = 3.0
 #: with nothing new in the log, look again this often anyway
 IDLE_SECONDS = 2.0
@@ -71,10 +71,11 @@ async def overview_stream(
     while not backends.closing.is_set():
         now = time.monotonic()
         sequence = backends.live.sequence
-        if sequence != seen_sequence:
+        moved = sequence != seen_sequence
+        if moved:
             seen_sequence, changed_at = sequence, now
         every = BUSY_SECONDS if now - changed_at < BUSY_FOR else IDLE_SECONDS
-        if first or now - last_look >= every:
+        if first or moved or now - last_look >= every:
             last_look = now
             overview = await source.get(schedulers)
             groups = {g.name: g.model_dump_json() for g in overview.groups}

@@ -5,7 +5,8 @@ Which groups exist, their builds and deployments come from the gateway's live vi
 (``backends.view``); how many of a group's tasks are ready, starting, unhealthy or waiting for a
 host come from its cluster's scheduler (``ClusterStatus``: its ``GroupStatus`` counts, which apply
 the views' readiness rule, and its pending count), so the page never judges readiness itself.
-One answer is built at most every ``ttl`` seconds however many pages ask (:class:`OverviewSource`).
+One answer serves every page that asks within ``ttl`` seconds, or within ``min_interval`` when the
+log has moved on since it was built (:class:`OverviewSource`).
 """
 
 from __future__ import annotations
@@ -193,18 +194,21 @@ def build_overview(
 
 
 class OverviewSource:
-    """The overview, built at most once every ``ttl`` seconds (and again as soon as the log moved
-    on, if ``ttl`` has passed), shared by every request and stream."""
+    """The overview shared by every request and stream: built again after ``ttl`` seconds, or
+    after ``min_interval`` once the gateway's view has folded events the last one had not seen
+    (a change shows soon, and a busy log still costs at most one build per ``min_interval``)."""
 
     def __init__(
         self,
         view: Callable[[], tuple[PlatformView, int]],
         *,
-        ttl: float = 0.5,
+        ttl: float = 2.0,
+        min_interval: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._view = view
         self.ttl = ttl
+        self.min_interval = min_interval
         self._clock = clock
         self._lock = asyncio.Lock()
         self._built: tuple[float, Overview] | None = None
@@ -224,8 +228,11 @@ class OverviewSource:
         cached one serves them all)."""
         async with self._lock:
             now = self._clock()
-            if self._built is not None and now - self._built[0] < self.ttl:
-                return self._built[1]
+            if self._built is not None:
+                at, built = self._built
+                behind = self._view()[1] > built.sequence
+                if now - at < (self.min_interval if behind else self.ttl):
+                    return built
             clusters = schedulers.clusters
             replies = await asyncio.gather(*(self._ask(schedulers, c) for c in clusters))
             view, sequence = self._view()
