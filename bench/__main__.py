@@ -26,6 +26,7 @@ from bench.replay import HistorySession, run_replay, run_restart
 from bench.report import Result
 from bench.scale import run_scale
 from bench.scheduler import run_local_scale, run_mesos_cpu_table, run_mesos_scale, run_placement_table
+from bench.ui import run_ui
 
 NAMES = (
     "replay",
@@ -49,6 +50,7 @@ NAMES = (
     "autoscale-noisy",
     "autoscale-mesos",
     "metrics",
+    "ui",
 )
 
 
@@ -63,7 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=1_000_000, help="history length for replay/restart")
     p.add_argument("--calls", type=int, default=5_000, help="ScaleGroup calls for scale")
     p.add_argument("--clients", type=int, default=8, help="concurrent gRPC clients for scale")
-    p.add_argument("--groups", type=int, default=1_000, help="groups for gateway")
+    p.add_argument("--groups", type=int, default=1_000, help="groups for gateway and ui")
     p.add_argument("--workers", type=int, default=32, help="concurrent HTTP workers for gateway")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of HTTP load for gateway")
     p.add_argument("--switches", type=int, default=50, help="rollout changes of each kind for dns-switch")
@@ -102,6 +104,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "autoscale-noisy": lambda: run_autoscale_noisy(args.noisy_seconds),
         "autoscale-mesos": lambda: run_autoscale_mesos(),
         "metrics": lambda: run_metrics(args.groups),
+        "ui": lambda: run_ui(args.groups),
     }
     results = []
     try:

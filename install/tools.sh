@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # System tools the tests and benchmarks use: dig (bind9-dnsutils), dnsperf, dnsmasq (the DNS
-# benchmark's reference), prometheus (with promtool: the alert rules' tests) and
+# benchmark's reference), prometheus (with promtool: the alert rules' tests),
 # prometheus-alertmanager (`bay up --monitoring`, the alerting test; Debian names its binary
-# prometheus-alertmanager). Installed from Debian's packages when missing and possible (waiting for
+# prometheus-alertmanager), chromium and chromedriver (the web UI's browser tests, tests/browser).
+# Installed from Debian's packages when missing and possible (waiting for
 # another apt's lock rather than failing); otherwise a warning says what is missing (those tests
 # skip, the DNS benchmark reports the gap).
 set -u
 declare -A PACKAGE=([dig]=bind9-dnsutils [dnsperf]=dnsperf [dnsmasq]=dnsmasq-base
-  [prometheus]=prometheus [promtool]=prometheus [prometheus-alertmanager]=prometheus-alertmanager)
+  [prometheus]=prometheus [promtool]=prometheus [prometheus-alertmanager]=prometheus-alertmanager
+  [chromium]=chromium [chromedriver]=chromium-driver)
 missing=()
-for tool in dig dnsperf dnsmasq prometheus promtool prometheus-alertmanager; do
+for tool in dig dnsperf dnsmasq prometheus promtool prometheus-alertmanager chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [[ " ${missing[*]} " == *" ${PACKAGE[$tool]} "* ]] ||
     missing+=("${PACKAGE[$tool]}")
 done
@@ -24,5 +26,5 @@ if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" 
     exit 0
   fi
 fi
-echo "warning: could not install ${missing[*]} (apt-get as root needed): dig, alert-rule and alerting tests skip, the DNS benchmark cannot compare" >&2
+echo "warning: could not install ${missing[*]} (apt-get as root needed): dig, alert-rule, alerting and browser tests skip, the DNS benchmark cannot compare" >&2
 exit 0

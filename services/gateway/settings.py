@@ -95,6 +95,16 @@ class GatewaySettings(CommonSettings):
         '"labels": {"bay_service": "registry"}}, ...] (`bay up` fills it)',
     )
 
+    ui_session_seconds: float = Field(
+        8 * 3600.0, gt=0, description="a web UI session ends after this long without a request"
+    )
+    ui_login_failures: int = Field(
+        5, ge=1, description="failed web UI log-ins allowed per client address within the window"
+    )
+    ui_login_window_seconds: float = Field(
+        60.0, gt=0, description="the window of BAY_UI_LOGIN_FAILURES (then 429 until it passes)"
+    )
+
     @field_validator("gateway_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:

@@ -18,6 +18,7 @@ from services.gateway.routes import (
     groups,
     health,
     sd,
+    overview,
     tasks,
 )
 
@@ -37,6 +38,7 @@ api_routers: list[APIRouter] = [
     autoscale.router,
     alerts.router,
     sd.router,
+    overview.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]
