@@ -4,12 +4,13 @@ above the max is brought back by one decision, counted down; load asking for mor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from libs.natsserver import free_port
 from tests.integration.autoscaler.harness import DEADLINE, platform
 from tests.integration.autoscaler.test_autoscaler_process import _policy, publish_usage
-from tests.integration.metrics_scrape import Scrape, try_scrape
+from tests.integration.metrics_scrape import Scrape, until_scrape
 from tests.integration.registry_harness import RunningRegistry
 from tests.integration.scheduler_harness import create_group, scale
 from tests.poll import poll_until
@@ -20,13 +21,8 @@ async def test_decisions_desired_max_and_at_max(
 ) -> None:
     metrics = f"127.0.0.1:{free_port()}"
 
-    async def until(check: object, what: str) -> Scrape:
-        async def look() -> Scrape | None:
-            page = await try_scrape(metrics)
-            return page if page is not None and check(page) else None  # type: ignore[operator]
-
-        result: Scrape = await poll_until(look, what, DEADLINE)
-        return result
+    async def until(check: Callable[[Scrape], object], what: str) -> Scrape:
+        return await until_scrape(metrics, check, what, DEADLINE)
 
     async with platform(registry, fresh_stream, tmp_path, env={"BAY_METRICS_LISTEN": metrics}) as p:
         await create_group(registry, name="web", cmd="sleep 1000", instances=2)

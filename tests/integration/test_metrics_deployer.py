@@ -4,6 +4,7 @@ progress deadline, and once it has succeeded it is counted by outcome and its de
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bay.v1 import deploy_pb2, deploy_pb2_grpc, registry_pb2
@@ -18,7 +19,7 @@ from libs.spec_pb import spec_to_pb
 from libs.views.live import open_view
 from tests import natsauth
 from tests.integration.deployer_harness import TargetRunner
-from tests.integration.metrics_scrape import Scrape, try_scrape
+from tests.integration.metrics_scrape import Scrape, until_scrape
 from tests.integration.registry_harness import RunningRegistry
 from tests.integration.test_deployer_process import _serving, _start
 from tests.integration.test_deployer_rolling import DEADLINE, Watcher
@@ -39,13 +40,8 @@ async def test_deployments_by_state_deadline_and_outcome(
     proc = _start(fresh_stream, registry, tmp_path, port, BAY_METRICS_LISTEN=metrics)
     chan = channel(f"127.0.0.1:{port}")
 
-    async def until(check: object, what: str) -> Scrape:
-        async def look() -> Scrape | None:
-            page = await try_scrape(metrics)
-            return page if page is not None and check(page) else None  # type: ignore[operator]
-
-        result: Scrape = await poll_until(look, what, DEADLINE)
-        return result
+    async def until(check: Callable[[Scrape], object], what: str) -> Scrape:
+        return await until_scrape(metrics, check, what, DEADLINE)
 
     try:
         await _serving(proc, port, tmp_path)
