@@ -217,6 +217,7 @@ class Projection(Generic[S]):
 
     async def stop(self, *, snapshot: bool = True) -> None:
         self._stopping = True
+        PROCESS.folds.discard(self)  # a stopped fold falls behind: it is not this process's any more
         task = self._task
         # Cancel until it is done: nats-py swallows a CancelledError that lands inside its flush
         # (nats/aio/client.py, _flush_pending), and a follower that lost its cancellation would

@@ -11,7 +11,7 @@ import dns.message
 import dns.rcode
 
 from tests.e2e.harness import BayUp
-from tests.integration.metrics_scrape import Scrape, scrape
+from tests.integration.metrics_scrape import Scrape, scrape, until_scrape
 from tests.poll import poll_until
 
 GROUP = "m-web"
@@ -27,12 +27,7 @@ async def sd(bay: BayUp) -> list[dict[str, Any]]:
 
 
 async def until_page(address: str, check: Any, what: str) -> Scrape:
-    async def look() -> Scrape | None:
-        page = await scrape(address)
-        return page if check(page) else None
-
-    result: Scrape = await poll_until(look, what, 30.0)
-    return result
+    return await until_scrape(address, check, what, 30.0)
 
 
 async def test_every_process_listed_scraped_and_following_what_happens(bay: BayUp) -> None:

@@ -3,10 +3,13 @@ text parser (a page it cannot parse fails the test)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.poll import poll_until
 
 
 @dataclass
@@ -47,3 +50,14 @@ async def try_scrape(address: str) -> Scrape | None:
         return await scrape(address)
     except httpx.HTTPError:
         return None
+
+
+async def until_scrape(address: str, check: Callable[[Scrape], object], what: str, timeout: float) -> Scrape:
+    """The first page at ``address`` for which ``check`` holds (nothing answering yet counts as not)."""
+
+    async def look() -> Scrape | None:
+        page = await try_scrape(address)
+        return page if page is not None and check(page) else None
+
+    result: Scrape = await poll_until(look, what, timeout)
+    return result

@@ -31,7 +31,9 @@ from tests.integration.test_deployer_rolling import DEADLINE, Watcher
 from tests.poll import poll_until
 
 
-def _start(nats_url: str, registry: RunningRegistry, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(
+    nats_url: str, registry: RunningRegistry, data_dir: Path, port: int, **extra: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAY_")}
     env.update(
         {
@@ -42,6 +44,7 @@ def _start(nats_url: str, registry: RunningRegistry, data_dir: Path, port: int) 
             "BAY_REGISTRY_ADDR": f"127.0.0.1:{registry.port}",
             "BAY_DEPLOYER_LISTEN": f"127.0.0.1:{port}",
             **natsauth.env("deployer"),
+            **extra,
         }
     )
     out = (data_dir / "deployer.log").open("ab")

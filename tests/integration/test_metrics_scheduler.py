@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest_asyncio
 
 from libs.natsserver import free_port
-from tests.integration.metrics_scrape import Scrape, try_scrape
+from tests.integration.metrics_scrape import Scrape, until_scrape
 from tests.integration.registry_harness import RunningRegistry
 from tests.integration.scheduler_harness import SchedulerProcess, create_group, kill_tasks, scale
 from tests.integration.test_scheduler_local import live_task_pids, port_range
-from tests.poll import poll_until
 
 DEADLINE = 30.0
 
@@ -37,13 +36,8 @@ def address(sched: SchedulerProcess) -> str:
     return sched.extra_env["BAY_METRICS_LISTEN"]
 
 
-async def until(sched: SchedulerProcess, what: str, check: object) -> Scrape:
-    async def look() -> Scrape | None:
-        page = await try_scrape(address(sched))
-        return page if page is not None and check(page) else None  # type: ignore[operator]
-
-    result: Scrape = await poll_until(look, what, DEADLINE)
-    return result
+async def until(sched: SchedulerProcess, what: str, check: Callable[[Scrape], object]) -> Scrape:
+    return await until_scrape(address(sched), check, what, DEADLINE)
 
 
 async def test_group_gauges_restarts_failures_and_the_common_series(
