@@ -258,7 +258,8 @@ async def test_a_task_runs_below_the_platforms_priority_and_cannot_raise_it(root
         await backend.launch([launch_spec("n.one", script)])
         await sink.wait_for("n.one", TaskState.FINISHED)
         out = dict(
-            line.split(" ", 1) for line in (backend.sandbox_of("n.one") / "logs" / "stdout").read_text().splitlines()
+            line.split(" ", 1)
+            for line in (backend.sandbox_of("n.one") / "logs" / "stdout").read_text().splitlines()
         )
     finally:
         await backend.stop()

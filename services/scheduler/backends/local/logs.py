@@ -5,7 +5,7 @@ when it is full and starts a new ``stdout``. A reader keeps the file it reads op
 not disturb it, and it finishes that file before it goes on to the next newer one, found by the
 inode it holds among the files there now. So a follow neither loses nor repeats a line across a
 rotation, unless the writer went through a whole ``keep`` files between two looks (that is
-``keep × max_bytes`` in one poll interval). The files are in a directory the task owns: each is
+``keep * max_bytes`` in one poll interval). The files are in a directory the task owns: each is
 opened without following a link, and only a plain file is read (a fifo would block the reader, a
 link could show what the task may not read).
 """

@@ -116,7 +116,8 @@ def _ended(exit_code: str) -> bool:
 def run(max_bytes: int, keep: int, logs: str, exit_code: str, fds: tuple[int, int] = (0, 3)) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # a kill of the task's group: drain until the command ends
-    files = {fd: RotatingFile(os.path.join(logs, name), max_bytes, keep) for fd, name in zip(fds, STREAMS, strict=True)}
+    paths = (os.path.join(logs, name) for name in STREAMS)
+    files = {fd: RotatingFile(path, max_bytes, keep) for fd, path in zip(fds, paths, strict=True)}
     open_fds = set(fds)
     for fd in fds:
         os.set_blocking(fd, False)

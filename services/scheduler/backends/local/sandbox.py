@@ -17,7 +17,8 @@ make a restarted scheduler adopt, and later kill, any process of the machine, an
 where the platform writes would let it write any file. Only ``work/`` (0700) and ``exit_code`` belong
 to the task's uid, and ``logs/``, which its log writer rotates (rename, create): the scheduler opens
 what is in there without following links and only if it is a plain file (``logs.py``), so a
-task can show nothing there but its own output. No other task can enter (not in the group), nor list ``sandboxes/`` (0711).
+task can show nothing there but its own output. No other task can enter (not in the group), nor
+list ``sandboxes/`` (0711).
 """
 
 from __future__ import annotations
