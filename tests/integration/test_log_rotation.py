@@ -42,7 +42,7 @@ async def test_a_chatty_task_is_capped_and_read_across_rotation_even_after_a_sch
     # (each burst smaller than one file, as a follow polls), then a last line
     await s.create(
         name="chat",
-        cmd="i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo \"line $i\"; done; "
+        cmd='i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo "line $i"; done; '
         f"while [ ! -e {flag} ]; do sleep 0.05; done; "
         "j=0; while [ $j -lt 10 ]; do j=$((j+1)); k=0; "
         'while [ $k -lt 200 ]; do k=$((k+1)); i=$((i+1)); echo "line $i"; done; sleep 0.2; done; '

@@ -102,13 +102,13 @@ class Sandbox:
                 os.chown(self.path / name, 0, gid)
             for name in ("work", "logs", *FIFOS):
                 os.chown(self.path / name, uid, gid, follow_symlinks=False)
+            os.chown(self.path / "exit_code", uid, gid)
+            os.chmod(self.path / "exit_code", 0o600)
         for name in ("stdout", "stderr"):  # there from the start (a reader sees them empty)
             fd = os.open(self.logs / name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             if uid is not None and gid is not None:
                 os.fchown(fd, uid, gid)
             os.close(fd)
-            os.chown(self.path / "exit_code", uid, gid)
-            os.chmod(self.path / "exit_code", 0o600)
 
     def stream(self, name: str) -> Path:
         """The stream's current file (its rotated ones beside it, ``logs.py``)."""
