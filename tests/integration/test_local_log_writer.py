@@ -7,7 +7,7 @@ rotations that happened between two of its looks, in order, each byte once."""
 from __future__ import annotations
 
 import asyncio
-import time
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from tests.contract.test_backend_contract import (
     launch_spec,
     local_config,
 )
+from tests.poll import poll_until
 
 
 class Local:
@@ -62,10 +63,11 @@ async def test_a_graceful_kill_keeps_what_the_command_said_while_stopping(local:
     cmd = "trap 'echo stopping; exit 0' TERM; echo up; while :; do sleep 0.05; done"
     await local.backend.launch([launch_spec("kind.one", cmd)])
     await local.sink.wait_for("kind.one", TaskState.RUNNING)
-    deadline = time.monotonic() + DEADLINE
-    while await local.text("kind.one") != "up\n":
-        assert time.monotonic() < deadline, "the task's first line"
-        await asyncio.sleep(0.02)
+
+    async def up() -> bool:
+        return await local.text("kind.one") == "up\n"
+
+    await poll_until(up, "the task's first line", DEADLINE)
     await local.backend.kill("kind.one", grace_seconds=5.0)
     await local.sink.wait_for("kind.one", TaskState.KILLED)
     assert await local.text("kind.one") == "up\nstopping\n"  # the writer outlived the SIGTERM
@@ -108,3 +110,37 @@ async def test_a_follow_reads_through_rotations_between_two_looks_in_order(tmp_p
     sizes = {p.name: p.stat().st_size for p in logs.iterdir()}
     assert sorted(sizes) == ["stdout", "stdout.1", "stdout.2", "stdout.3"]
     assert max(sizes.values()) <= 100
+
+
+async def test_a_task_cannot_make_the_scheduler_read_anything_but_its_output(
+    local: Local, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("root's secret\n")
+    secret.chmod(0o600)
+    # the task owns logs/: once its writer has its files open (its first line is there), it swaps
+    # them for a link to root's file and a fifo (reading either would leak the file or block the
+    # scheduler's reader); the writer goes on writing to the files it has open
+    wait = "echo up; until grep -q up ../logs/stdout; do sleep 0.02; done"
+    swap = f"rm stdout stderr && ln -s {secret} stdout && mkfifo stderr && echo > made"
+    cmd = f"{wait}; cd -P ../logs && {swap}; echo more; exec sleep 600"  # -P: no getcwd() needed
+    await local.backend.launch([launch_spec("sly.one", cmd)])
+    await local.sink.wait_for("sly.one", TaskState.RUNNING)
+    made = local.backend.sandbox_of("sly.one") / "logs" / "made"
+    await poll_until(made.exists, "the task's swap", DEADLINE)
+    assert await asyncio.wait_for(local.text("sly.one"), 5) == ""
+    assert await asyncio.wait_for(local.text("sly.one", "stderr"), 5) == ""
+
+
+async def test_a_writer_started_after_the_swap_replaces_what_it_finds_with_plain_files(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "stdout").symlink_to(tmp_path / "elsewhere")
+    os.mkfifo(logs / "stdout.1")
+    writer = RotatingFile(str(logs / "stdout"), max_bytes=10, keep=1)
+    writer.write(b"0123456789abc\n")  # a line longer than a file: cut where the file is full
+    assert not (tmp_path / "elsewhere").exists()
+    assert (logs / "stdout.1").read_bytes() == b"0123456789"
+    assert (logs / "stdout").read_bytes() == b"abc\n"

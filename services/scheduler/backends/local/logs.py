@@ -6,8 +6,9 @@ not disturb it, and it finishes that file before it goes on to the next newer on
 inode it holds among the files there now. So a follow neither loses nor repeats a line across a
 rotation, unless the writer went through a whole ``keep`` files between two looks (that is
 ``keep * max_bytes`` in one poll interval). The files are in a directory the task owns: each is
-opened without following a link, and only a plain file is read (a fifo would block the reader, a
-link could show what the task may not read).
+opened without following a link, and only a plain file with no other name is read (a fifo would
+block the reader; a symbolic or hard link could show what the task may not read, where the kernel
+lets it link files of others).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def _open(path: Path) -> BinaryIO | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
         return None
     return os.fdopen(fd, "rb")

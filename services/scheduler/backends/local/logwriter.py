@@ -22,6 +22,7 @@ from __future__ import annotations
 import _signal as signal  # not ``signal``: it imports enum, which would double the writer's start
 import os
 import select
+import stat
 import sys
 import time
 
@@ -61,9 +62,22 @@ class RotatingFile:
         self._open()
 
     def _open(self) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
-        self.fd = os.open(self.path, flags, 0o640)
-        self.size = os.fstat(self.fd).st_size
+        """The file, appended to; what the task put in its place (a link, a fifo: the writer would
+        follow it or block) is replaced by a new file."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(self.path, flags, 0o640)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise IsADirectoryError(self.path)  # as for anything that is not a plain file
+        except OSError:
+            if os.path.isdir(self.path) and not os.path.islink(self.path):
+                os.rename(self.path, f"{self.path}.dir")  # the task's own: moved aside, not deleted
+            else:
+                os.unlink(self.path)
+            fd = os.open(self.path, flags | os.O_EXCL, 0o640)
+        os.set_blocking(fd, True)
+        self.fd, self.size = fd, os.fstat(fd).st_size
 
     def rotate(self) -> None:
         os.close(self.fd)
