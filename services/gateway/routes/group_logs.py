@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from libs.defaults import MAX_LOG_TAIL
 from services.gateway.deps import BackendsDep, Registry, Schedulers, SettingsDep, Viewer
 from services.gateway.grouplogs import LogRequest, group_log
+from services.gateway.params import LogStreamName
 
 router = APIRouter(prefix="/v1/groups", tags=["tasks"])
 
@@ -26,7 +27,7 @@ async def group_logs(
     schedulers: Schedulers,
     backends: BackendsDep,
     settings: SettingsDep,
-    stream: Literal["stdout", "stderr"] = "stdout",
+    stream: LogStreamName = "stdout",
     tail: Annotated[
         int, Query(ge=1, le=MAX_LOG_TAIL, description="lines of the past to start with, per task")
     ] = 10,

@@ -12,12 +12,12 @@ Layout of ``<work_dir>/sandboxes/<task_id>/`` (``BAY_SANDBOX``):
   work/            the task's working directory and HOME: the only place it can write
 
 The sandbox belongs to the platform (root, mode 0750, group: the task's own), so the task
-reads its own logs and record but cannot rewrite them: a task that could edit ``task.json`` could
-make a restarted scheduler adopt, and later kill, any process of the machine, and a symlink planted
-where the platform writes would let it write any file. Only ``work/`` (0700) and ``exit_code`` belong
-to the task's uid, and ``logs/``, which its log writer rotates (rename, create): the scheduler opens
-what is in there without following links and only if it is a plain file (``logs.py``), so a
-task can show nothing there but its own output. No other task can enter (not in the group), nor
+reads its record but cannot rewrite it: a task that could edit ``task.json`` could make a restarted
+scheduler adopt, and later kill, any process of the machine, and a symlink planted where the
+platform writes would let it write any file. Only ``work/`` (0700), ``exit_code``, the two fifos and
+``logs/`` belong to the task's uid; ``logs/`` is written by the task's own log writer, which rotates
+(renames, creates) there, and the scheduler only reads it: without following links, and only plain
+files (``logs.py``), so a task can show nothing there but its own output. No other task can enter (not in the group), nor
 list ``sandboxes/`` (0711).
 """
 
