@@ -144,3 +144,13 @@ async def test_a_writer_started_after_the_swap_replaces_what_it_finds_with_plain
     assert not (tmp_path / "elsewhere").exists()
     assert (logs / "stdout.1").read_bytes() == b"0123456789"
     assert (logs / "stdout").read_bytes() == b"abc\n"
+
+
+async def test_a_rotation_the_task_made_impossible_still_keeps_the_cap(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "stdout.1").mkdir()  # where the full file would go
+    (logs / "stdout.1" / "x").touch()
+    writer = RotatingFile(str(logs / "stdout"), max_bytes=10, keep=1)
+    writer.write(b"aaaa\nbbbb\ncccc\n")
+    assert (logs / "stdout").read_bytes() == b"cccc\n"  # the cap holds; what could not move went

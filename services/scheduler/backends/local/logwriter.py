@@ -82,14 +82,20 @@ class RotatingFile:
     def rotate(self) -> None:
         os.close(self.fd)
         path = self.path
-        if self.keep <= 0:
-            os.unlink(path)
-        else:
-            for n in range(self.keep - 1, 0, -1):
-                if os.path.lexists(f"{path}.{n}"):
-                    os.replace(f"{path}.{n}", f"{path}.{n + 1}")
-            os.replace(path, f"{path}.1")
+        try:
+            if self.keep <= 0:
+                os.unlink(path)
+            else:
+                for n in range(self.keep - 1, 0, -1):
+                    if os.path.lexists(f"{path}.{n}"):
+                        os.replace(f"{path}.{n}", f"{path}.{n + 1}")
+                os.replace(path, f"{path}.1")
+        except OSError:
+            pass  # the task changed its own files (a directory where a file was): it starts anew
         self._open()
+        if self.size >= self.max_bytes:  # the rotation failed: the cap holds, the old lines go
+            os.ftruncate(self.fd, 0)
+            self.size = 0
 
     def write(self, data: bytes) -> None:
         while data:
