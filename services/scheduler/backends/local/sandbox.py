@@ -17,8 +17,8 @@ scheduler adopt, and later kill, any process of the machine, and a symlink plant
 platform writes would let it write any file. Only ``work/`` (0700), ``exit_code``, the two fifos and
 ``logs/`` belong to the task's uid; ``logs/`` is written by the task's own log writer, which rotates
 (renames, creates) there, and the scheduler only reads it: without following links, and only plain
-files (``logs.py``), so a task can show nothing there but its own output. No other task can enter (not in the group), nor
-list ``sandboxes/`` (0711).
+files (``logs.py``), so a task can show nothing there but its own output. No other task can enter
+(not in the group), nor list ``sandboxes/`` (0711).
 """
 
 from __future__ import annotations
