@@ -12,7 +12,9 @@ printed is in the log files before the task counts as ended (its exit is the wra
 fifos, not pipes: the wrapper's ``/bin/sh`` (dash) cannot name the descriptors above 9 that the
 scheduler would pass, so the two ends meet by name, in the sandbox, which only the platform can
 change. The writer ignores SIGTERM (a kill of the group, from its fork on): it ends when the
-command's output ends. The wrapper traps SIGTERM so that a graceful kill of
+command's output ends. It runs 5 nicer than its task: its start (an interpreter's) then never
+delays the command's own, and a chatty task waits for its writer rather than the other way round
+(the fifo holds 64 KiB meanwhile). The wrapper traps SIGTERM so that a graceful kill of
 the process group reaches the command while the wrapper survives to record the outcome; SIGKILL ends
 both. A SIGTERM that arrives before the command started ends the wrapper without starting it; one that
 arrives just after that check is made good by the backend, which sends SIGTERM to each new process of
@@ -42,7 +44,7 @@ exec </dev/null
 if [ -n "$stop" ]; then echo 143 > ../exit_code; exit 143; fi
 py=$1 src=$2 max=$3 keep=$4
 shift 4
-{ trap '' TERM INT HUP; exec "$py" -I -S -c "$src" "$max" "$keep" ../logs ../exit_code; } \\
+{ trap '' TERM INT HUP; exec nice -n 5 "$py" -I -S -c "$src" "$max" "$keep" ../logs ../exit_code; } \\
   <../stdout.fifo 3<../stderr.fifo >/dev/null 2>&1 &
 w=$!
 "$@" >../stdout.fifo 2>../stderr.fifo
