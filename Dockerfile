@@ -39,8 +39,8 @@ RUN mkdir -p /opt/bay/gen \
 FROM python:3.11-slim
 
 RUN useradd --system --uid 10001 --home-dir /var/lib/bay --shell /usr/sbin/nologin bay \
-    && mkdir -p /var/lib/bay /etc/bay-nats \
-    && chown bay:bay /var/lib/bay /etc/bay-nats
+    && mkdir -p /var/lib/bay /etc/bay-nats /etc/bay-monitoring \
+    && chown bay:bay /var/lib/bay /etc/bay-nats /etc/bay-monitoring
 
 COPY --from=build /opt/bay /opt/bay
 

@@ -21,6 +21,7 @@ from bench.deploy import run_deploy_local, run_deploy_local_light, run_deploy_me
 from bench.dns import run_dns, run_dns_10k, run_dns_freshness
 from bench.dns_switch import run_dns_switch
 from bench.gateway import run_gateway
+from bench.metrics import run_metrics
 from bench.replay import HistorySession, run_replay, run_restart
 from bench.report import Result
 from bench.scale import run_scale
@@ -47,6 +48,7 @@ NAMES = (
     "autoscale-local",
     "autoscale-noisy",
     "autoscale-mesos",
+    "metrics",
 )
 
 
@@ -99,6 +101,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         "autoscale-local": lambda: run_autoscale_local(),
         "autoscale-noisy": lambda: run_autoscale_noisy(args.noisy_seconds),
         "autoscale-mesos": lambda: run_autoscale_mesos(),
+        "metrics": lambda: run_metrics(args.groups),
     }
     results = []
     try:

@@ -63,7 +63,8 @@ class ServiceProcess:
     def __init__(self, module: str, env: Mapping[str, str], log_file: Path) -> None:
         self.module = module
         self.log_file = log_file
-        full_env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", **env}
+        # no metrics listener unless asked (the fixed default ports may be another run's)
+        full_env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "BAY_METRICS_LISTEN": "", **env}
         self._out = open(log_file, "ab")
         self.spawned = time.perf_counter()
         self.proc = subprocess.Popen(

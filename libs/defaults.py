@@ -25,5 +25,18 @@ DNS_GRPC_ADDRESS: Final = "127.0.0.1:50071"
 GATEWAY_ADDRESS: Final = "127.0.0.1:8080"
 GATEWAY_URL: Final = f"http://{GATEWAY_ADDRESS}"
 
+#: each process's Prometheus ``/metrics`` listener (``BAY_METRICS_LISTEN``; the gateway serves its own
+#: ``/metrics`` on its HTTP port instead)
+REGISTRY_METRICS_ADDRESS: Final = "127.0.0.1:9310"
+SCHEDULER_METRICS_ADDRESS: Final = "127.0.0.1:9311"  # the scheduler of the cluster ``local``
+SIM_SCHEDULER_METRICS_ADDRESS: Final = "127.0.0.1:9312"
+DEPLOYER_METRICS_ADDRESS: Final = "127.0.0.1:9313"
+AUTOSCALER_METRICS_ADDRESS: Final = "127.0.0.1:9314"
+DNS_METRICS_ADDRESS: Final = "127.0.0.1:9315"
+
 #: the most past lines a task's log is read with (``tail``), in the API, the CLI and the scheduler
 MAX_LOG_TAIL: Final = 100_000
+
+#: ``bay up --monitoring``: Prometheus and Alertmanager on their own usual ports
+PROMETHEUS_ADDRESS: Final = "127.0.0.1:9090"
+ALERTMANAGER_ADDRESS: Final = "127.0.0.1:9093"

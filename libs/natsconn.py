@@ -25,6 +25,7 @@ from nats.aio.client import Client
 from nats.protocol.parser import PERMISSIONS_ERR, STALE_CONNECTION
 
 from libs.errors import Unavailable
+from libs.metrics import PROCESS
 from libs.natscreds import NatsCredentials, redact_url
 
 log = logging.getLogger("bay.nats")
@@ -221,6 +222,25 @@ async def connect(
         **(credentials.connect_options() if credentials else {}),
     )
     deadline = asyncio.get_running_loop().time() + wait_seconds
+    PROCESS.connecting += 1  # bay_nats_connected 0 while it waits
+    try:
+        client = await _connect_client(url, options, refused, credentials, deadline, wait_seconds)
+    finally:
+        PROCESS.connecting -= 1
+    conn = NatsConnection(client, urls, credentials)
+    holder["c"] = conn
+    PROCESS.watch_connection(conn)
+    return conn
+
+
+async def _connect_client(
+    url: str,
+    options: dict[str, Any],
+    refused: asyncio.Event,
+    credentials: NatsCredentials | None,
+    deadline: float,
+    wait_seconds: float,
+) -> Client:
     delay = 0.1
     while True:
         client = _Client()
@@ -251,6 +271,4 @@ async def connect(
                 ) from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-    conn = NatsConnection(client, urls, credentials)
-    holder["c"] = conn
-    return conn
+    return client

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from libs.errors import BayError
+from libs.metrics import PROCESS, start_metrics
 from libs.settings import CommonSettings
 
 T = TypeVar("T", bound=CommonSettings)
@@ -31,6 +32,7 @@ def run_service(
     """Build the settings, then ``serve(settings, stop)`` until a signal sets ``stop``."""
     settings = settings_cls()
     setup_logging(name, settings.log_level)
+    PROCESS.set_service(name)
     os.umask(0o077)  # what a service writes (stores, snapshots, bay.db, credentials) is its own alone
 
     async def runner() -> None:
@@ -38,7 +40,12 @@ def run_service(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+        metrics = await start_metrics(settings.metrics_listen, PROCESS.registry, PROCESS.refresh)
+        try:
+            await serve(settings, stop)
+        finally:
+            if metrics is not None:
+                await metrics.stop()
 
     try:
         import uvloop

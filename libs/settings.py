@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs import defaults
+from libs.addresses import parse_host_port
+from libs.errors import ValidationFailed
 from libs.natscreds import NatsCredentials
 
 
@@ -31,6 +33,21 @@ class CommonSettings(BaseSettings):
     registry_addr: str = Field(defaults.REGISTRY_ADDRESS, description="registry gRPC address")
     tokens_file: Path | None = Field(None, description="token file; default <data_dir>/tokens.json")
     log_level: str = Field("INFO")
+    metrics_listen: str = Field(
+        "",
+        description='host:port of this process\'s Prometheus /metrics ("": none); each service '
+        "has its default (libs/defaults.py)",
+    )
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_host_port(value, allow_zero=True, field="BAY_METRICS_LISTEN")
+            except ValidationFailed as exc:  # pydantic names the variable; it wants a ValueError
+                raise ValueError(exc.violations[0].description) from None
+        return value.strip()
 
     def nats_credentials(self) -> NatsCredentials:
         """How this process authenticates to NATS (none: the URL's user, if any)."""

@@ -3,6 +3,7 @@ with Bay's NATS users and permissions (see tests/natsauth.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,10 @@ import pytest_asyncio
 from libs.natsserver import free_port, server_config, start_nats
 from libs.natsusers import NatsUsers, public_key, write_private
 from tests import natsauth
+
+# no test process binds the fixed default metrics ports (other runs on this machine, or `bay up`, may
+# hold them): a test that wants a process's /metrics gives it a free port
+os.environ["BAY_METRICS_LISTEN"] = ""
 
 
 class NatsProcess:

@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
@@ -37,6 +38,7 @@ from opentelemetry import propagate, trace
 from libs.errors import BayError, Conflict, TooLarge, Unavailable
 from libs.eventlog.bulkread import bulk_read
 from libs.eventlog.port import AppendResult, EventLog, Record, StreamSettings, message_size, too_large
+from libs.metrics import PROCESS
 from libs.natsconn import NatsConnection
 from libs.settings import CommonSettings
 
@@ -89,6 +91,7 @@ class JetStreamEventLog(EventLog):
             self._ack_sub = await client.subscribe(self._ack_prefix + "*", cb=self._on_ack)
         loop = asyncio.get_running_loop()
         traced = trace.get_current_span().get_span_context().is_valid
+        began = time.perf_counter()
         waiting: list[tuple[str, asyncio.Future[AppendResult | BayError]]] = []
         try:
             for i, (subject, envelope) in enumerate(items):
@@ -114,6 +117,7 @@ class JetStreamEventLog(EventLog):
                     fut.set_result(Unavailable("NATS is not connected; this event may not be stored"))
         if waiting:
             await asyncio.wait([f for _, f in waiting], timeout=self.timeout)
+        PROCESS.observe_append(time.perf_counter() - began)
         out: list[AppendResult | BayError] = []
         for token, fut in waiting:
             self._acks.pop(token, None)
@@ -216,6 +220,7 @@ class JetStreamEventLog(EventLog):
             too_large = self._too_large(subject, payload, hdrs)
             if too_large is not None:
                 raise too_large
+            began = time.perf_counter()
             try:
                 ack = await self.js.publish(subject, payload, timeout=self.timeout, headers=hdrs)
             except nats.js.errors.APIError as exc:
@@ -241,6 +246,8 @@ class JetStreamEventLog(EventLog):
                     hint="the command may or may not have been carried out: retry with the same "
                     "idempotency key, which answers with its first result if it was",
                 ) from exc
+            finally:
+                PROCESS.observe_append(time.perf_counter() - began)
         return AppendResult(ack.seq, bool(ack.duplicate))
 
     async def _already_stored(self, subject: str, event_id: str, after: int) -> int:

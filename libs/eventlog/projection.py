@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 from libs.errors import BayError, Unavailable
 from libs.eventlog.port import EventLog, Record
 from libs.eventlog.snapshots import Snapshot, SnapshotStore
+from libs.metrics import PROCESS
 
 log = logging.getLogger("bay.projection")
 
@@ -60,10 +61,12 @@ class Projection(Generic[S]):
         self.replayed = 0
         self.restore_seconds = 0.0
         self.stream = ""  # the log's stream identity, read at start: snapshots name it
+        self.live_skipped_base = 0  # the view's skips when it went live (bay_fold_skipped_events_total)
 
     async def start(self) -> None:
         """Restore and catch up (returns when the state is current), then follow in the background."""
         started = time.perf_counter()
+        PROCESS.watch_fold(self)  # its sequence and lag are visible while it replays
         await self._restore()
         await self._catch_up()
         self.restore_seconds = time.perf_counter() - started
@@ -74,6 +77,7 @@ class Projection(Generic[S]):
             self.replayed,
             self.restore_seconds,
         )
+        self.live_skipped_base = int(getattr(self.state, "skipped", 0))
         self.ready.set()
         self._task = asyncio.create_task(self._follow(), name=f"projection-{self.name}")
 
@@ -126,14 +130,25 @@ class Projection(Generic[S]):
                 await asyncio.sleep(0.5)
 
     def _fold(self, batch: list[Record]) -> None:
-        """Fold a batch; waiters and snapshots are looked at once a batch, not once an event."""
+        """Fold a batch; waiters and snapshots are looked at once a batch, not once an event. Live,
+        each event's fold is timed (a replay's are not: it would cost a second on millions)."""
         apply, state, last = self.apply, self.state, self.sequence
         folded = 0
-        for rec in batch:
-            if rec.sequence > last:
-                state = apply(state, rec)
-                last = rec.sequence
-                folded += 1
+        if self.ready.is_set():
+            clock, observe = time.perf_counter, PROCESS.observe_apply
+            for rec in batch:
+                if rec.sequence > last:
+                    began = clock()
+                    state = apply(state, rec)
+                    observe(clock() - began)
+                    last = rec.sequence
+                    folded += 1
+        else:
+            for rec in batch:
+                if rec.sequence > last:
+                    state = apply(state, rec)
+                    last = rec.sequence
+                    folded += 1
         self.state, self.sequence = state, last
         self._since_snapshot += folded
         waiters = self._waiters

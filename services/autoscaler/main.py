@@ -12,11 +12,13 @@ from libs.clients import Caller, RegistryClient
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
+from libs.metrics import PROCESS
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.samples.pushed import PushedMetrics
 from libs.samples.usage import UsageWindow
 from libs.telemetry import setup_telemetry
+from services.autoscaler.adapters.metrics import AutoscalerMetrics
 from services.autoscaler.adapters.observe import Observer
 from services.autoscaler.adapters.registry import GrpcRegistry
 from services.autoscaler.adapters.wakers import StreamWakes
@@ -54,6 +56,8 @@ async def serve(settings: AutoscalerSettings, stop: asyncio.Event) -> None:
         snapshot_seconds=settings.autoscaler_snapshot_seconds,
         wakes=StreamWakes(conn.client) if settings.autoscaler_backlog_wake else None,
     )
+    metrics = AutoscalerMetrics(autoscaler, PROCESS.registry)
+    autoscaler.view.decision_observers.append(metrics.decided)  # live from here: no replay counted
     server, port = await make_server(
         settings.autoscaler_listen,
         [

@@ -9,6 +9,9 @@ from libs.settings import CommonSettings
 
 
 class AutoscalerSettings(CommonSettings):
+    metrics_listen: str = Field(
+        defaults.AUTOSCALER_METRICS_ADDRESS, description='its Prometheus /metrics host:port ("": none)'
+    )
     autoscaler_listen: str = Field(
         defaults.AUTOSCALER_ADDRESS, description="where the autoscaler's gRPC listens"
     )

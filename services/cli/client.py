@@ -243,5 +243,8 @@ class GatewayClient:
 
     # ---- DNS ----
 
+    def alerts(self) -> JSON:
+        return self.request("GET", "/v1/alerts")
+
     def dns_lookup(self, service: str, cluster: str = "") -> JSON:
         return self.request("GET", f"/v1/dns/{_q(service)}", params={"cluster": cluster})

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.app import BayApp
-from services.cli.commands import builds, dns, events, groups, nats, tasks, tokens
+from services.cli.commands import alerts, builds, dns, events, groups, nats, tasks, tokens
 from services.cli.commands.autoscale import autoscale_app
 from services.cli.commands.clusters import cluster_app
 from services.cli.commands.deploy import deploy, rollout_app
@@ -67,6 +67,14 @@ def up(
             "(BAY_SIM_RUN_COMMANDS).",
         ),
     ] = False,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring",
+            help="Also run Prometheus (scraping every Bay process and task, evaluating the shipped alert "
+            "rules) and Alertmanager, on 127.0.0.1:9090 and :9093 (BAY_MONITORING; see the README).",
+        ),
+    ] = False,
     keep_tasks: Annotated[
         bool,
         typer.Option(
@@ -87,6 +95,8 @@ def up(
     given: dict[str, Any] = {"data_dir": data_dir, "sim_cluster": sim_cluster, "sim_agents": sim_agents}
     if keep_tasks:
         given["keep_tasks"] = True
+    if monitoring:
+        given["monitoring"] = True
     if sim_run_commands:
         given["sim_run_commands"] = True
     try:
@@ -117,6 +127,7 @@ app.command()(groups.rollback)
 app.command()(groups.delete)
 app.command()(events.events)
 app.command()(dns.dns)
+app.command()(alerts.alerts)
 app.command()(deploy)
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(autoscale_app, name="autoscale")
@@ -125,6 +136,7 @@ token_app = typer.Typer(
 )
 token_app.command("create")(tokens.create)
 token_app.command("list")(tokens.list_)
+token_app.command("ensure-file")(tokens.ensure_file)
 app.add_typer(token_app, name="token")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(builds.build_app, name="build")

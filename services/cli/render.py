@@ -269,3 +269,17 @@ def parse_aggregate(value: str) -> tuple[str, str]:
     """``group/web`` -> ("group", "web"); ``group`` -> ("group", "")."""
     kind, _, ident = value.partition("/")
     return kind.strip(), ident.strip()
+
+
+def alerts_table(alerts: list[JSON]) -> Table:
+    """What is firing (``bay alerts``): in the order the gateway sends, the most severe first."""
+    table = Table("alert", "group", "severity", "since", "summary", box=None, pad_edge=False)
+    for alert in alerts:
+        table.add_row(
+            str(alert.get("name", "")),
+            str(alert.get("group") or "-"),
+            str(alert.get("severity") or "-"),
+            short_time(alert.get("starts_at")),
+            str(alert.get("summary", "")),
+        )
+    return table

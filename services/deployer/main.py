@@ -13,10 +13,12 @@ from libs.clients import Caller, DnsClient, RegistryClient
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
+from libs.metrics import PROCESS
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
 from services.deployer.adapters.dns import GrpcDns
+from services.deployer.adapters.metrics import DeployerMetrics
 from services.deployer.adapters.registry import GrpcRegistry
 from services.deployer.adapters.samples import Samples
 from services.deployer.bootstrap import bootstrap
@@ -46,6 +48,8 @@ async def serve(settings: DeployerSettings, stop: asyncio.Event) -> None:
     samples = Samples(time.time)
     subscriptions = await samples.subscribe(conn.client)
     deployer = await bootstrap(event_log, GrpcRegistry(registry), metrics=samples, dns=dns)
+    metrics = DeployerMetrics(lambda: deployer.projection.state, PROCESS.registry)
+    deployer.projection.state.deployment_observers.append(metrics.deployment_changed)  # live from here
     server, port = await make_server(
         settings.deployer_listen,
         [

@@ -9,6 +9,9 @@ from libs.settings import CommonSettings
 
 
 class DeployerSettings(CommonSettings):
+    metrics_listen: str = Field(
+        defaults.DEPLOYER_METRICS_ADDRESS, description='its Prometheus /metrics host:port ("": none)'
+    )
     deployer_listen: str = Field(defaults.DEPLOYER_ADDRESS, description="where the deployer's gRPC listens")
     dns_addr: str = Field(
         "",

@@ -9,6 +9,9 @@
  *
  * The parsing is the same as Responder.fast in responder.py: one question, no compression, at most
  * an EDNS0 OPT record of version 0. Returns (received, answered, turn, misses).
+ *
+ * rcodes() gives the answers sent so far by rcode (16 counts, the answer's item 0): what the DNS
+ * service's bay_dns_queries_total adds to its own, at no cost in Python per query.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -31,6 +34,8 @@ static unsigned char outbuf[BATCH][OUT_SIZE];
 static struct mmsghdr inmsgs[BATCH], outmsgs[BATCH];
 static struct iovec iniov[BATCH], outiov[BATCH];
 static struct sockaddr_storage addrs[BATCH];
+static unsigned char out_rcode[BATCH];
+static unsigned long long rcode_counts[16];
 
 /* The question's end (after type and class) if this is a plain query, else 0; sets rd, edns, payload. */
 static size_t parse(const unsigned char *d, size_t n, int *rd, int *edns, unsigned *payload) {
@@ -85,7 +90,7 @@ static int miss(PyObject *misses, int i) {
 
 /* The reply's length in outbuf[o], or 0 when Python must answer it. */
 static size_t answer(PyObject *cache, int i, int o, unsigned long long *turn, unsigned udp_payload,
-                     const char *opt, Py_ssize_t optlen) {
+                     const char *opt, Py_ssize_t optlen, unsigned char *rcode) {
     const unsigned char *d = inbuf[i];
     size_t n = inmsgs[i].msg_len;
     int rd, edns;
@@ -111,6 +116,9 @@ static size_t answer(PyObject *cache, int i, int o, unsigned long long *turn, un
         return 0;
     }
     if (!PyTuple_Check(ans) || PyTuple_GET_SIZE(ans) <= ANSWER_HEADS) return 0;
+    PyObject *code = PyTuple_GET_ITEM(ans, 0);
+    if (!PyLong_Check(code)) return 0;
+    *rcode = (unsigned char)(PyLong_AsLong(code) & 15);
     PyObject *bodies = PyTuple_GET_ITEM(ans, ANSWER_BODIES);
     PyObject *heads = PyTuple_GET_ITEM(ans, ANSWER_HEADS);
     if (!PyTuple_Check(bodies) || !PyTuple_Check(heads) || PyTuple_GET_SIZE(heads) != 4) return 0;
@@ -164,7 +172,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     if (!misses) return NULL;
     int o = 0;
     for (int i = 0; i < n; i++) {
-        size_t len = answer(cache, i, o, &turn, udp_payload, opt, optlen);
+        size_t len = answer(cache, i, o, &turn, udp_payload, opt, optlen, &out_rcode[o]);
         if (!len) {
             if (miss(misses, i) < 0) {
                 Py_DECREF(misses);
@@ -187,11 +195,29 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         if (k <= 0) break; /* send buffer full: the rest are dropped, their clients retry */
         sent += k;
     }
+    for (int k = 0; k < sent; k++) rcode_counts[out_rcode[k]]++;
     return Py_BuildValue("(iiKN)", n, sent, turn, misses);
+}
+
+static PyObject *rcodes(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    PyObject *out = PyTuple_New(16);
+    if (!out) return NULL;
+    for (int i = 0; i < 16; i++) {
+        PyObject *n = PyLong_FromUnsignedLongLong(rcode_counts[i]);
+        if (!n) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, n);
+    }
+    return out;
 }
 
 static PyMethodDef methods[] = {
     {"serve", serve, METH_VARARGS, "Answer a batch of UDP queries from the cache; (received, answered, turn, misses)."},
+    {"rcodes", rcodes, METH_NOARGS, "The answers sent so far, by rcode (16 counts)."},
     {NULL, NULL, 0, NULL},
 };
 

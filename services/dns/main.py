@@ -24,6 +24,7 @@ from libs.eventlog import Projection
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
+from libs.metrics import PROCESS
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
@@ -31,6 +32,7 @@ from services.dns import udpfast
 from services.dns.forward import Forwarder, parse_networks, parse_upstreams
 from services.dns.grpc_api import DnsServicer
 from services.dns.hosts import HostBook, read_hosts_file
+from services.dns.metrics import DnsMetrics
 from services.dns.model import DnsState
 from services.dns.responder import Responder
 from services.dns.server import DnsServer, bind_sockets
@@ -65,7 +67,13 @@ def forwarder_for(settings: DnsSettings) -> Forwarder | None:
 
 
 def start_workers(settings: DnsSettings) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "BAY_DNS_WORKER": "1", "BAY_DNS_LISTEN": settings.dns_listen}
+    # the first process alone serves metrics (the others could not bind its port)
+    env = {
+        **os.environ,
+        "BAY_DNS_WORKER": "1",
+        "BAY_DNS_LISTEN": settings.dns_listen,
+        "BAY_METRICS_LISTEN": "",
+    }
     return [
         subprocess.Popen([sys.executable, "-m", "services.dns"], env=env)
         for _ in range(settings.dns_workers - 1)
@@ -94,6 +102,7 @@ async def serve(settings: DnsSettings, stop: asyncio.Event) -> None:
     hosts.start()
     forwarder = forwarder_for(settings)
     responder = Responder(zone, forwarder=forwarder, udp_payload=settings.dns_udp_payload)
+    DnsMetrics(responder, PROCESS.registry)
     reuse = settings.dns_workers > 1
     udp, tcp = bind_sockets(settings.dns_listen, reuse_port=reuse)
     server = DnsServer(

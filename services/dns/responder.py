@@ -49,9 +49,19 @@ class Responder:
         self.opt = wire.opt_record(udp_payload)
         self.origin = dns.name.from_text(zone.origin)
         self.counters = Counters()
-        self.queries = 0  # answered by ``fast`` (kept outside Counters: one attribute less a query)
+        # answered by ``fast``, by rcode (kept outside Counters: one attribute less a query; the count
+        # is the only one a fast answer costs); ``c_answered``: by the C fast path, which counts its
+        # rcodes itself (``udpfast.rcodes``)
+        self.fast_rcodes = [0] * 16
+        self.c_answered = 0
+        self.slow_rcodes: dict[int, int] = {}  # answers built by ``slow``, by (extended) rcode
         self.misses = 0  # of those, built rather than found ready
         self.turn = 0  # which prebuilt order the next answer takes (shared with the C fast path)
+
+    @property
+    def queries(self) -> int:
+        """Queries answered from the zone's prebuilt answers (by ``fast`` or the C fast path)."""
+        return sum(self.fast_rcodes) + self.c_answered
 
     def fast(self, data: bytes, tcp: bool = False) -> bytes | None:
         """The reply to a plain in-zone query; None: ask ``slow``.
@@ -90,7 +100,7 @@ class Responder:
             if answer is None:
                 return None  # outside the zone
             self.misses += 1
-        self.queries += 1
+        self.fast_rcodes[answer.rcode] += 1
         self.turn = turn = self.turn + 1
         bodies = answer.bodies
         rd = data[2] & 1
@@ -147,6 +157,8 @@ class Responder:
         return self._render(reply, query, tcp)
 
     def _render(self, reply: dns.message.Message, query: dns.message.Message, tcp: bool) -> bytes:
+        code = int(reply.rcode())
+        self.slow_rcodes[code] = self.slow_rcodes.get(code, 0) + 1
         limit = (
             TCP_LIMIT if tcp else min(max(512, query.payload if query.edns >= 0 else 512), self.udp_payload)
         )
@@ -164,6 +176,7 @@ class Responder:
             self.counters.dropped += 1
             return None
         self.counters.formerr += 1
+        self.slow_rcodes[wire.FORMERR] = self.slow_rcodes.get(wire.FORMERR, 0) + 1
         flags = 0x8000 | (data[2] & 0x79) << 8 | wire.FORMERR
         return data[:2] + struct.pack(">HHHHH", flags, 0, 0, 0, 0)
 

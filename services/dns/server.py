@@ -110,7 +110,7 @@ class DnsServer:
         cache = r.zone.cache
         for _ in range(UDP_BATCH // C_BATCH):
             received, answered, r.turn, misses = serve(fd, cache, r.turn, r.udp_payload, r.opt)
-            r.queries += answered
+            r.c_answered += answered
             for data, client in misses:
                 self._answer(data, client)
             if received == 0:

@@ -12,6 +12,9 @@ from services.dns.forward import parse_networks, parse_upstreams
 
 
 class DnsSettings(CommonSettings):
+    metrics_listen: str = Field(
+        defaults.DNS_METRICS_ADDRESS, description='its Prometheus /metrics host:port ("": none)'
+    )
     dns_listen: str = Field(defaults.DNS_ADDRESS, description="UDP+TCP address (53 needs privilege)")
     dns_grpc_listen: str = Field(
         defaults.DNS_GRPC_ADDRESS, description="the DNS service's gRPC (debug listing)"

@@ -19,3 +19,13 @@ def load() -> Serve | None:
         return None
     serve: Serve = _udpfast.serve
     return serve
+
+
+def rcodes() -> tuple[int, ...]:
+    """The answers the C fast path has sent, by rcode (0-15); zeros when it is not built."""
+    try:
+        from services.dns import _udpfast  # type: ignore[attr-defined]
+    except ImportError:
+        return (0,) * 16
+    counts: tuple[int, ...] = _udpfast.rcodes()
+    return counts

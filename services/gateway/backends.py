@@ -14,6 +14,7 @@ from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.natsconn import NatsConnection, connect
 from libs.views.live import open_view
 from libs.views.watch import WatchedView
+from services.gateway.alertmanager import AlertmanagerClient
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.body import body_limit
 from services.gateway.settings import GatewaySettings
@@ -48,6 +49,8 @@ class Backends:
     live: Projection[WatchedView]
     #: set when the gateway stops: open event streams end, so their connections can close
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: where firing alerts are read (``BAY_ALERTMANAGER_URL``); None: no Alertmanager is configured
+    alertmanager: AlertmanagerClient | None = None
 
     @property
     def view(self) -> WatchedView:
@@ -61,6 +64,8 @@ class Backends:
         await self.dns.close()
         await self.deployer.close()
         await self.autoscaler.close()
+        if self.alertmanager is not None:
+            await self.alertmanager.close()
         await self.nats.close()
         self.engine.dispose()
 
@@ -78,7 +83,7 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         await wait_for_stream(events)  # the set-up creates it
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
-        live = await open_view(events, "gateway", WatchedView)
+        live: Projection[WatchedView] = await open_view(events, "gateway", WatchedView)
     except BaseException:
         await conn.close()
         raise
@@ -110,4 +115,9 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         ),
         max_body_bytes=max_body,
         live=live,
+        alertmanager=(
+            AlertmanagerClient(settings.alertmanager_url, timeout=settings.alertmanager_timeout_seconds)
+            if settings.alertmanager_url
+            else None
+        ),
     )

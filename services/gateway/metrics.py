@@ -1,4 +1,7 @@
-"""Prometheus metrics of the REST API, one registry per app (tests build several apps)."""
+"""Prometheus metrics of the REST API, one registry per app (tests build several apps), with the
+common series of the process (:mod:`libs.metrics`: appends, the gateway's fold, NATS). The folding
+services' ``FoldStatus`` answers are relayed as ``bay_fold_sequence`` and ``bay_fold_skipped_events``
+(by ``service``); the gateway's own fold is ``bay_fold_sequence{service="gateway"}`` among them."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs.metrics import PROCESS, FoldCollector
 
 __all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics", "MetricsMiddleware"]
 
@@ -60,6 +65,10 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.own_fold = FoldCollector(PROCESS, skip=frozenset({"bay_fold_sequence"}))
+        for common in (PROCESS.append_seconds, PROCESS.apply_seconds, self.own_fold):
+            self.registry.register(common)
+
     def set_folds(self, answers: Mapping[str, fold_pb2.FoldStatusReply]) -> None:
         """The folding services' answers at this scrape; one that did not answer is left out of it."""
         for gauge in (self.fold_skipped, self.fold_last_skipped, self.fold_sequence):
@@ -68,6 +77,9 @@ class GatewayMetrics:
             self.fold_skipped.labels(service).set(reply.skipped)
             self.fold_last_skipped.labels(service).set(reply.last_skipped_sequence)
             self.fold_sequence.labels(service).set(reply.sequence)
+        own = self.own_fold.sequence()
+        if own is not None:
+            self.fold_sequence.labels(PROCESS.service or "gateway").set(own)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

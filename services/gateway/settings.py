@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from libs import defaults
 from libs.addresses import parse_host_port
@@ -19,6 +19,31 @@ def _check_host_port(value: str, *, listen: bool = False, of: str = "") -> str:
     except ValidationFailed as exc:  # pydantic names the variable; it wants a ValueError
         raise ValueError(f"{of}{exc.violations[0].description}") from None
     return value
+
+
+#: a Prometheus label name that is not reserved (``__...`` names are Prometheus' own)
+LABEL_NAME_RE = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class MetricsTarget(BaseModel):
+    """A Bay process's /metrics, as service discovery lists it (``BAY_METRICS_TARGETS``' items)."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_host_port(value, of="a metrics target's address: ")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(LABEL_NAME_RE, name) or name.startswith("__"):
+                raise ValueError(f"{name!r} is not a Prometheus label name of one's own")
+        return value
 
 
 class GatewaySettings(CommonSettings):
@@ -55,6 +80,20 @@ class GatewaySettings(CommonSettings):
 
     autoscaler_addr: str = Field(defaults.AUTOSCALER_ADDRESS, description="the autoscaler's gRPC host:port")
     autoscaler_timeout_seconds: float = Field(3.0, gt=0, description="deadline of every autoscaler call")
+    alertmanager_url: str = Field(
+        "",
+        pattern=r"^(https?://\S+)?$",
+        description="the Alertmanager GET /v1/alerts reads (http://host:port); empty: none",
+    )
+    alertmanager_timeout_seconds: float = Field(
+        3.0, gt=0, description="deadline of every Alertmanager call (then 503)"
+    )
+
+    metrics_targets: list[MetricsTarget] = Field(
+        default_factory=list,
+        description='the Bay processes service discovery lists, JSON: [{"address": "127.0.0.1:9310", '
+        '"labels": {"bay_service": "registry"}}, ...] (`bay up` fills it)',
+    )
 
     @field_validator("gateway_listen")
     @classmethod

@@ -14,10 +14,12 @@ from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.foldstatus import fold_status
 from libs.grpcutil import make_server
 from libs.lease import Lease
+from libs.metrics import PROCESS
 from libs.natsconn import connect
 from libs.runtime import run_service
 from libs.telemetry import setup_telemetry
 from services.scheduler.adapters.appender import Appender
+from services.scheduler.adapters.metrics import SchedulerMetrics
 from services.scheduler.adapters.usage import DEFAULT_INTERVAL, UsagePublisher
 from services.scheduler.bootstrap import build_scheduler, cluster_backend, projection_of
 from services.scheduler.entrypoints.grpc_api import SchedulerServicer
@@ -64,6 +66,8 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         return
     projection = projection_of(settings, event_log)
     await projection.start()
+    metrics = SchedulerMetrics(settings.cluster, lambda: projection.state, PROCESS.registry)
+    projection.state.task_observers.append(metrics.task_changed)  # live from here: no replay counted
     found = await cluster_backend(settings, projection.state, stop)
     if found is None:
         await projection.stop(snapshot=False)
@@ -73,6 +77,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     kind, address = found
     appender = Appender(event_log)
     scheduler = build_scheduler(settings, kind, address, projection, appender)
+    scheduler.on_round = metrics.round_done
     await scheduler.start()
     tokens = TokenStore(settings.resolved_tokens_file(), anonymous_read=settings.anonymous_read)
     server, port = await make_server(

@@ -13,6 +13,10 @@ from services.scheduler.backends.local.identity import DEFAULT_UIDS, DEFAULT_USE
 
 
 class SchedulerSettings(CommonSettings):
+    metrics_listen: str = Field(
+        defaults.SCHEDULER_METRICS_ADDRESS,
+        description='its Prometheus /metrics host:port ("": none; another cluster\'s scheduler: set it)',
+    )
     cluster: str = Field("local", description="the cluster this scheduler runs (a registered cluster)")
     backend: str = Field("", description="local or mesos; empty: the backend the cluster was registered with")
     mesos_master: str = Field("", description="Mesos master host:port; empty: the cluster's address")

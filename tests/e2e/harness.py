@@ -37,6 +37,10 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("BAY_")}
 
 
+#: the processes ``bay up`` gives a metrics listener, as its settings name them
+METRICS_PROCESSES = ("REGISTRY", "SCHEDULER", "SIM_SCHEDULER", "DEPLOYER", "AUTOSCALER", "DNS")
+
+
 @dataclass
 class BayUp:
     """A running ``bay up``: its output lines, its children's pids, and a way to drive it."""
@@ -59,6 +63,10 @@ class BayUp:
     @property
     def dns_port(self) -> int:
         return parse_host_port(self.env["BAY_DNS_LISTEN"], field="BAY_DNS_LISTEN")[1]
+
+    def metrics_address(self, process: str) -> str:
+        """Where a process's /metrics is (``process`` as in :data:`METRICS_PROCESSES`)."""
+        return self.env[f"BAY_{process}_METRICS_LISTEN"]
 
     @property
     def token(self) -> str:
@@ -231,6 +239,8 @@ async def start_bay(
         "BAY_DEPLOYER_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_AUTOSCALER_LISTEN": f"127.0.0.1:{free_port()}",
         "BAY_NATS_PORT": str(free_port()),
+        # every process's /metrics on a free port (the fixed defaults may be another run's)
+        **{f"BAY_{name}_METRICS_LISTEN": f"127.0.0.1:{free_port()}" for name in METRICS_PROCESSES},
         "PYTHONUNBUFFERED": "1",
         # tasks asked to go are killed at once (the deployment tests turn the drain back on)
         "BAY_DRAIN_SECONDS": "0",

@@ -82,6 +82,7 @@ class SchedulerProcess:
                 "BAY_LOCAL_HOSTNAME": "bay-test-host",
                 "BAY_KILL_GRACE_SECONDS": "2",
                 "BAY_USAGE_INTERVAL_SECONDS": "0.2",
+                "BAY_METRICS_LISTEN": "",
                 **natsauth.env(f"scheduler-{self.cluster}"),
                 **self.extra_env,
             }

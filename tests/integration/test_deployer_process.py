@@ -36,6 +36,7 @@ def _start(nats_url: str, registry: RunningRegistry, data_dir: Path, port: int) 
     env.update(
         {
             "BAY_NATS_URL": nats_url,
+            "BAY_METRICS_LISTEN": "",
             "BAY_DATA_DIR": str(data_dir),
             "BAY_TOKENS_FILE": str(data_dir / "tokens.json"),
             "BAY_REGISTRY_ADDR": f"127.0.0.1:{registry.port}",

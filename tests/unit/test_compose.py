@@ -23,7 +23,7 @@ BAY_MODULES = {
     "dns": "services.dns",
 }
 
-SET_UP = {"nats-auth", "nats-setup"}
+SET_UP = {"nats-auth", "nats-setup", "prometheus-token"}
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +87,9 @@ def test_bay_services_run_modules_of_this_repo(compose: dict[str, Any]) -> None:
     assert set(BAY_MODULES) <= set(bay), f"missing Bay services: {set(BAY_MODULES) - set(bay)}"
     for name, svc in bay.items():
         cmd = command_of(svc)
-        if name in SET_UP:  # one-shot: `bay nats ...`, before and after the NATS nodes start
-            assert cmd[:4] == ["python", "-m", "services.cli", "nats"] and svc["restart"] == "no", name
+        if name in SET_UP:  # one-shot: `bay nats ...`, before and after the NATS nodes start; a token
+            assert cmd[:3] == ["python", "-m", "services.cli"] and svc["restart"] == "no", name
+            assert cmd[3] in ("nats", "token"), name
             continue
         assert cmd[:2] == ["python", "-m"] and len(cmd) == 3, f"{name}: command is {cmd}"
         module = cmd[2]

@@ -11,6 +11,7 @@ policy forgets them.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bay.v1 import autoscale_pb2
@@ -42,6 +43,8 @@ class AutoscalerView(PlatformView):
         self.last_sequence: dict[str, int] = {}  # per group subject: the expected last sequence
         self.aggregate_version: dict[str, int] = {}
         self.keys: dict[tuple[str, str], int] = {}  # (group, idempotency key) -> sequence
+        # told every decision folded (group, decision) from when they are hooked (metrics: once live)
+        self.decision_observers: list[Callable[[str, Decision], None]] = []
 
     def on_other(self, ev: Event) -> None:
         data = ev.data
@@ -65,6 +68,8 @@ class AutoscalerView(PlatformView):
                 d = decision_from_pb(decision)
                 now.state = fold(now.state, d)
                 now.decisions.append((ev.sequence, d))
+                for observe in self.decision_observers:
+                    observe(group, d)
             case m.AutoscaleWindow(state) if now is not None:
                 now.state = window_from_pb(state).with_policy(now.policy)
                 now.snapshot_at = ev.at

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -55,11 +55,19 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
 class ServiceChild:
     """``python -m <module>`` with its output copied, line by line and named, to the supervisor's."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], out: Output) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        out: Output,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.env = env
         self.out = out
+        self.redact = redact  # what of a line must not be shown (a program that logs a secret)
         self.started_at = 0.0
         self._proc: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -92,7 +100,8 @@ class ServiceChild:
                 raw = await stream.read(LINE_LIMIT)
             if not raw:
                 return
-            self.out.child(self.name, raw.decode(errors="replace").rstrip("\r\n"))
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            self.out.child(self.name, self.redact(line) if self.redact else line)
 
     async def _drain_output(self) -> None:
         # the output ends when every holder of the pipe is gone; a straggler must not block us

@@ -63,16 +63,31 @@ async def sim_master_answering(settings: StackSettings) -> None:
             await asyncio.sleep(POLL_SECONDS)
 
 
-async def gateway_healthy(settings: StackSettings) -> None:
-    """The gateway's ``/healthz`` answers 200."""
-    async with httpx.AsyncClient(base_url=settings.gateway_url, timeout=1.0) as http:
+async def http_ok(base_url: str, path: str) -> None:
+    """``GET base_url+path`` answers 200."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=1.0) as http:
         while True:
             try:
-                if (await http.get("/healthz")).status_code == 200:
+                if (await http.get(path)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(POLL_SECONDS)
+
+
+async def gateway_healthy(settings: StackSettings) -> None:
+    """The gateway's ``/healthz`` answers 200."""
+    await http_ok(settings.gateway_url, "/healthz")
+
+
+async def prometheus_ready(settings: StackSettings) -> None:
+    """Prometheus' ``/-/ready`` answers 200: it has loaded its configuration and rules."""
+    await http_ok(settings.prometheus_url, "/-/ready")
+
+
+async def alertmanager_ready(settings: StackSettings) -> None:
+    """Alertmanager's ``/-/ready`` answers 200."""
+    await http_ok(settings.alertmanager_url, "/-/ready")
 
 
 def clusters_of(settings: StackSettings) -> list[group_pb2.Cluster]:

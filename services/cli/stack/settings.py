@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from libs import defaults
 from libs.addresses import format_host_port, parse_host_port
@@ -53,6 +53,25 @@ class StackSettings(CommonSettings):
     sim_scheduler_listen: str = Field(
         defaults.SIM_SCHEDULER_ADDRESS, description="where the simulated cluster's scheduler listens (gRPC)"
     )
+    registry_metrics_listen: str = Field(
+        defaults.REGISTRY_METRICS_ADDRESS, description='the registry\'s Prometheus /metrics ("": none)'
+    )
+    scheduler_metrics_listen: str = Field(
+        defaults.SCHEDULER_METRICS_ADDRESS, description='the `local` scheduler\'s /metrics ("": none)'
+    )
+    sim_scheduler_metrics_listen: str = Field(
+        defaults.SIM_SCHEDULER_METRICS_ADDRESS,
+        description="the simulated cluster's scheduler's /metrics (\"\": none)",
+    )
+    deployer_metrics_listen: str = Field(
+        defaults.DEPLOYER_METRICS_ADDRESS, description='the deployer\'s /metrics ("": none)'
+    )
+    autoscaler_metrics_listen: str = Field(
+        defaults.AUTOSCALER_METRICS_ADDRESS, description='the autoscaler\'s /metrics ("": none)'
+    )
+    dns_metrics_listen: str = Field(
+        defaults.DNS_METRICS_ADDRESS, description='the DNS service\'s /metrics ("": none)'
+    )
     nats_port: int = Field(defaults.NATS_PORT, gt=0, lt=65536, description="the embedded nats-server's port")
     lease_seconds: float = Field(
         10.0, ge=1, description="the schedulers' lease TTL (the set-up makes its bucket)"
@@ -63,10 +82,39 @@ class StackSettings(CommonSettings):
     )
     kill_grace_seconds: float = Field(5.0, ge=0, description="a task's SIGTERM to SIGKILL (the scheduler's)")
     slow_start_warning_seconds: float = Field(30.0, gt=0, description="say what is not ready yet")
+    # ---- `bay up --monitoring` (services/cli/stack/monitoring.py) ----
+    monitoring: bool = Field(False, description="also run Prometheus and Alertmanager")
+    prometheus_listen: str = Field(defaults.PROMETHEUS_ADDRESS, description="where Prometheus listens")
+    alertmanager_listen: str = Field(defaults.ALERTMANAGER_ADDRESS, description="where Alertmanager listens")
+    prometheus_scrape_interval_seconds: float = Field(15.0, gt=0, description="Prometheus scrapes this often")
+    prometheus_evaluation_interval_seconds: float = Field(
+        15.0, gt=0, description="Prometheus evaluates the alert rules this often"
+    )
+    prometheus_sd_refresh_seconds: float = Field(
+        30.0, gt=0, description="Prometheus asks the gateway's service discovery this often"
+    )
+    alert_rules_file: Path | None = Field(
+        None,
+        description="the rules Prometheus evaluates; default the shipped deploy/prometheus/bay-rules.yml",
+    )
+    alert_webhook_url: SecretStr = Field(
+        SecretStr(""),
+        description="where Alertmanager sends notifications (its webhook payload); empty: nowhere",
+    )
+    alertmanager_group_wait_seconds: float = Field(
+        30.0, ge=0, description="a new alert group waits this long for others before its first notification"
+    )
+    alertmanager_group_interval_seconds: float = Field(
+        300.0, gt=0, description="a group's changes (new alerts, resolved ones) are sent at most this often"
+    )
+    alertmanager_repeat_interval_seconds: float = Field(
+        14400.0, gt=0, description="a notification still true is sent again after this long"
+    )
 
     @field_validator(
         "gateway_listen", "registry_listen", "scheduler_listen", "dns_listen", "dns_grpc_listen",
-        "sim_scheduler_listen", "deployer_listen", "autoscaler_listen",
+        "sim_scheduler_listen", "deployer_listen", "autoscaler_listen", "prometheus_listen",
+        "alertmanager_listen",
     )  # fmt: skip
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -75,6 +123,22 @@ class StackSettings(CommonSettings):
         except ValidationFailed as exc:  # pydantic names the variable; it wants a ValueError
             raise ValueError(exc.violations[0].description) from None
         return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not (url.startswith(("http://", "https://")) and len(url.split()) == 1):
+            raise ValueError("must be an http:// or https:// URL (or empty: no notifications)")
+        return value
+
+    @field_validator(
+        "registry_metrics_listen", "scheduler_metrics_listen", "sim_scheduler_metrics_listen",
+        "deployer_metrics_listen", "autoscaler_metrics_listen", "dns_metrics_listen",
+    )  # fmt: skip
+    @classmethod
+    def _metrics_listen(cls, value: str) -> str:
+        return cls._host_port(value) if value.strip() else ""
 
     @field_validator("sim_cluster")
     @classmethod
@@ -136,6 +200,50 @@ class StackSettings(CommonSettings):
             out[self.sim_cluster] = connect_address(self.sim_scheduler_listen)
         return out
 
+    def metrics_listens(self) -> dict[str, tuple[str, str]]:
+        """Each process's metrics listen address by the process's name in ``bay up``, with the setting
+        it comes from (those set to "" are left out)."""
+        out = {
+            "registry": ("BAY_REGISTRY_METRICS_LISTEN", self.registry_metrics_listen),
+            "scheduler": ("BAY_SCHEDULER_METRICS_LISTEN", self.scheduler_metrics_listen),
+            "dns": ("BAY_DNS_METRICS_LISTEN", self.dns_metrics_listen),
+            "deployer": ("BAY_DEPLOYER_METRICS_LISTEN", self.deployer_metrics_listen),
+            "autoscaler": ("BAY_AUTOSCALER_METRICS_LISTEN", self.autoscaler_metrics_listen),
+        }
+        if self.sim_cluster:
+            out[f"scheduler-{self.sim_cluster}"] = (
+                "BAY_SIM_SCHEDULER_METRICS_LISTEN", self.sim_scheduler_metrics_listen,
+            )  # fmt: skip
+        return {name: (var, listen) for name, (var, listen) in out.items() if listen}
+
+    @property
+    def metrics_targets(self) -> list[dict[str, object]]:
+        """What service discovery lists (the gateway's ``BAY_METRICS_TARGETS``): every process's
+        metrics address, the gateway's own ``/metrics`` on its HTTP port included."""
+        targets: list[dict[str, object]] = [
+            {"address": connect_address(self.gateway_listen), "labels": {"bay_service": "gateway"}}
+        ]
+        for name, (_, listen) in self.metrics_listens().items():
+            service, _, cluster = name.partition("-")
+            labels = {"bay_service": service}
+            if service == "scheduler":
+                labels["cluster"] = cluster or "local"
+            targets.append({"address": connect_address(listen), "labels": labels})
+        return targets
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{connect_address(self.prometheus_listen)}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{connect_address(self.alertmanager_listen)}"
+
+    @property
+    def monitoring_path(self) -> Path:
+        """Prometheus' and Alertmanager's configuration, token and data."""
+        return self.data_path / "monitoring"
+
     @property
     def data_path(self) -> Path:
         return self.data_dir.resolve()
@@ -175,5 +283,10 @@ class StackSettings(CommonSettings):
             "BAY_DNS_ADDR": self.dns_grpc_address,  # the gateway's way to the DNS service's listing
             "BAY_LOG_LEVEL": self.log_level,
             "BAY_KILL_GRACE_SECONDS": str(self.kill_grace_seconds),
+            # each process's own is set by the supervisor (table.py); one not told serves none
+            "BAY_METRICS_LISTEN": "",
+            "BAY_METRICS_TARGETS": json.dumps(self.metrics_targets),
             "PYTHONUNBUFFERED": "1",
+            # without --monitoring, an Alertmanager the operator names in the environment is kept
+            **({"BAY_ALERTMANAGER_URL": self.alertmanager_url} if self.monitoring else {}),
         }

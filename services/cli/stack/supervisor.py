@@ -4,7 +4,8 @@ Start order: embedded nats-server (unless ``BAY_NATS_URL`` names one) with a use
 (:mod:`libs.natsusers`: nkey seeds in ``<data_dir>/nats-auth``, each service given the path of its
 own), the set-up (:mod:`libs.natssetup`: the stream and the lease bucket, as the set-up user),
 admin token, every service of :data:`~services.cli.stack.table.SERVICES` (plus the Mesos simulator
-and its cluster's scheduler with ``--sim-cluster``). The clusters are registered as soon as the
+and its cluster's scheduler with ``--sim-cluster``; plus Alertmanager and Prometheus with
+``--monitoring``, see :mod:`services.cli.stack.monitoring`). The clusters are registered as soon as the
 registry answers (a scheduler serves only once its cluster is registered); once every probe
 answers, one ``bay: ready ...`` line. A process that dies is restarted with
 :class:`RestartBackoff`. SIGINT/SIGTERM (and any crash of the supervisor itself) first end the
@@ -34,7 +35,9 @@ from libs.natscreds import NatsCredentials, redact_url
 from libs.natsserver import server_config
 from libs.natssetup import set_up
 from libs.natsusers import NatsUsers, write_private
+from services.cli.stack import readiness
 from services.cli.stack.backoff import RestartBackoff
+from services.cli.stack.monitoring import Monitoring, MonitoringError
 from services.cli.stack.output import Output, describe_exit
 from services.cli.stack.processes import Managed, NatsChild, ServiceChild
 from services.cli.stack.readiness import clusters_of, register_cluster
@@ -63,6 +66,12 @@ def _port_taken(addr: str) -> bool:
     return False
 
 
+def _metrics_env(settings: StackSettings, svc: ServiceProcess) -> dict[str, str]:
+    """The process's ``BAY_METRICS_LISTEN``, from its ``BAY_<NAME>_METRICS_LISTEN`` stack setting."""
+    found = settings.metrics_listens().get(svc.name)
+    return {"BAY_METRICS_LISTEN": found[1]} if found else {}
+
+
 class Supervisor:
     def __init__(
         self,
@@ -72,7 +81,9 @@ class Supervisor:
     ) -> None:
         self.settings = settings
         self.services = services
-        self.out = out or Output(name_width=max([4, *(len(s.name) for s in services)]))
+        self.monitoring = Monitoring(settings) if settings.monitoring else None
+        names = [s.name for s in services] + (["alertmanager"] if self.monitoring else [])
+        self.out = out or Output(name_width=max([4, *(len(n) for n in names)]))
         self.nats = (
             None
             if settings.external_nats
@@ -87,13 +98,20 @@ class Supervisor:
             ServiceChild(
                 s.name,
                 [sys.executable, "-m", s.module, *(s.args(settings) if s.args else [])],
-                {**env, **(s.env(settings) if s.env else {}), **self._nats_env(s)},
+                {
+                    **env,
+                    **(s.env(settings) if s.env else {}),
+                    **self._nats_env(s),
+                    **_metrics_env(settings, s),
+                },
                 self.out,
             )
             for s in services
         ]
         self._stop = asyncio.Event()
         self._lock: IO[str] | None = None
+        self._monitors: list[ServiceChild] = []
+        self._supervisors: list[asyncio.Task[None]] = []
 
     # ---- start-up ----
 
@@ -160,6 +178,14 @@ class Supervisor:
             ) from exc
         wanted = [("BAY_GATEWAY_LISTEN", s.gateway_listen), ("BAY_REGISTRY_LISTEN", s.registry_listen)]
         wanted += [svc.listen(s) for svc in self.services if svc.listen is not None]
+        if self.monitoring is not None:
+            self.monitoring.check()
+            wanted += [
+                ("BAY_PROMETHEUS_LISTEN", s.prometheus_listen),
+                ("BAY_ALERTMANAGER_LISTEN", s.alertmanager_listen),
+            ]
+        names = {svc.name for svc in self.services}
+        wanted += [pair for name, pair in s.metrics_listens().items() if name in names]
         if self.nats is not None:
             s.data_path.joinpath("nats").mkdir(mode=0o700, exist_ok=True)
             s.data_path.joinpath("nats").chmod(0o700)
@@ -177,6 +203,20 @@ class Supervisor:
             f"admin token in {s.admin_token_path} (the CLI reads it from there; BAY_TOKEN overrides)"
         )
         return token
+
+    def _monitoring_children(self) -> list[ServiceChild]:
+        """Alertmanager, then Prometheus (which sends to it), from configuration written now; they
+        get no BAY_* variable (none is theirs, and some are secrets)."""
+        if self.monitoring is None:
+            return []
+        self.monitoring.write()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BAY_")}
+        return [
+            ServiceChild(
+                "alertmanager", self.monitoring.alertmanager_argv(), env, self.out, self.monitoring.redact
+            ),
+            ServiceChild("prometheus", self.monitoring.prometheus_argv(), env, self.out),
+        ]
 
     async def _start(self, m: Managed, verb: str = "started") -> None:
         pid = await m.start()
@@ -221,6 +261,8 @@ class Supervisor:
     async def _announce_ready(self, token: str) -> None:
         s = self.settings
         pending = {svc.name for svc in self.services if svc.probe}
+        if self.monitoring is not None:
+            pending.update({"prometheus", "alertmanager"})
 
         async def probe(svc: ServiceProcess) -> None:
             assert svc.probe is not None
@@ -242,9 +284,28 @@ class Supervisor:
                         f"could not register the cluster `{cluster.name}`: {exc.message} ({exc.hint})"
                     )
 
+        async def monitoring() -> None:
+            """Started once the gateway answers: Prometheus asks its service discovery first thing
+            (and would otherwise wait a whole refresh interval after a refused first try)."""
+            if self.monitoring is None:
+                return
+            await readiness.gateway_healthy(s)
+            for child in self._monitors:
+                await self._start(child)
+                self._supervisors.append(asyncio.create_task(self._supervise(child)))
+            await asyncio.gather(readiness.prometheus_ready(s), readiness.alertmanager_ready(s))
+            pending.difference_update({"prometheus", "alertmanager"})
+            to = "the webhook BAY_ALERT_WEBHOOK_URL" if s.alert_webhook_url.get_secret_value() else "nowhere"
+            self.out.say(
+                f"monitoring — prometheus {s.prometheus_url}, alertmanager {s.alertmanager_url}, "
+                f"rules {self.monitoring.rules_file}; notifications to {to}"
+            )
+
         nagger = asyncio.create_task(nag())
         try:
-            await asyncio.gather(register(), *(probe(svc) for svc in self.services if svc.probe))
+            await asyncio.gather(
+                register(), monitoring(), *(probe(svc) for svc in self.services if svc.probe)
+            )
         finally:
             nagger.cancel()
         schedulers = ", ".join(
@@ -268,7 +329,9 @@ class Supervisor:
         await asyncio.gather(*supervisors, return_exceptions=True)
         timeout = self.settings.stop_timeout_seconds
         await self._end_local_tasks(timeout)
-        await asyncio.gather(*(c.stop(timeout) for c in self.children), return_exceptions=True)
+        await asyncio.gather(
+            *(c.stop(timeout) for c in [*self.children, *self._monitors]), return_exceptions=True
+        )
         if self.nats is not None:
             await self.nats.stop(timeout)
         self.out.say("stopped")
@@ -298,7 +361,7 @@ class Supervisor:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._stop.set)
-        supervisors: list[asyncio.Task[None]] = []
+        supervisors = self._supervisors
         ready: asyncio.Task[None] | None = None
         try:
             self._check()
@@ -308,6 +371,7 @@ class Supervisor:
                 await self._start(self.nats)
                 supervisors.append(asyncio.create_task(self._supervise(self.nats)))
             await self._set_up_nats()
+            self._monitors = self._monitoring_children()
             for child in self.children:
                 await self._start(child)
                 supervisors.append(asyncio.create_task(self._supervise(child)))
@@ -316,7 +380,7 @@ class Supervisor:
             await self._stop.wait()
             self.out.say("stopping")
             return 0
-        except (StartupError, BayError, OSError, RuntimeError) as exc:
+        except (StartupError, MonitoringError, BayError, OSError, RuntimeError) as exc:
             self.out.say(f"error: {exc}")
             return 1
         finally:

@@ -143,11 +143,10 @@ def _round(d: Deployment, g: Group, i: Inputs) -> _Out:
     if failure:
         out.events.append(m.DeploymentFailed(d.id, failure))
         return out
-    kind = _step_kind(d, index)
-    waiting = kind in ("pause", "analysis") or (kind == "blue-green" and index == 2)  # timed by itself
-    if not step_done and not waiting and not d.paused:
-        deadline = d.strategy.progress_deadline_seconds or 600.0
-        if i.now - d.progressed_at >= deadline:
+    due = progress_deadline(d)
+    if not step_done and due is not None:
+        deadline = due - d.progressed_at
+        if i.now >= due:
             out.events.append(m.DeploymentFailed(d.id, f"no progress for {deadline:g}s (progress deadline)"))
             return out
         out.wake.append(d.progressed_at + deadline)
@@ -173,6 +172,18 @@ def _rollback_version(d: Deployment, g: Group) -> int:
     """The stable version's target: itself while the group still runs it, else the version the
     restored spec got (the same spec under a new number)."""
     return d.from_version if g.target(d.from_version) is not None else g.version
+
+
+def progress_deadline(d: Deployment) -> float | None:
+    """When the deployment fails for want of progress (unix seconds); None: no deadline runs (paused,
+    ended, or in a step timed by itself: a pause, an analysis, blue-green's scale-down)."""
+    if d.ended or d.paused or d.rolling_back:
+        return None
+    index = d.current_step
+    kind = _step_kind(d, index)
+    if kind in ("pause", "analysis") or (kind == "blue-green" and index == 2):
+        return None
+    return d.progressed_at + (d.strategy.progress_deadline_seconds or 600.0)
 
 
 def _step_kind(d: Deployment, index: int) -> str:

@@ -4,6 +4,7 @@ sides), waking the controller when a group, a task or a deployment changes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from libs.events import Event
 from libs.views import deployments as dv
@@ -18,6 +19,8 @@ class DeployerView(PlatformView):
         self.changed: set[str] = set()  # groups to look at again
         self.wake = asyncio.Event()
         self._watchers: list[asyncio.Future[None]] = []
+        # told every deployment change (before, after) from when they are hooked (metrics: once live)
+        self.deployment_observers: list[Callable[[dv.Deployment | None, dv.Deployment], None]] = []
 
     async def next_deployment_change(self) -> None:
         """Returns at the next deployment event folded."""
@@ -37,6 +40,8 @@ class DeployerView(PlatformView):
 
     def on_deployment(self, before: dv.Deployment | None, after: dv.Deployment, ev: Event) -> None:
         self._touch(after.group)
+        for observe in self.deployment_observers:
+            observe(before, after)
         watchers, self._watchers = self._watchers, []
         for fut in watchers:
             if not fut.done():

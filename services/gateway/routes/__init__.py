@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from services.gateway.models import Error
 from services.gateway.routes import (
+    alerts,
     autoscale,
     builds,
     clusters,
@@ -17,6 +18,7 @@ from services.gateway.routes import (
     group_tasks,
     groups,
     health,
+    sd,
     tasks,
 )
 
@@ -35,6 +37,8 @@ api_routers: list[APIRouter] = [
     dns.router,
     deployments.router,
     autoscale.router,
+    alerts.router,
+    sd.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]

@@ -8,6 +8,7 @@ from bay.v1 import fold_pb2
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from libs.metrics import PROCESS
 from services.gateway.backends import Backends
 from services.gateway.deps import BackendsDep, SettingsDep
 from services.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
@@ -78,4 +79,5 @@ async def healthz(backends: BackendsDep, settings: SettingsDep) -> Response:
 async def metrics(request: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
     gm: GatewayMetrics = request.app.state.metrics
     gm.set_folds(await folds(backends, settings))
+    await PROCESS.refresh()  # the gateway's own fold lag
     return Response(gm.render(), media_type=CONTENT_TYPE_LATEST)

@@ -35,6 +35,8 @@ class SchedulerState(PlatformView):
         # decides (a task starting does not; a task ending does): the service wakes its loop for
         # the latter and its status watchers for both
         self._listeners: list[Callable[[str | None, bool], None]] = []
+        # told every task change (before, after) from when they are hooked (metrics: once live)
+        self.task_observers: list[Callable[[Task | None, Task], None]] = []
 
     def listen(self, listener: Callable[[str | None, bool], None]) -> Callable[[], None]:
         """Call ``listener(group, decisive)`` on every change from now on; returns how to stop."""
@@ -98,6 +100,8 @@ class SchedulerState(PlatformView):
         self.on_change(after.name, True)
 
     def on_task(self, before: Task | None, after: Task, ev: Event) -> None:
+        for observe in self.task_observers:
+            observe(before, after)
         self.on_change(
             after.group,
             before is None or before.active != after.active or after.terminal != before.terminal,

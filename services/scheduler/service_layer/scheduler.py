@@ -89,6 +89,7 @@ class Scheduler:
         self._last_straggler_check = 0.0
         self._kills_sent: dict[str, float] = {}  # task -> when this process last asked the backend
         self.rounds = 0
+        self.on_round: Callable[[reconcile.Decision, float], None] | None = None  # (decision, seconds)
 
     @property
     def state(self) -> SchedulerState:
@@ -166,7 +167,10 @@ class Scheduler:
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
             self._wake.clear()
             try:
-                await self.round()
+                began = time.perf_counter()
+                decision = await self.round()
+                if self.on_round is not None:
+                    self.on_round(decision, time.perf_counter() - began)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -105,6 +105,7 @@ class AutoscalerProcess:
                 "BAY_AUTOSCALER_LISTEN": f"127.0.0.1:{self.port}",
                 "BAY_AUTOSCALER_USAGE_SECONDS": "1",
                 "BAY_AUTOSCALER_SNAPSHOT_SECONDS": "1",
+                "BAY_METRICS_LISTEN": "",
                 **natsauth.env("autoscaler"),
                 **self.env,
             }
