@@ -234,6 +234,10 @@ class GatewayClient:
         params = {"stream": stream, "tail": tail, "follow": "true" if follow else None}
         return self.open_stream(f"/v1/tasks/{_q(task_id)}/logs", params)
 
+    def group_logs(self, group: str, *, stream: str, tail: int, follow: bool) -> httpx.Response:
+        params = {"stream": stream, "tail": tail, "follow": "true" if follow else None}
+        return self.open_stream(f"/v1/groups/{_q(group)}/logs", params)
+
     def kill_task(self, task_id: str) -> JSON:
         return self.request("POST", f"/v1/tasks/{_q(task_id)}/kill", mutation=True)
 

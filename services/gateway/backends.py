@@ -13,7 +13,7 @@ from libs.eventlog import EventLog, Projection
 from libs.eventlog.jetstream import event_log_for, wait_for_stream
 from libs.natsconn import NatsConnection, connect
 from libs.views.live import open_view
-from libs.views.platform import PlatformView
+from libs.views.watch import WatchedView
 from services.gateway.alertmanager import AlertmanagerClient
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.body import body_limit
@@ -46,14 +46,14 @@ class Backends:
     max_body_bytes: int
     #: the platform as the log says it, replayed at start-up and followed live (every cluster's
     #: tasks): what a page or a listing of the whole platform reads instead of asking each service
-    live: Projection[PlatformView]
+    live: Projection[WatchedView]
     #: set when the gateway stops: open event streams end, so their connections can close
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: where firing alerts are read (``BAY_ALERTMANAGER_URL``); None: no Alertmanager is configured
     alertmanager: AlertmanagerClient | None = None
 
     @property
-    def view(self) -> PlatformView:
+    def view(self) -> WatchedView:
         return self.live.state
 
     async def close(self) -> None:
@@ -83,7 +83,7 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         await wait_for_stream(events)  # the set-up creates it
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
-        live: Projection[PlatformView] = await open_view(events, "gateway")
+        live: Projection[WatchedView] = await open_view(events, "gateway", WatchedView)
     except BaseException:
         await conn.close()
         raise

@@ -16,6 +16,9 @@ TaskStateName = Literal[
     "KILLED", "ERROR", "LOST", "DROPPED", "UNREACHABLE", "GONE", "GONE_BY_OPERATOR", "UNKNOWN",
 ]  # fmt: skip
 
+#: a task's two outputs, as every scheduler's TaskLogs names them (one task's log and a group's)
+LogStreamName = Literal["stdout", "stderr"]
+
 #: ISO 8601 / RFC 3339 date and time; the seconds and the offset may be left out (then it is UTC, as
 #: every time in Bay). Pydantic alone would also take a number of seconds since 1970 ("0.5") or a
 #: bare date, which ``format: date-time`` does not allow.

@@ -95,6 +95,8 @@ def local_backend(settings: SchedulerSettings) -> LocalBackend:
             fetch_timeout_seconds=settings.fetch_timeout_seconds,
             fetch_max_bytes=settings.fetch_max_bytes,
             fetch_python=settings.fetch_python,
+            log_max_bytes=settings.log_max_bytes,
+            log_keep=settings.log_keep,
         )
     )
 

@@ -71,6 +71,12 @@ class SchedulerSettings(CommonSettings):
     fetch_python: str = Field(
         "", description="local tasks: the interpreter that fetches artifacts as the task (default: found)"
     )
+    log_max_bytes: int = Field(
+        10 << 20, ge=4096, description="local tasks: stdout and stderr are rotated at this size (bytes)"
+    )
+    log_keep: int = Field(
+        3, ge=0, le=100, description="local tasks: rotated files kept per stream (stdout.1 ... stdout.N)"
+    )
     task_user: str = Field(
         DEFAULT_USER,
         min_length=1,

@@ -71,18 +71,18 @@ async def test_a_task_reads_neither_the_platform_secrets_nor_another_tasks_sandb
             "token": f"cat {token}",
             "store": f"ls {root / 'nats'}",
             "other-work": f"cat {a_sandbox / 'work' / 'secret'}",
-            "other-log": f"cat {a_sandbox / 'stdout'}",
+            "other-log": f"cat {a_sandbox / 'logs' / 'stdout'}",
             "other-record": f"cat {a_sandbox / 'task.json'}",
             "other-proc": f"ls /proc/{a_pid}/cwd/",
             "sandboxes": f"ls {a_sandbox.parent}",
             "signal": f"kill -0 {a_pid}",
-            "own-log": "cat ../stdout",
+            "own-log": "cat ../logs/stdout",
             "own-work": "touch here",
         }
         script = "; ".join(PROBE.format(cmd=cmd, name=name) for name, cmd in probes.items())
         await backend.launch([launch_spec("b.two", f"{script}; echo uid $(id -u) $(id -g)")])
         await sink.wait_for("b.two", TaskState.FINISHED)
-        out = (backend.sandbox_of("b.two") / "stdout").read_text().splitlines()
+        out = (backend.sandbox_of("b.two") / "logs" / "stdout").read_text().splitlines()
         results = dict(line.split(" ", 1) for line in out if not line.startswith("uid"))
         assert results == {
             **{name: "denied" for name in probes if not name.startswith("own")},
@@ -120,9 +120,12 @@ async def test_sandboxes_and_their_files_are_not_world_readable(root: Path) -> N
         uid = json.loads((sandbox / "task.json").read_text())["uid"]
         assert mode(sandbox.parent) == 0o711 and mode(sandbox.parent.parent) == 0o711
         assert mode(sandbox) == 0o750 and sandbox.stat().st_uid == 0
-        for name in ("stdout", "stderr", "task.json"):
+        for name in ("wrapper.log", "task.json"):
             assert mode(sandbox / name) & 0o007 == 0 and (sandbox / name).stat().st_uid == 0, name
         assert mode(sandbox / "work") == 0o700 and (sandbox / "work").stat().st_uid == uid
+        # its log writer rotates its output in logs/, which is the task's own, and nobody else's
+        for name in ("logs", "logs/stdout", "logs/stderr", "stdout.fifo", "stderr.fifo"):
+            assert mode(sandbox / name) & 0o007 == 0 and (sandbox / name).stat().st_uid == uid, name
         made = sandbox / "work" / "made"
         await poll_until(made.exists, "the task's file", DEADLINE)
         assert mode(made) & 0o077 == 0  # the task's umask
@@ -255,7 +258,8 @@ async def test_a_task_runs_below_the_platforms_priority_and_cannot_raise_it(root
         await backend.launch([launch_spec("n.one", script)])
         await sink.wait_for("n.one", TaskState.FINISHED)
         out = dict(
-            line.split(" ", 1) for line in (backend.sandbox_of("n.one") / "stdout").read_text().splitlines()
+            line.split(" ", 1)
+            for line in (backend.sandbox_of("n.one") / "logs" / "stdout").read_text().splitlines()
         )
     finally:
         await backend.stop()

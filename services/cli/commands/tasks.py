@@ -1,9 +1,11 @@
-"""Task commands: tasks, task, logs, kill (each asks the gateway, which asks the task's scheduler)."""
+"""Task commands: tasks, task, logs (of a task or a whole group), kill (each asks the gateway,
+which asks the task's scheduler)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from enum import StrEnum
 from typing import Annotated
 
 import httpx
@@ -15,6 +17,10 @@ from libs.events.model import TERMINAL
 from services.cli import render
 from services.cli.app import DocOutput, Output, client_of, print_doc, stdout_console
 from services.cli.errors import CliError, ExitCode
+from services.cli.logcolour import PrefixColours, wants_colour
+
+TASK_TAIL = 100  # lines of one task's log to start with
+GROUP_TAIL = 10  # of each task's, in a group's log
 
 
 def tasks(
@@ -48,33 +54,62 @@ def task(
         print_doc(gw.get_task(task_id), output.value)
 
 
+class Stream(StrEnum):
+    stdout = "stdout"
+    stderr = "stderr"
+
+
 def logs(
     ctx: typer.Context,
-    task_id: Annotated[str, typer.Argument(metavar="TASK", help="The task's id (<group>.<uuid>).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK|GROUP",
+            help="A task's id (<group>.<uuid>: it has a dot) or a group's name (it has none).",
+        ),
+    ],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output.")] = False,
-    stderr_: Annotated[bool, typer.Option("--stderr", help="The task's stderr instead of stdout.")] = False,
+    stream: Annotated[Stream, typer.Option("--stream", help="Which of the task's outputs.")] = Stream.stdout,
+    stderr_: Annotated[bool, typer.Option("--stderr", help="Short for --stream stderr.")] = False,
     tail: Annotated[
-        int, typer.Option(min=1, max=MAX_LOG_TAIL, help="Start with this many last lines.")
-    ] = 100,
+        int | None,
+        typer.Option(
+            min=1, max=MAX_LOG_TAIL, help="Start with this many last lines (of each task); 100 / 10."
+        ),
+    ] = None,
 ) -> None:
-    """A task's output: the last lines, then (--follow) new output until the task ends or Ctrl-C."""
-    stream = "stderr" if stderr_ else "stdout"
+    """A task's output, or every task's of a group (each line as `<task-id> | <line>`, coloured per
+    task on a terminal): the last lines, then (--follow) new output until the task ends (a group:
+    until it is deleted; tasks that start join) or Ctrl-C."""
+    chosen = "stderr" if stderr_ else stream.value
+    group = "." not in target  # a task id is <group>.<uuid>; a group's name is a DNS label
     out = sys.stdout.buffer
+    colours = PrefixColours(out) if group and wants_colour(out) else None
     with client_of(ctx) as gw:
-        resp = gw.task_logs(task_id, stream=stream, tail=tail, follow=follow)
+        if group:
+            resp = gw.group_logs(target, stream=chosen, tail=tail or GROUP_TAIL, follow=follow)
+        else:
+            resp = gw.task_logs(target, stream=chosen, tail=tail or TASK_TAIL, follow=follow)
         try:
             for chunk in resp.iter_bytes():
-                out.write(chunk)
+                if colours is not None:
+                    colours.write(chunk)
+                else:
+                    out.write(chunk)
                 out.flush()
         except KeyboardInterrupt:
             return
         except httpx.HTTPError as exc:
+            what = f"group {target}" if group else target
             raise CliError(
-                f"the log of {task_id} broke off ({type(exc).__name__})",
+                f"the log of {what} broke off ({type(exc).__name__})",
                 ExitCode.UNAVAILABLE,
-                "the task's scheduler or the gateway went away; run the command again",
+                "the scheduler or the gateway went away; run the command again",
             ) from exc
         finally:
+            if colours is not None:
+                colours.close()
+                out.flush()
             resp.close()
 
 

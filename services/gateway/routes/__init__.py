@@ -14,6 +14,7 @@ from services.gateway.routes import (
     deployments,
     dns,
     events,
+    group_logs,
     group_tasks,
     groups,
     health,
@@ -29,6 +30,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 api_routers: list[APIRouter] = [
     groups.router,
     group_tasks.router,
+    group_logs.router,
     tasks.router,
     clusters.router,
     builds.router,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from bay.v1 import scheduler_pb2
 from fastapi import APIRouter, Query
@@ -17,6 +17,7 @@ from libs.errors import BayError
 from services.gateway.adapters import task_from_pb
 from services.gateway.deps import BackendsDep, Operator, Registry, Schedulers, SettingsDep, Viewer
 from services.gateway.models import Task
+from services.gateway.params import LogStreamName
 from services.gateway.sse import with_heartbeat
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -55,7 +56,7 @@ async def task_logs(
     schedulers: Schedulers,
     backends: BackendsDep,
     settings: SettingsDep,
-    stream: Literal["stdout", "stderr"] = "stdout",
+    stream: LogStreamName = "stdout",
     tail: Annotated[int, Query(ge=1, le=MAX_LOG_TAIL, description="lines of the past to start with")] = 100,
     follow: Annotated[bool, Query(description="then new output, until the task ends")] = False,
 ) -> StreamingResponse:

@@ -34,7 +34,7 @@ from services.scheduler.ports import (
     TaskUsage,
 )
 
-from . import cgroups, exits, fetch, identity, killing, measure, procfs, strays
+from . import cgroups, exits, fetch, identity, killing, logwriter, measure, procfs, strays
 from .artifacts import ArtifactCache, FetchError
 from .config import LocalBackendConfig
 from .exits import LAUNCH_FAILED
@@ -219,7 +219,9 @@ class LocalBackend(ClusterBackend):
                 log.warning("task %s runs without cgroup limits: %s", spec.task_id, exc)
         env = task_env(spec, task.ports, self.config.hostname, sandbox.path)
         try:
-            task.child = spawn(command_argv(spec), env, sandbox.path, who)
+            c = self.config
+            writer = logwriter.writer_args(self._fetch_python, c.log_max_bytes, c.log_keep)
+            task.child = spawn(command_argv(spec), env, sandbox.path, who, writer)
         except OSError as exc:
             return await self._fail(task, f"could not start the task: {exc}")
         task.pid = task.child.pid

@@ -46,6 +46,10 @@ class LocalBackendConfig:
     fetch_timeout_seconds: float = 300.0  # per artifact, the whole download (BAY_FETCH_TIMEOUT_SECONDS)
     fetch_max_bytes: int = 4 << 30  # BAY_FETCH_MAX_BYTES
     fetch_python: str = ""  # an interpreter the task's uid can run; "" finds one (BAY_FETCH_PYTHON)
+    # a task's stdout and stderr, each: rotated at this size, this many rotated files kept
+    # (logwriter.py, run with fetch_python): at most (keep + 1) x max_bytes per stream
+    log_max_bytes: int = 10 << 20  # BAY_LOG_MAX_BYTES
+    log_keep: int = 3  # BAY_LOG_KEEP
 
     @property
     def sandboxes_dir(self) -> Path:

@@ -1,7 +1,10 @@
 """A task's sandbox on disk: what a restarted backend needs to re-adopt it or learn how it ended.
 
 Layout of ``<work_dir>/sandboxes/<task_id>/`` (``BAY_SANDBOX``):
-  stdout, stderr   the task's output
+  logs/            the task's output: stdout, stderr and their rotated stdout.1... (``logwriter.py``)
+  stdout.fifo, stderr.fifo   where the command's output reaches the task's log writer
+  wrapper.log      what the wrapper shell itself says (nothing, unless something is badly wrong)
+  stdout, stderr   the task's output in sandboxes made before logs were rotated (still read)
   task.json        spec, pid, process start ticks, start time, assigned ports, uid
   exit_code        written by the wrapper when the task's command returns
   kill_requested   the kill deadline: a restarted backend finishes an interrupted kill
@@ -9,14 +12,18 @@ Layout of ``<work_dir>/sandboxes/<task_id>/`` (``BAY_SANDBOX``):
   work/            the task's working directory and HOME: the only place it can write
 
 The sandbox belongs to the platform (root, mode 0750, group: the task's own), so the task
-reads its own logs and record but cannot rewrite them: a task that could edit ``task.json`` could
-make a restarted scheduler adopt, and later kill, any process of the machine, and a symlink planted
-where the platform writes would let it write any file. Only ``work/`` (0700) and ``exit_code`` belong
-to the task's uid. No other task can enter (not in the group), nor list ``sandboxes/`` (0711).
+reads its record but cannot rewrite it: a task that could edit ``task.json`` could make a restarted
+scheduler adopt, and later kill, any process of the machine, and a symlink planted where the
+platform writes would let it write any file. Only ``work/`` (0700), ``exit_code``, the two fifos and
+``logs/`` belong to the task's uid; ``logs/`` is written by the task's own log writer, which rotates
+(renames, creates) there, and the scheduler only reads it: without following links, and only plain
+files (``logs.py``), so a task can show nothing there but its own output. No other task can enter
+(not in the group), nor list ``sandboxes/`` (0711).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -24,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from services.scheduler.ports import Artifact, HealthCheckSpec, LaunchSpec, TaskState, TaskStatus
+
+from . import logs
 
 
 def spec_to_json(spec: LaunchSpec) -> dict[str, Any]:
@@ -43,6 +52,7 @@ def spec_from_json(data: dict[str, Any]) -> LaunchSpec:
     )
 
 
+FIFOS = ("stdout.fifo", "stderr.fifo")
 SANDBOXES_MODE = 0o711  # tasks pass through to their own sandbox; nobody lists the others
 SANDBOX_MODE = 0o750
 FILE_MODE = 0o640
@@ -65,12 +75,8 @@ class Sandbox:
     path: Path
 
     @property
-    def stdout(self) -> Path:
-        return self.path / "stdout"
-
-    @property
-    def stderr(self) -> Path:
-        return self.path / "stderr"
+    def logs(self) -> Path:
+        return self.path / "logs"
 
     @property
     def work(self) -> Path:
@@ -80,23 +86,35 @@ class Sandbox:
         """Create the sandbox for a task of ``uid``/``gid`` (None: the scheduler's own user)."""
         self.path.mkdir(mode=SANDBOX_MODE, parents=True, exist_ok=True)
         self.work.mkdir(mode=WORK_MODE, exist_ok=True)
-        for name in ("stdout", "stderr", "exit_code"):
+        self.logs.mkdir(mode=SANDBOX_MODE, exist_ok=True)
+        for name in FIFOS:
+            with contextlib.suppress(FileExistsError):
+                os.mkfifo(self.path / name, 0o600)
+        for name in ("wrapper.log", "exit_code"):
             fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
             os.fchmod(fd, FILE_MODE)  # the mode given to open is masked by the umask
             os.close(fd)
         os.chmod(self.path, SANDBOX_MODE)
         os.chmod(self.work, WORK_MODE)
+        os.chmod(self.logs, SANDBOX_MODE)
         if uid is not None and gid is not None:
-            for name in (".", "stdout", "stderr"):
+            for name in (".", "wrapper.log"):
                 os.chown(self.path / name, 0, gid)
-            os.chown(self.work, uid, gid)
+            for name in ("work", "logs", *FIFOS):
+                os.chown(self.path / name, uid, gid, follow_symlinks=False)
             os.chown(self.path / "exit_code", uid, gid)
             os.chmod(self.path / "exit_code", 0o600)
+        for name in ("stdout", "stderr"):  # there from the start (a reader sees them empty)
+            fd = os.open(self.logs / name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            if uid is not None and gid is not None:
+                os.fchown(fd, uid, gid)
+            os.close(fd)
 
     def stream(self, name: str) -> Path:
+        """The stream's current file (its rotated ones beside it, ``logs.py``)."""
         if name not in ("stdout", "stderr"):
             raise ValueError(f"unknown log stream {name!r} (stdout or stderr)")
-        return self.path / name
+        return self.logs / name if self.logs.is_dir() else self.path / name
 
     def write_task(
         self, spec: LaunchSpec, pid: int, start_ticks: int, started_at: float, uid: int | None
@@ -144,12 +162,5 @@ class Sandbox:
         return TaskStatus(**{**doc, "state": TaskState(doc["state"])})
 
     def last_line(self, name: str = "stderr", limit: int = 4096) -> str:
-        try:
-            with self.stream(name).open("rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - limit))
-                tail = fh.read()
-        except OSError:
-            return ""
-        lines = [line for line in tail.decode(errors="replace").splitlines() if line.strip()]
-        return lines[-1].strip() if lines else ""
+        """The last line the task printed (or else its wrapper), for a failure's message."""
+        return logs.last_line(self.stream(name), limit) or logs.last_line(self.path / "wrapper.log", limit)
