@@ -17,6 +17,7 @@ from libs.views.platform import PlatformView
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.body import body_limit
 from services.gateway.settings import GatewaySettings
+from services.gateway.usage_history import UsageHistory
 
 #: whose settings hold the peers' addresses, as the hints of "it is down" say it
 GATEWAY = "the gateway"
@@ -48,6 +49,8 @@ class Backends:
     live: Projection[PlatformView]
     #: set when the gateway stops: open event streams end, so their connections can close
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: each group's recent CPU and memory, as its schedulers publish them (the group page's charts)
+    usage: UsageHistory = field(default_factory=UsageHistory)
 
     @property
     def view(self) -> PlatformView:
@@ -55,6 +58,7 @@ class Backends:
 
     async def close(self) -> None:
         self.closing.set()
+        await self.usage.close()
         await self.live.stop()
         await self.registry.close()
         await self.schedulers.close()
@@ -79,6 +83,8 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
         live = await open_view(events, "gateway")
+        usage = UsageHistory(settings.usage_keep_seconds)
+        await usage.subscribe(conn.client)
     except BaseException:
         await conn.close()
         raise
@@ -110,4 +116,5 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         ),
         max_body_bytes=max_body,
         live=live,
+        usage=usage,
     )

@@ -9,6 +9,7 @@ from services.gateway.models import Error
 from services.gateway.routes import (
     autoscale,
     builds,
+    charts,
     clusters,
     deployments,
     dns,
@@ -26,6 +27,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 api_routers: list[APIRouter] = [
     groups.router,
     group_tasks.router,
+    charts.router,
     tasks.router,
     clusters.router,
     builds.router,
