@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from services.gateway import deps
@@ -13,6 +14,9 @@ from services.gateway.middleware import CorrelationIdMiddleware
 from services.gateway.openapi import install_openapi
 from services.gateway.routes import ERROR_RESPONSES, api_routers, health
 from services.gateway.settings import GatewaySettings
+from services.gateway.ui import routes as ui_routes
+from services.gateway.ui.headers import SecurityHeadersMiddleware
+from services.gateway.ui.sessions import LoginLimiter, SessionStore
 
 DESCRIPTION = """Bay's REST API. Send `Authorization: Bearer <token>`: a viewer token reads, an operator
 token changes things. Bodies are JSON or YAML. `Idempotency-Key` makes a retried command harmless;
@@ -31,12 +35,17 @@ def create_app(settings: GatewaySettings, backends: Backends) -> FastAPI:
     app.state.settings = settings
     app.state.backends = backends
     app.state.metrics = GatewayMetrics()
+    app.state.sessions = SessionStore(settings.ui_session_seconds)
+    app.state.login_limiter = LoginLimiter(settings.ui_login_failures, settings.ui_login_window_seconds)
     install_error_handlers(app)
     for router in api_routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(health.router)
+    app.include_router(ui_routes.router)
+    app.mount("/ui/static", StaticFiles(directory=ui_routes.STATIC), name="ui-static")
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(CorrelationIdMiddleware)  # outermost of ours: errors carry the id too
+    app.add_middleware(CorrelationIdMiddleware)  # errors carry the id too
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer has them, errors too
     install_openapi(
         app,
         [*api_routers, health.router],

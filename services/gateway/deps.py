@@ -13,11 +13,12 @@ from fastapi import Depends, Header, Request
 
 from libs.auth import Principal
 from libs.clients import AutoscalerClient, Caller, DeployerClient, DnsClient, RegistryClient, SchedulerPool
-from libs.errors import FieldViolation, ValidationFailed
+from libs.errors import FieldViolation, PermissionDenied, ValidationFailed
 from libs.spec import MAX_VERSION
 from services.gateway.backends import Backends
 from services.gateway.body import read_document
 from services.gateway.settings import GatewaySettings
+from services.gateway.ui.sessions import COOKIE, CSRF_HEADER, SessionStore
 
 
 def get_settings(request: Request) -> GatewaySettings:
@@ -34,12 +35,43 @@ SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 BackendsDep = Annotated[Backends, Depends(get_backends)]
 
 
+def sessions(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.sessions
+    return store
+
+
+#: methods that change nothing: the session cookie alone is enough for them
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def authorization(request: Request) -> str | None:
+    """The ``Authorization`` value this request acts with: its own header, else the token of the
+    web UI session its ``bay_session`` cookie names.
+
+    A cookie is sent by the browser whoever made the page, so a change made with it must also carry
+    the session's ``X-CSRF-Token``, which only Bay's own pages can read (``/ui/session``, same
+    origin). A cookie naming no live session counts as no credentials (401 as usual)."""
+    header = request.headers.get("authorization")
+    if header:
+        return header
+    session = sessions(request).get(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    if request.method not in SAFE_METHODS and not session.csrf_matches(request.headers.get(CSRF_HEADER)):
+        raise PermissionDenied(
+            f"a change made with the web UI's session cookie needs the {CSRF_HEADER} header of its "
+            "session (GET /ui/session): refused as a possible cross-site request",
+            hint="use Bay's pages, or send `Authorization: Bearer <token>` instead of the cookie",
+        )
+    return session.authorization
+
+
 def viewer(request: Request, backends: BackendsDep) -> Principal:
-    return backends.tokens.authenticate(request.headers.get("authorization"), needed="viewer")
+    return backends.tokens.authenticate(authorization(request), needed="viewer")
 
 
 def operator(request: Request, backends: BackendsDep) -> Principal:
-    return backends.tokens.authenticate(request.headers.get("authorization"), needed="operator")
+    return backends.tokens.authenticate(authorization(request), needed="operator")
 
 
 Viewer = Annotated[Principal, Depends(viewer)]
@@ -47,7 +79,7 @@ Operator = Annotated[Principal, Depends(operator)]
 
 
 def _caller(request: Request) -> Caller:
-    return Caller(request.headers.get("authorization"), request.state.correlation_id)
+    return Caller(authorization(request), request.state.correlation_id)
 
 
 def registry(request: Request, backends: BackendsDep) -> RegistryClient:

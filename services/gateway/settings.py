@@ -58,6 +58,15 @@ class GatewaySettings(CommonSettings):
 
     autoscaler_addr: str = Field(defaults.AUTOSCALER_ADDRESS, description="the autoscaler's gRPC host:port")
     autoscaler_timeout_seconds: float = Field(3.0, gt=0, description="deadline of every autoscaler call")
+    ui_session_seconds: float = Field(
+        8 * 3600.0, gt=0, description="a web UI session ends after this long without a request"
+    )
+    ui_login_failures: int = Field(
+        5, ge=1, description="failed web UI log-ins allowed per client address within the window"
+    )
+    ui_login_window_seconds: float = Field(
+        60.0, gt=0, description="the window of BAY_UI_LOGIN_FAILURES (then 429 until it passes)"
+    )
 
     @field_validator("gateway_listen")
     @classmethod

@@ -1,0 +1,1 @@
+"""The web UI: static pages under ``/ui/``, a server-side browser session, security headers."""

@@ -1,0 +1,3 @@
+import { nav } from "/ui/static/common.js";
+
+nav("events");
