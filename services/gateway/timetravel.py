@@ -105,7 +105,7 @@ def group_model(state: GroupAt) -> GroupAtModel:
         targets=[
             models.GroupTarget(
                 version=t.version,
-                build=t.spec.build,
+                build=t.spec.build or "",
                 instances=t.instances,
                 in_service=t.in_service,
                 weight=t.weight,
