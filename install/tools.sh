@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System tools the tests and benchmarks use: dig (bind9-dnsutils), dnsperf, dnsmasq (the DNS
-# benchmark's reference). Installed from Debian's packages when missing and possible; otherwise a
+# benchmark's reference), chromium and chromedriver (the web UI's browser tests, tests/browser). Installed from Debian's packages when missing and possible; otherwise a
 # warning says what is missing (the dig tests skip, the DNS benchmark reports the gap).
 set -u
-declare -A PACKAGE=([dig]=bind9-dnsutils [dnsperf]=dnsperf [dnsmasq]=dnsmasq-base)
+declare -A PACKAGE=([dig]=bind9-dnsutils [dnsperf]=dnsperf [dnsmasq]=dnsmasq-base
+                    [chromium]=chromium [chromedriver]=chromium-driver)
 missing=()
-for tool in dig dnsperf dnsmasq; do
+for tool in dig dnsperf dnsmasq chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("${PACKAGE[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -19,5 +20,5 @@ if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" 
     exit 0
   fi
 fi
-echo "warning: could not install ${missing[*]} (apt-get as root needed): dig tests skip, the DNS benchmark cannot compare" >&2
+echo "warning: could not install ${missing[*]} (apt-get as root needed): dig and browser tests skip, the DNS benchmark cannot compare" >&2
 exit 0

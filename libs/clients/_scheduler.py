@@ -69,6 +69,13 @@ class SchedulerClient(ServiceClient):
         )
         return reply
 
+    async def cluster_status(self) -> scheduler_pb2.ClusterStatusReply:
+        """Every group's status on this cluster and its hosts' capacity, in one answer."""
+        reply: scheduler_pb2.ClusterStatusReply = await self.call(
+            self.stub.ClusterStatus, scheduler_pb2.ClusterStatusRequest()
+        )
+        return reply
+
     async def kill_task(self, task_id: str) -> task_pb2.Task:
         """The group's count stays, so a replacement starts; killing a dying task changes nothing."""
         task: task_pb2.Task = await self.call(self.stub.KillTask, scheduler_pb2.KillTaskRequest(id=task_id))

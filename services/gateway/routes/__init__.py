@@ -17,6 +17,7 @@ from services.gateway.routes import (
     group_tasks,
     groups,
     health,
+    overview,
     tasks,
 )
 
@@ -35,6 +36,7 @@ api_routers: list[APIRouter] = [
     dns.router,
     deployments.router,
     autoscale.router,
+    overview.router,
 ]
 
 __all__ = ["ERROR_RESPONSES", "api_routers", "health"]

@@ -31,12 +31,16 @@ async def list_events(
     aggregate_type: str | None = None,
     aggregate_id: str | None = None,
     event_type: Annotated[str | None, Query(alias="type", description="e.g. GroupScaled")] = None,
+    actor: Annotated[str | None, Query(description="who asked: a token's name, or a service")] = None,
     since: DateTimeParam | None = None,
     until: DateTimeParam | None = None,
     after: Annotated[
         int, Query(ge=0, le=MAX_SEQUENCE, description="only events with a greater sequence")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    latest: Annotated[
+        bool, Query(description="the last `limit` matching events (oldest first; no next page)")
+    ] = False,
 ) -> EventPage:
     def query() -> list[dict[str, Any]]:
         with Session(backends.engine) as session:
@@ -45,17 +49,19 @@ async def list_events(
                 aggregate_type=aggregate_type or None,
                 aggregate_id=aggregate_id or None,
                 type=event_type or None,
+                actor=actor or None,
                 since=since,  # a time without a zone is UTC, as every time in Bay
                 until=until,
                 after=after,
                 limit=limit,
+                latest=latest,
             )
 
     try:
         events = await run_in_threadpool(query)
     except SQLAlchemyError as exc:
         raise Unavailable(f"the audit database did not answer: {type(exc).__name__}") from exc
-    next_after = events[-1]["sequence"] if len(events) == limit else None
+    next_after = events[-1]["sequence"] if len(events) == limit and not latest else None
     return EventPage.model_validate({"events": events, "next_after": next_after})
 
 

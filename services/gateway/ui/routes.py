@@ -100,10 +100,15 @@ async def login_form(next: str | None = None) -> HTMLResponse:
 
 
 def _same_origin(request: Request) -> bool:
-    """A form posted from another site says so in ``Origin`` (browsers send it on every POST)."""
+    """Whether a form post came from the gateway's own page. Browsers say where a request comes
+    from in ``Sec-Fetch-Site``; ``Origin`` is ``null`` under ``Referrer-Policy: no-referrer``, so
+    only an ``Origin`` naming another site counts against it."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
-        return origin is None
+        return True
     return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 

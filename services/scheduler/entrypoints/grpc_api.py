@@ -15,6 +15,7 @@ from libs.events import EventMeta
 from libs.grpcutil import abort_with, metadata_value, translate_errors
 from services.scheduler.adapters import codec
 from services.scheduler.domain.tasks import Task
+from services.scheduler.entrypoints.cluster_status import cluster_status
 from services.scheduler.ports import TaskState
 from services.scheduler.service_layer.scheduler import Counts, Scheduler
 
@@ -185,6 +186,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 yield scheduler_pb2.LogChunk(data=data)
         except BayError as exc:
             await abort_with(context, exc)
+
+    @translate_errors
+    async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
+        self._principal(context, "viewer")
+        return await cluster_status(self.scheduler, status_of)
 
     @translate_errors
     async def KillTask(self, request, context):  # type: ignore[no-untyped-def]
