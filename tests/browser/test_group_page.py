@@ -40,6 +40,17 @@ def enabled(page: Page, css: str) -> list[bool]:
     return found
 
 
+def whole_page_screenshot(page: Page, name: str) -> None:
+    """``page.screenshot`` of the whole page: the window made as tall as the page for it."""
+    size = page.driver.get_window_size()
+    height = page.js("return document.documentElement.scrollHeight")
+    page.driver.set_window_size(size["width"], min(int(height) + 120, 4000))
+    try:
+        page.screenshot(name)
+    finally:
+        page.driver.set_window_size(size["width"], size["height"])
+
+
 def travel(page: Page, sequence: int) -> None:
     """Pick an event in the time-travel list, as a person would with the select."""
     listed = "return [...document.querySelectorAll('#tt-event option')].some((o) => o.value === arguments[0])"
@@ -96,10 +107,10 @@ def test_log_rollback_and_time_travel_on_the_group_page(operator_page: Page, api
     page.wait(lambda d: text(page, "version") == "3", "version 3 (the rollback) shown live")
     assert group_now(api, "shop")["version"] == 3
     assert "COLOUR" not in text(page, "spec-yaml")
-    page.wait(
-        lambda d: page.js("return document.querySelector('#chart-ready').dataset.points > 0"), "a chart"
-    )
-    page.screenshot("group")
+    for chart in ("chart-ready", "chart-cpu", "chart-mem"):  # usage: the scheduler's samples, via the gateway
+        drawn = f"return Number(document.getElementById('{chart}').dataset.points || 0) > 0"
+        page.wait(lambda d, drawn=drawn: page.js(drawn), f"a line in {chart}")
+    whole_page_screenshot(page, "group")
 
     # time travel: first to the rollback (v3), where v1 and v2 can be seen but not rolled back to
     history = api.get("/v1/groups/shop/history").json()["events"]
@@ -119,7 +130,7 @@ def test_log_rollback_and_time_travel_on_the_group_page(operator_page: Page, api
     assert f"#{created_at}" in text(page, "past-text")
     assert not any(enabled(page, "#versions button, #deployment button, #tasks button"))
     assert page.driver.current_url.endswith(f"?at={created_at}")
-    page.screenshot("time-travel")
+    whole_page_screenshot(page, "time-travel")
 
     page.driver.find_element(By.ID, "back-live").click()
     page.wait(lambda d: text(page, "instances") == "3" and text(page, "version") == "3", "back to live")

@@ -188,16 +188,22 @@ export function renderDns(lookup) {
 const secs = (iso) => new Date(iso).getTime() / 1000;
 const pct = (v) => `${Math.round(v * 100)}%`;
 
+const count = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+
 export function renderCharts(charts, holders) {
-  const from = secs(charts.since);
   const to = Date.now() / 1000;
+  // a group younger than the window: the axis starts a little before its first point
+  const first = Math.min(to, ...charts.ready.map((p) => secs(p.time)), ...charts.usage.map((p) => secs(p.time)));
+  const from = Math.max(secs(charts.since), first - Math.max(10, (to - first) * 0.05));
+  const most = Math.max(1, ...charts.ready.map((p) => Math.max(p.ready, p.desired)));
   lineChart(holders.ready, {
     from, to,
     series: [
       { name: "desired", cls: "desired", step: true, points: charts.ready.map((p) => [secs(p.time), p.desired]) },
       { name: "ready", cls: "ready", step: true, points: charts.ready.map((p) => [secs(p.time), p.ready]) },
     ],
-    format: (v) => String(Math.round(v)),
+    max: most + Math.max(1, Math.ceil(most / 10)),
+    format: count,
   });
   const usage = (key) => charts.usage.map((p) => [secs(p.time), p[key]]);
   const top = (key) => Math.max(1, ...charts.usage.map((p) => p[key] || 0));

@@ -292,7 +292,7 @@ function followLive() {
     else if (type.startsWith("Deployment")) loadDeployment();
     else loadAutoscale();
   }));
-  const timer = setInterval(() => soon(loadLiveOnly), 10000);
+  const timer = setInterval(() => soon(loadLiveOnly), 5000);
   // leaving the page ends its streams at once: a browser may otherwise keep their connections
   // (six per host) busy after the page is gone, and the next page waits for a free one
   window.addEventListener("pagehide", () => {
