@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 
 from bay.v1 import envelope_pb2
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -76,7 +76,7 @@ async def bulk_read(
     subject_filter: str | None,
     *,
     subject_filters: Sequence[str] = (),
-) -> AsyncIterator[list[Record]]:
+) -> AsyncGenerator[list[Record], None]:
     """Every stored event from ``from_seq`` (matching the filter, or any of ``subject_filters``:
     one consumer filtered on several subjects, nats-server 2.10 and later) up to the end as of now."""
     if subject_filters and subject_filter is not None:

@@ -15,7 +15,7 @@ A point past the end is the state now.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import NamedTuple
 
@@ -55,7 +55,7 @@ def _at(rec: Record) -> float:
     return t.seconds + t.nanos * 1e-9
 
 
-async def _records(log: EventLog, name: str, point: Point) -> AsyncIterator[Record]:
+async def _records(log: EventLog, name: str, point: Point) -> AsyncGenerator[Record, None]:
     """The group's records up to the point, in order."""
     async with aclosing(log.read_subjects(subjects.of_group(name), until_seq=point.sequence)) as batches:
         async for batch in batches:

@@ -82,7 +82,7 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         await wait_for_stream(events)  # the set-up creates it
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
-        live = await open_view(events, "gateway")
+        live: Projection[PlatformView] = await open_view(events, "gateway")
         usage = UsageHistory(settings.usage_keep_seconds)
         await usage.subscribe(conn.client)
     except BaseException:

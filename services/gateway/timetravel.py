@@ -12,6 +12,7 @@ from libs.views import deployments as dv
 from libs.views import tasks as tv
 from libs.views.timetravel import GroupAt, Point, group_at
 from services.gateway import models
+from services.gateway.adapters import group_from_view
 from services.gateway.audit.writer import MAX_SEQUENCE
 from services.gateway.history_models import DeploymentAt, GroupTasksAt, StepAt
 from services.gateway.history_models import GroupAt as GroupAtModel
@@ -96,22 +97,7 @@ def group_model(state: GroupAt) -> GroupAtModel:
     assert g is not None  # resolve() said so
     latest = state.view.deployments.latest(state.name)
     return GroupAtModel(
-        spec=g.current_spec(),
-        version=g.version,
-        aggregate_version=g.aggregate_version,
-        created=_when(g.created),
-        updated=_when(g.updated),
-        deleted=g.deleted,
-        targets=[
-            models.GroupTarget(
-                version=t.version,
-                build=t.spec.build or "",
-                instances=t.instances,
-                in_service=t.in_service,
-                weight=t.weight,
-            )
-            for t in g.targets
-        ],
+        **group_from_view(g).model_dump(),
         instances=g.instances,
         deployment_id=g.deployment,
         deployment=deployment_at(latest) if latest is not None else None,

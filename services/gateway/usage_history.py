@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from bay.v1 import scheduler_pb2
 
 from libs.events import subjects
-from libs.samples.usage import points
+from libs.samples.usage import decode_batch, points
 
 log = logging.getLogger("bay.gateway.usage")
 
@@ -60,11 +60,8 @@ class UsageHistory:
 
     def add_bytes(self, data: bytes, subject: str) -> bool:
         """A message's payload; False when it is not a UsageBatch of its subject's group."""
-        try:
-            batch = scheduler_pb2.UsageBatch.FromString(data)
-        except Exception:  # protobuf's DecodeError, or worse from a hostile payload
-            return False
-        if subject.split(".")[3:] != [batch.group]:
+        batch = decode_batch(data, subject)
+        if batch is None:
             return False
         self.add(batch)
         return True
