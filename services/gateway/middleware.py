@@ -23,20 +23,34 @@ def correlation_id_from(value: str | None) -> str:
     return str(uuid.uuid4())
 
 
-class CorrelationIdMiddleware:
+class ResponseHeadersMiddleware:
+    """Pure ASGI (not BaseHTTPMiddleware, so streamed answers pass untouched): sets the headers
+    :meth:`headers` gives for a request on its answer, errors included."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    def headers(self, scope: Scope) -> dict[str, str]:
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = correlation_id_from(Headers(scope=scope).get(HEADER))
-        scope.setdefault("state", {})["correlation_id"] = cid
+        extra = self.headers(scope)
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[HEADER] = cid
+                headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    headers[name] = value
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, send_with_headers)
+
+
+class CorrelationIdMiddleware(ResponseHeadersMiddleware):
+    def headers(self, scope: Scope) -> dict[str, str]:
+        cid = correlation_id_from(Headers(scope=scope).get(HEADER))
+        scope.setdefault("state", {})["correlation_id"] = cid
+        return {HEADER: cid}

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from libs.errors import BayError
@@ -27,6 +28,12 @@ KEEP_ALIVE = b": keep-alive\n\n"
 RETRY_MS = 2000
 
 T = TypeVar("T")
+
+
+def sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
+    """A stream of server-sent events, kept out of caches and proxy buffers."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
 def opening(start: int) -> bytes:

@@ -33,6 +33,7 @@ import pytest
 from libs.auth import TokenStore
 from libs.natsserver import free_port
 from tests.e2e.harness import BayUp, start_bay
+from tests.figures import print_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -302,15 +303,4 @@ def viewer_page(browser: Page, tokens: dict[str, str]) -> Iterator[Page]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    figures = [
-        f"{r.nodeid.rsplit('::', 1)[-1]}: {value}"
-        for kind in ("passed", "failed")
-        for r in terminalreporter.stats.get(kind, [])
-        if getattr(r, "when", "") == "call"
-        for name, value in r.user_properties
-        if name == "figure" and "tests/browser/" in r.nodeid
-    ]
-    if figures:
-        terminalreporter.section("web UI figures")
-        for line in figures:
-            terminalreporter.line(line)
+    print_figures(terminalreporter, "web UI figures", under="tests/browser/")

@@ -1,5 +1,6 @@
 """The scheduler on the local backend, as a real process: scaling, replacement, backoff, health,
-placement reasons, restarts (SIGTERM and SIGKILL in the middle of a scale-up)."""
+placement reasons, restarts (SIGTERM and SIGKILL in the middle of a scale-up), and ClusterStatus (the UI
+overview's one call per cluster: every group's counts and the hosts' capacity)."""
 
 from __future__ import annotations
 
@@ -377,3 +378,31 @@ async def test_a_task_the_log_says_has_ended_is_killed_when_it_is_found_running(
     assert replacement.id != task.id
     await poll_until(lambda: task.id not in live_task_pids(sched.data_dir), "the lost task's end", 15)
     assert pid not in live_task_pids(sched.data_dir).values()
+
+
+async def test_every_group_and_the_hosts_capacity_in_one_answer(
+    registry: RunningRegistry, sched: SchedulerProcess
+) -> None:
+    await create_group(
+        registry, name="web", cmd="sleep 300", instances=2, resources={"cpus": 0.25, "mem": 32}
+    )
+    await create_group(registry, name="idle", cmd="sleep 300", instances=0)
+    await sched.until("web", lambda s: s.ready == 2)
+    assert sched.stub is not None
+    reply: scheduler_pb2.ClusterStatusReply = await sched.stub.ClusterStatus(
+        scheduler_pb2.ClusterStatusRequest(), metadata=sched.md(), timeout=5
+    )
+    groups = {g.group: g for g in reply.groups}
+    assert set(groups) == {"web", "idle"}
+    web = await sched.status("web")
+    assert (groups["web"].desired, groups["web"].ready, groups["web"].version) == (
+        web.desired,
+        2,
+        web.version,
+    )
+    assert groups["idle"].known and groups["idle"].desired == 0
+    assert reply.sequence > 0 and not reply.offer_based
+    [host] = reply.hosts
+    assert host.tasks == 2
+    assert abs(host.cpus_used - 0.5) < 1e-9 and abs(host.mem_used - 64) < 1e-9
+    assert host.cpus_free >= 0 and host.mem_free > 0

@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from libs.clients import SchedulerPool
 from services.gateway.backends import Backends
 from services.gateway.deps import BackendsDep, Schedulers, SettingsDep, Viewer
-from services.gateway.sse import KEEP_ALIVE, RETRY_MS
+from services.gateway.sse import KEEP_ALIVE, RETRY_MS, sse_response
 from services.gateway.ui.overview import Overview, OverviewSource
 
 router = APIRouter(prefix="/v1/overview", tags=["overview"])
@@ -112,6 +112,5 @@ async def stream_overview(
     request: Request, _: Viewer, schedulers: Schedulers, backends: BackendsDep, settings: SettingsDep
 ) -> StreamingResponse:
     """The whole overview first, then its changes as they happen."""
-    body = overview_stream(source_of(request), schedulers, backends, heartbeat=settings.sse_heartbeat_seconds)
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+    heartbeat = settings.sse_heartbeat_seconds
+    return sse_response(overview_stream(source_of(request), schedulers, backends, heartbeat=heartbeat))

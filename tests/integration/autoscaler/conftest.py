@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from libs.natsserver import free_port, server_config, start_nats
 from libs.natsusers import new_seed, public_key, write_private
 from tests.conftest import NatsProcess
+from tests.figures import print_figures
 
 
 @pytest_asyncio.fixture
@@ -67,15 +68,4 @@ def seed_file(path: Path) -> Path:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    figures = [
-        f"{r.nodeid.rsplit('::', 1)[-1]}: {value}"
-        for kind in ("passed", "failed")
-        for r in terminalreporter.stats.get(kind, [])
-        if getattr(r, "when", "") == "call"
-        for name, value in r.user_properties
-        if name == "figure"
-    ]
-    if figures:
-        terminalreporter.section("autoscaler figures")
-        for line in figures:
-            terminalreporter.line(line)
+    print_figures(terminalreporter, "autoscaler figures", under="tests/integration/autoscaler/")
