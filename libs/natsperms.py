@@ -10,7 +10,8 @@ set-up. Pure: subjects in, nats-server configuration text out (no I/O).
 - ``autoscaler`` publishes ``bay.ev.autoscale.>``; reads the stream (its log, the platform's), a
   backlog metric's consumer info on any stream, with an ephemeral consumer there to wake a group at
   zero, and the usage and custom metric samples.
-- ``dns``, ``gateway``: no event; read the stream.
+- ``dns``, ``gateway``: no event; read the stream; the gateway also the usage samples
+  (``bay.usage.>``) for the group page's charts.
 - ``audit`` (Bay's audit table): ``bay.audit.progress``; reads the stream with its durable consumer.
 - ``audit/<name>`` (systems outside Bay): no event; read the stream with consumers of their own.
 - ``metrics/<group>`` (a group's custom metric publisher, ``bay nats metrics-credential``): publishes
@@ -135,8 +136,13 @@ def autoscaler(stream: str) -> Permissions:
 
 
 def reader(stream: str) -> Permissions:
-    """dns and gateway: fold the stream, publish nothing."""
+    """dns: fold the stream, publish nothing."""
     return Permissions(read_stream(stream), REPLIES)
+
+
+def gateway(stream: str) -> Permissions:
+    """gateway: fold the stream, publish nothing; read the usage samples (the group page's charts)."""
+    return Permissions(read_stream(stream), (*REPLIES, f"{subjects.USAGE_ROOT}.>"))
 
 
 def audit_writer(stream: str) -> Permissions:
@@ -178,8 +184,10 @@ def for_service(role: str, stream: str) -> Permissions | None:
         return deployer(stream)
     if role == "autoscaler":
         return autoscaler(stream)
-    if role in ("dns", "gateway"):
+    if role == "dns":
         return reader(stream)
+    if role == "gateway":
+        return gateway(stream)
     if role == "audit":
         return audit_writer(stream)
     raise ValueError(f"unknown NATS user {role!r}: {', '.join(SERVICE_ROLES)}, scheduler-<cluster> or setup")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 
 from bay.v1 import envelope_pb2
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -21,6 +21,7 @@ from nats.js.client import JetStreamContext
 
 from libs.errors import Unavailable
 from libs.eventlog.port import Record
+from libs.events.subjects import matches
 from libs.natsconn import NatsConnection
 
 READ_SIZE = 1 << 20
@@ -68,14 +69,23 @@ class LazyHeaders(Mapping[str, str]):
 
 
 async def bulk_read(
-    conn: NatsConnection, js: JetStreamContext, stream: str, from_seq: int, subject_filter: str | None
-) -> AsyncIterator[list[Record]]:
-    """Every stored event from ``from_seq`` (matching the filter) up to the end as of now."""
+    conn: NatsConnection,
+    js: JetStreamContext,
+    stream: str,
+    from_seq: int,
+    subject_filter: str | None,
+    *,
+    subject_filters: Sequence[str] = (),
+) -> AsyncGenerator[list[Record], None]:
+    """Every stored event from ``from_seq`` (matching the filter, or any of ``subject_filters``:
+    one consumer filtered on several subjects, nats-server 2.10 and later) up to the end as of now."""
+    if subject_filters and subject_filter is not None:
+        raise ValueError("bulk_read: subject_filter or subject_filters, not both")
     url = conn.client.connected_url
     if url is None or not conn.connected:
         raise Unavailable("NATS is not connected")
     if url.scheme == "tls":
-        async for rec in _fallback_read(js, stream, from_seq, subject_filter):
+        async for rec in _fallback_read(js, stream, from_seq, subject_filter, subject_filters):
             yield [rec]
         return
     try:
@@ -89,7 +99,7 @@ async def bulk_read(
         info = json.loads((await reader.readline())[5:])
         if info.get("tls_required"):
             writer.close()
-            async for rec in _fallback_read(js, stream, from_seq, subject_filter):
+            async for rec in _fallback_read(js, stream, from_seq, subject_filter, subject_filters):
                 yield [rec]
             return
         opts: dict[str, object] = {
@@ -124,6 +134,7 @@ async def bulk_read(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=max(from_seq, 1),
                 filter_subject=subject_filter,
+                filter_subjects=list(subject_filters) or None,
                 flow_control=True,
                 idle_heartbeat=HEARTBEAT,
                 mem_storage=True,
@@ -216,7 +227,11 @@ async def _frames(
 
 
 async def _fallback_read(
-    js: JetStreamContext, stream: str, from_seq: int, subject_filter: str | None
+    js: JetStreamContext,
+    stream: str,
+    from_seq: int,
+    subject_filter: str | None,
+    subject_filters: Sequence[str] = (),
 ) -> AsyncIterator[Record]:
     sub = await js.subscribe(
         subject_filter or ">",
@@ -231,6 +246,10 @@ async def _fallback_read(
             except TimeoutError:
                 return
             md = msg.metadata
+            if subject_filters and not any(matches(f, msg.subject) for f in subject_filters):
+                if md.num_pending == 0:
+                    return
+                continue  # nats-py's subscribe takes one subject: several are filtered here
             yield Record(
                 md.sequence.stream,
                 msg.subject,

@@ -306,6 +306,26 @@ class JetStreamEventLog(EventLog):
         async for live in self._follow(last + 1, subject_filter):
             yield live
 
+    async def read_subjects(
+        self, subject_filters: Sequence[str], *, until_seq: int | None = None
+    ) -> AsyncGenerator[list[Record], None]:
+        """One consumer filtered on the server on every subject at once (a group, its tasks, its
+        deployments): reading a group's history costs its own events, not the whole log's. JetStream
+        has no end sequence: the read stops at the first event past ``until_seq``."""
+        if not subject_filters:
+            return
+        filters = list(subject_filters)
+        async with aclosing(
+            bulk_read(self.conn, self.js, self.stream.name, 1, None, subject_filters=filters)
+        ) as batches:
+            async for batch in batches:
+                if until_seq is not None and batch[-1].sequence > until_seq:
+                    kept = [rec for rec in batch if rec.sequence <= until_seq]
+                    if kept:
+                        yield kept
+                    return
+                yield batch
+
     async def _follow(self, from_seq: int, subject_filter: str | None) -> AsyncIterator[list[Record]]:
         """Live events from ``from_seq``, in batches of what has arrived; survives reconnects and
         server restarts. (One wake-up per batch, not per event: a busy writer's events come in

@@ -119,6 +119,25 @@ class EventLog(abc.ABC):
             for rec in batch:
                 yield rec
 
+    async def read_subjects(
+        self, subject_filters: Sequence[str], *, until_seq: int | None = None
+    ) -> AsyncGenerator[list[Record], None]:
+        """The stored events of any of ``subject_filters`` (NATS wildcards), in order, up to
+        ``until_seq`` (None: the end as of now). For a reader of a few aggregates' whole history (the
+        time travel of one group): an adapter that can, filters on the server. This fallback reads
+        everything and filters here."""
+        async for batch in self.read_batches(1):
+            kept = [
+                rec
+                for rec in batch
+                if (until_seq is None or rec.sequence <= until_seq)
+                and any(event_subjects.matches(f, rec.subject) for f in subject_filters)
+            ]
+            if kept:
+                yield kept
+            if until_seq is not None and batch[-1].sequence >= until_seq:
+                return
+
     @abc.abstractmethod
     async def last_sequence(self, subject_filter: str | None = None) -> int:
         """The last stream sequence (of the filter's subjects, when given); 0 when empty."""

@@ -69,6 +69,16 @@ def autoscale(group_name: str) -> str:
     return AUTOSCALE_PREFIX + group_name
 
 
+def group_tasks(group_name: str) -> str:
+    """Every task subject of one group, in every cluster (task ids are ``<group>.<uuid>``)."""
+    return f"{TASK_PREFIX}*.{group_name}.*"
+
+
+def of_group(group_name: str) -> tuple[str, ...]:
+    """The subjects a group's own history is on: its events, its tasks', its deployments'."""
+    return (group(group_name), group_tasks(group_name), deploy(group_name))
+
+
 def task_prefix(cluster_name: str) -> str:
     """Every task subject of one cluster starts with this."""
     return f"{TASK_PREFIX}{cluster_name}."

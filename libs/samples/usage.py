@@ -74,6 +74,18 @@ def points(batch: scheduler_pb2.UsageBatch, at: float) -> list[UsagePoint]:
     return out
 
 
+def decode_batch(data: bytes, subject: str = "") -> scheduler_pb2.UsageBatch | None:
+    """A message's payload as a UsageBatch; None when it is not one, or when its group is not the
+    one its ``subject`` (``bay.usage.<cluster>.<group>``) names."""
+    try:
+        batch = scheduler_pb2.UsageBatch.FromString(data)
+    except Exception:  # protobuf's DecodeError, or worse from a hostile payload
+        return None
+    if subject and subject.split(".")[3:] != [batch.group]:
+        return None
+    return batch
+
+
 class UsageWindow:
     """Per group, the usage samples that arrived in the last ``keep_seconds``."""
 
@@ -118,11 +130,8 @@ class UsageWindow:
     def add_bytes(self, data: bytes, subject: str = "") -> bool:
         """A message's payload; False (and nothing kept) when it is not a UsageBatch, or when its
         group is not the one its ``subject`` (``bay.usage.<cluster>.<group>``) names."""
-        try:
-            batch = scheduler_pb2.UsageBatch.FromString(data)
-        except Exception:  # protobuf's DecodeError, or worse from a hostile payload
-            return False
-        if subject and subject.split(".")[3:] != [batch.group]:
+        batch = decode_batch(data, subject)
+        if batch is None:
             return False
         self.add(batch)
         return True

@@ -93,8 +93,9 @@ class GatewayClient:
             self.request("GET", "/v1/groups", params={"cluster": cluster, "service": service})["groups"]
         )
 
-    def get_group(self, name: str) -> JSON:
-        return self.request("GET", f"/v1/groups/{_q(name)}")
+    def get_group(self, name: str, *, at: str = "") -> JSON:
+        """The group now, or with ``at`` (a sequence or a time) as it was then."""
+        return self.request("GET", f"/v1/groups/{_q(name)}", params={"at": at or None})
 
     def group_exists(self, name: str) -> bool:
         try:
@@ -216,8 +217,8 @@ class GatewayClient:
 
     # ---- tasks ----
 
-    def group_tasks(self, name: str, state: str = "", include_ended: bool = False) -> JSON:
-        params = {"state": state, "all": "true" if include_ended else None}
+    def group_tasks(self, name: str, state: str = "", include_ended: bool = False, at: str = "") -> JSON:
+        params = {"state": state, "all": "true" if include_ended else None, "at": at or None}
         return self.request("GET", f"/v1/groups/{_q(name)}/tasks", params=params)
 
     def group_status(self, name: str, *, timeout: float | None = None) -> JSON:

@@ -12,6 +12,7 @@ from google.protobuf import message, timestamp_pb2
 
 from libs.spec_pb import trusted_spec_from_pb
 from libs.views import deployments as deployment_rules
+from libs.views.groups import Group
 from services.gateway import deploy_models, models
 
 
@@ -44,6 +45,22 @@ def group_from_pb(msg: group_pb2.Group) -> models.Group:
             for t in msg.targets
         ],
     )
+
+
+def group_from_view(g: Group) -> models.Group:
+    """A group as the shared fold holds it (time travel), in the REST shape ``group_from_pb`` gives."""
+    targets = [
+        models.GroupTarget(
+            version=t.version, build=t.spec.build or "", instances=t.instances, in_service=t.in_service,
+            weight=t.weight,
+        )
+        for t in g.targets
+    ]  # fmt: skip
+    return models.Group(
+        spec=g.current_spec(), version=g.version, aggregate_version=g.aggregate_version,
+        created=datetime.fromtimestamp(g.created, tz=UTC), updated=datetime.fromtimestamp(g.updated, tz=UTC),
+        deleted=g.deleted, targets=targets,
+    )  # fmt: skip
 
 
 def reply_from_pb(msg: registry_pb2.GroupReply) -> models.GroupReply:

@@ -18,6 +18,7 @@ from services.gateway.alertmanager import AlertmanagerClient
 from services.gateway.audit.db import init_db, make_engine
 from services.gateway.body import body_limit
 from services.gateway.settings import GatewaySettings
+from services.gateway.usage_history import UsageHistory
 
 #: whose settings hold the peers' addresses, as the hints of "it is down" say it
 GATEWAY = "the gateway"
@@ -51,6 +52,8 @@ class Backends:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: where firing alerts are read (``BAY_ALERTMANAGER_URL``); None: no Alertmanager is configured
     alertmanager: AlertmanagerClient | None = None
+    #: each group's recent CPU and memory, as its schedulers publish them (the group page's charts)
+    usage: UsageHistory = field(default_factory=UsageHistory)
 
     @property
     def view(self) -> WatchedView:
@@ -58,6 +61,7 @@ class Backends:
 
     async def close(self) -> None:
         self.closing.set()
+        await self.usage.close()
         await self.live.stop()
         await self.registry.close()
         await self.schedulers.close()
@@ -84,6 +88,8 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(init_db, engine)
         live: Projection[WatchedView] = await open_view(events, "gateway", WatchedView)
+        usage = UsageHistory(settings.usage_keep_seconds)
+        await usage.subscribe(conn.client)
     except BaseException:
         await conn.close()
         raise
@@ -120,4 +126,5 @@ async def open_backends(settings: GatewaySettings, *, nats_wait_seconds: float =
             if settings.alertmanager_url
             else None
         ),
+        usage=usage,
     )

@@ -61,6 +61,9 @@ class GatewaySettings(CommonSettings):
     )
     registry_timeout_seconds: float = Field(3.0, gt=0, description="deadline of every registry call")
     sse_heartbeat_seconds: float = Field(15.0, gt=0, description="idle time before an SSE keep-alive")
+    usage_keep_seconds: float = Field(
+        3600.0, gt=0, le=86400, description="how long the group page's CPU and memory charts look back"
+    )
     schedulers: dict[str, str] = Field(
         default_factory=lambda: {"local": defaults.SCHEDULER_ADDRESS},
         description=f'each cluster\'s scheduler host:port, JSON: {{"local": "{defaults.SCHEDULER_ADDRESS}", '

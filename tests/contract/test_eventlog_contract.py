@@ -154,3 +154,24 @@ async def test_an_event_over_the_message_limit_is_refused_and_nothing_is_written
         await log.append("bay.ev.group.web", big, expected_last_seq=first.sequence)
     assert str(log.max_message_bytes) in info.value.message
     assert await log.last_sequence() == first.sequence
+
+
+async def test_read_subjects_takes_several_filters_and_stops_at_a_sequence(log: EventLog) -> None:
+    """What time travel reads: a group's own subjects (wildcards too), up to a point."""
+    wanted = ("bay.ev.group.web", "bay.ev.task.*.web.*")
+    seqs = [
+        (await log.append(subject, env(1, agg=subject.split(".")[-1]))).sequence
+        for subject in (
+            "bay.ev.group.web",
+            "bay.ev.group.api",
+            "bay.ev.task.local.web.a1",
+            "bay.ev.task.local.api.b1",
+            "bay.ev.task.eu.web.c1",
+            "bay.ev.task.local.web2.d1",
+        )
+    ]
+    got = [r.sequence async for batch in log.read_subjects(wanted) for r in batch]
+    assert got == [seqs[0], seqs[2], seqs[4]]
+    upto = [r.sequence async for batch in log.read_subjects(wanted, until_seq=seqs[3]) for r in batch]
+    assert upto == [seqs[0], seqs[2]]
+    assert [r async for r in log.read_subjects(("bay.ev.group.nothing",))] == []

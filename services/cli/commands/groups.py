@@ -80,10 +80,24 @@ def get_group(
     ctx: typer.Context,
     name: str,
     output: Annotated[DocOutput, typer.Option("-o", "--output")] = DocOutput.yaml,
+    at: Annotated[
+        str,
+        typer.Option(
+            "--at",
+            metavar="SEQ|TIME",
+            help="Time travel: the group as it was after event SEQ of the log, or at TIME "
+            "(RFC 3339, e.g. 2024-05-01T12:00:00Z), with its tasks then.",
+        ),
+    ] = "",
 ) -> None:
-    """Show one group: its spec and versions."""
+    """Show one group: its spec and versions (with --at: as it was then, from the log)."""
     with client_of(ctx) as gw:
-        print_doc(gw.get_group(name), output.value)
+        if not at:
+            print_doc(gw.get_group(name), output.value)
+            return
+        group = gw.get_group(name, at=at)
+        tasks = gw.group_tasks(name, include_ended=True, at=str(group["at_sequence"]))
+    print_doc({**group, "tasks": tasks["tasks"]}, output.value)
 
 
 def scale(

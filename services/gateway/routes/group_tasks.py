@@ -11,11 +11,15 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from libs.clients import group_scheduler
+from libs.events.model import TaskState
+from services.gateway import timetravel
 from services.gateway.adapters import status_from_pb, task_from_pb
 from services.gateway.deps import BackendsDep, Registry, Schedulers, SettingsDep, Viewer
+from services.gateway.history_models import GroupTasksAt
 from services.gateway.models import GroupStatus, GroupTasks
 from services.gateway.params import TaskStateName
 from services.gateway.sse import model_stream
+from services.gateway.timetravel import AT_DESCRIPTION
 
 router = APIRouter(prefix="/v1/groups", tags=["tasks"])
 
@@ -26,10 +30,21 @@ async def group_tasks(
     _: Viewer,
     registry: Registry,
     schedulers: Schedulers,
+    backends: BackendsDep,
     state: Annotated[TaskStateName | None, Query(description="only tasks in this state")] = None,
     all_: Annotated[bool, Query(alias="all", description="also the last few tasks that ended")] = False,
-) -> GroupTasks:
-    """The group's tasks (oldest first) and its status: counts, and why tasks are pending."""
+    at: Annotated[str | None, Query(description=AT_DESCRIPTION, max_length=64)] = None,
+) -> GroupTasksAt | GroupTasks:
+    """The group's tasks (oldest first) and its status: counts, and why tasks are pending. With
+    ``at``: its tasks as they were then, from the log (``state`` and ``all`` filter them alike)."""
+    if at is not None:
+        past = timetravel.tasks_model(await timetravel.resolve(backends.events, name, at))
+        past.tasks = [
+            t
+            for t in past.tasks
+            if (state is None or t.state == state) and (all_ or state is not None or not _ended(t.state))
+        ]
+        return past
     sched = await group_scheduler(registry, schedulers, name)
     listed, status = await asyncio.gather(
         sched.list_tasks(name, state=state or "", include_terminal=all_), sched.group_status(name)
@@ -40,6 +55,10 @@ async def group_tasks(
         status=status_from_pb(status),
         tasks=[task_from_pb(t) for t in listed],
     )
+
+
+def _ended(state: str) -> bool:
+    return TaskState(state).terminal
 
 
 @router.get("/{name}/status")

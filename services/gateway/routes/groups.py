@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from bay.v1 import registry_pb2
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from libs.errors import FieldViolation, ValidationFailed
 from libs.eventjson import event_dict
 from libs.spec import GroupSpec, validate_spec
 from libs.spec_pb import spec_to_pb
+from services.gateway import timetravel
 from services.gateway.adapters import group_from_pb, reply_from_pb
 from services.gateway.body import validate_body
-from services.gateway.deps import Document, Operator, Options, Registry, Viewer
+from services.gateway.deps import BackendsDep, Document, Operator, Options, Registry, Viewer
+from services.gateway.history_models import GroupAt
 from services.gateway.models import EventList, Group, GroupList, GroupReply, RollbackRequest, ScaleRequest
 from services.gateway.openapi import body_of
+from services.gateway.timetravel import AT_DESCRIPTION
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
@@ -62,7 +65,18 @@ async def create_group(
 
 
 @router.get("/{name}")
-async def get_group(name: str, _: Viewer, registry: Registry, response: Response) -> Group:
+async def get_group(
+    name: str,
+    _: Viewer,
+    registry: Registry,
+    backends: BackendsDep,
+    response: Response,
+    at: Annotated[str | None, Query(description=AT_DESCRIPTION, max_length=64)] = None,
+) -> GroupAt | Group:
+    """The group now (from the registry), or with ``at`` as it was then (from the log; with the
+    point reached, its instance count and its latest deployment then)."""
+    if at is not None:
+        return timetravel.group_model(await timetravel.resolve(backends.events, name, at))
     group = await registry.get_group(name)
     _etag(response, group.version)
     return group_from_pb(group)
