@@ -19,8 +19,8 @@ from services.gateway.routes import (
     group_tasks,
     groups,
     health,
-    sd,
     overview,
+    sd,
     tasks,
 )
 
