@@ -24,6 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from libs.addresses import format_host_port, parse_host_port
 
 log = logging.getLogger("bay.metrics")
+#: after an error answer, what a client still sends is read and dropped for this long, up to this much
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1 << 20
 
 MAX_HEAD = 8192
 MAX_HEADER_LINES = 64
@@ -85,10 +88,14 @@ class MetricsServer:
             except _HeadTooLarge as exc:
                 self._reading.pop(task, None)
                 await self._send(writer, exc.status, b"request head too large\n")
+                self._reading[task] = writer  # lingering: the first to go when slots run out
+                await self._linger(reader, writer)
                 return
             except ValueError:
                 self._reading.pop(task, None)
                 await self._send(writer, 400, b"not an HTTP request\n")
+                self._reading[task] = writer  # lingering: the first to go when slots run out
+                await self._linger(reader, writer)
                 return
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
@@ -110,6 +117,24 @@ class MetricsServer:
             self._reading.pop(task, None)
             self._clients.discard(task)
             writer.close()
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After an answer to a request not read to its end: say we are done writing, then read and
+        drop what the client still sends (a little, briefly) before closing. Closing a socket with
+        unread input makes the kernel reset the connection, and a reset can overtake the answer in
+        the client's buffer: it would see "connection reset" instead of its 414."""
+        with contextlib.suppress(OSError, RuntimeError):
+            if writer.can_write_eof():
+                writer.write_eof()
+        dropped = 0
+
+        async def drain_input() -> None:
+            nonlocal dropped
+            while dropped < LINGER_BYTES and (chunk := await reader.read(65536)):
+                dropped += len(chunk)
+
+        with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            await asyncio.wait_for(drain_input(), LINGER_SECONDS)
 
     async def _send(
         self,

@@ -131,6 +131,9 @@ def decide(policy: Policy, state: State, obs: Observation, now: float) -> Decisi
             until = max(t for t, r in ups if r <= cur) + policy.up.window_s
             return held(f"rising, stabilising until {hms(until)}")
         elif candidate == cur and rec < cur:
+            floor = clamp(policy, rec)
+            if floor.limit and floor.count >= cur:  # the bound holds it, whatever the window says
+                return held(floor.limit)
             until = max(t for t, r in downs if r >= cur) + policy.down.window_s
             return held(f"stabilising until {hms(until)}")
     # 5: cooldowns and the step limit; 6: the bounds

@@ -83,3 +83,13 @@ def test_scale_down_holds_within_tolerance() -> None:
     state = steady(policy, 10)
     d = decide(policy, state, cpu(10, 0.46), T0)
     assert (d.to, d.rule, d.reason) == (10, "hold", "within tolerance")
+
+
+def test_at_min_a_lower_wish_is_held_by_min_not_by_the_window() -> None:
+    """At min, a recommendation below it is held by the bound: the window's higher recommendation
+    (here the steady 10 of a moment ago) changes nothing, and status says "at min", not
+    "stabilising until ..." (which would promise a move that min forbids)."""
+    policy = cpu_policy(lo=10)
+    state = steady(policy, 10)  # last recommendation of 10 at T0 - 1: inside the down window
+    decisions, _ = run(policy, state, cpu(10, 0.03), T0, 5)  # wants 1, min is 10
+    assert all((d.to, d.changed, d.reason) == (10, False, "at min") for d in decisions), decisions
