@@ -2,7 +2,8 @@
 a crash-looping group (a command that exits at once) fires ``BayTaskCrashLooping``, which reaches
 a webhook receiver run by this test (a real HTTP server) in Alertmanager's documented payload
 (version "4", status "firing", the alert's labels with alertname and the group); ``bay alerts``
-shows it; the group fixed (updated to a command that stays up), a "resolved" notification arrives.
+shows it, and so does the web UI's overview in a real browser (Debian's chromium), on the group's
+row; the group fixed (updated to a command that stays up), a "resolved" notification arrives.
 
 The rules Prometheus evaluates here are the shipped ones (deploy/prometheus/bay-rules.yml) with
 every ``for`` shortened to a few seconds and nothing else changed (same expressions, labels and
@@ -26,8 +27,10 @@ import httpx
 import pytest
 import yaml
 
+from libs.auth import TokenStore
 from libs.natsserver import free_port
 from services.cli.stack.monitoring import ALERTMANAGER_BINARIES, SHIPPED_RULES
+from tests.browser.chrome import Page, browser_missing, new_driver
 from tests.e2e.harness import BAY, BayUp, clean_environment, running_bay, wait_gone
 from tests.poll import poll_until
 
@@ -107,6 +110,33 @@ def webhook_receiver() -> Iterator[tuple[Receiver, str]]:
         server.server_close()
 
 
+def overview_shows_the_alert(bay: BayUp) -> None:
+    """The overview, logged in as a viewer in headless Chromium, shows the firing alert on the
+    group's row and in the list of firing alerts (what Prometheus and Alertmanager said, no stand-in)."""
+    from selenium.webdriver.common.by import By
+
+    missing = browser_missing()
+    assert not missing, missing
+    token = TokenStore(bay.data_dir / "tokens.json").create("alert-watcher", "viewer")
+    driver = new_driver()
+    try:
+        page = Page(driver, bay.gateway_url)
+        page.login(token)
+        row = f"tr[data-group='{GROUP}']"
+        badge = page.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} .alert"), "the alert on the row")
+        assert ALERT in badge[0].text
+        listed = page.wait(
+            lambda d: d.find_elements(By.CSS_SELECTOR, f"#alerts li[data-alert='{ALERT}']"),
+            "the alert listed",
+        )
+        assert GROUP in listed[0].text
+        page.screenshot("overview-real-alert")
+        problems = page.console_problems()
+        assert not problems, f"the browser's console reported: {problems}"
+    finally:
+        driver.quit()
+
+
 def crash_alert(payload: dict[str, Any]) -> dict[str, Any]:
     return next(a for a in payload["alerts"] if a["labels"]["alertname"] == ALERT)
 
@@ -180,6 +210,7 @@ async def test_crash_loop_fires_reaches_the_webhook_and_resolves(tmp_path: Path)
                 assert code == 0, err
                 row = next(line.split() for line in out.splitlines() if line.startswith(ALERT))
                 assert row[:3] == [ALERT, GROUP, "critical"], out
+                await asyncio.to_thread(overview_shows_the_alert, bay)
 
                 # fixed: a command that stays up; the crash loop resolves
                 fixed = {**spec, "cmd": "exec sleep 600"}

@@ -235,7 +235,14 @@ async def light_load_stays_at_min(bay: BayUp, watch: StatusWatch) -> None:
     assert held and all(s.count == MIN for s in held), held
     # (a moment without samples, e.g. a health check slow on a loaded machine, holds too)
     sampled = [s for s in held if s.recommendation is not None]
-    assert sampled and all((s.recommendation or 0) <= MIN and s.reason == "at min" for s in sampled), held
+    # below min, min is what holds it; at min exactly (a loaded machine makes the light load cost
+    # more), nothing is asked for at all
+    assert sampled and all(
+        ((s.recommendation or 0) < MIN and s.reason == "at min")
+        or (s.recommendation == MIN and s.reason in ("steady", "within tolerance"))
+        for s in sampled
+    ), held
+    assert any(s.reason == "at min" for s in sampled), held
     assert watch.decisions() == []
     assert "now: at min" in await cli_status(bay)
 
