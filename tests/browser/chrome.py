@@ -39,7 +39,7 @@ def until(check: Callable[[], T], what: str, timeout: float = WAIT) -> T:
         if result:
             return result
         assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.05)
+        time.sleep(0.05)  # tests/poll.py's look-again, for the synchronous browser driver
 
 
 class Page:

@@ -16,6 +16,7 @@ import httpx
 from libs.natsserver import free_port
 from tests.integration.gateway_harness import ServedGateway, Stack, serve, start_stack
 from tests.integration.scheduler_harness import SchedulerProcess, kill_tasks
+from tests.poll import poll_until
 
 DEADLINE = 20.0
 SMALL = {"cpus": 0.1, "mem": 16}
@@ -47,15 +48,17 @@ class LogStack:
 
     async def running(self, group: str, count: int) -> list[str]:
         """The ids of the group's RUNNING tasks, once there are ``count`` of them."""
-        deadline = asyncio.get_running_loop().time() + DEADLINE
-        while True:
+
+        async def ids() -> list[str] | None:
             resp = await self.get(f"/v1/groups/{group}/tasks")
-            ids = [t["id"] for t in resp.json().get("tasks", []) if t["state"] == "RUNNING"]
-            if len(ids) == count:
-                return ids
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{group}: {ids}, not {count} running\n{self.sched.log_tail()}")
-            await asyncio.sleep(0.05)
+            found = [t["id"] for t in resp.json().get("tasks", []) if t["state"] == "RUNNING"]
+            return found if len(found) == count else None
+
+        try:
+            found: list[str] = await poll_until(ids, f"{count} running tasks of {group}", DEADLINE)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.sched.log_tail()}") from None
+        return found
 
     def sandbox(self, task_id: str) -> Path:
         return self.data_dir / "local" / "local" / "sandboxes" / task_id

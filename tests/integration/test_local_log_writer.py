@@ -104,7 +104,7 @@ async def test_a_follow_reads_through_rotations_between_two_looks_in_order(tmp_p
     reader = asyncio.create_task(follow())
     for start in range(0, 400, 25):  # 2.5 files a burst: a rotation or two between the reader's looks
         writer.write(b"".join(lines[start : start + 25]))
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # the writer's pace, not a wait for the reader
     done.set()
     assert (await asyncio.wait_for(reader, DEADLINE)) == b"".join(lines)
     sizes = {p.name: p.stat().st_size for p in logs.iterdir()}
