@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,36 @@ def nats_server_binary() -> str:
     return found
 
 
+#: where :func:`free_port` looks: below the kernel's ephemeral range (from 32768 by default), so that
+#: no other process's outgoing connection can take the port as its own local end between the choice
+#: and the bind (a port the kernel handed out for bind(0) is an ephemeral one: that happened, and a
+#: scheduler of a test's ``bay up`` found its port taken for good), and below the task port ranges
+#: that the tests and the defaults give the local backend (19400 and up)
+FREE_PORTS = (10000, 19399)
+_given: set[int] = set()
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether nothing holds ``port`` for TCP or UDP (no SO_REUSEADDR: a TIME_WAIT port is skipped)."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for TCP and UDP on ``host`` and not handed out before by this process (so one
+    stack's ports never repeat), from :data:`FREE_PORTS`; the kernel's choice if none is found."""
+    if len(_given) > (FREE_PORTS[1] - FREE_PORTS[0]) // 2:
+        _given.clear()  # a long session: the early ones are long released
+    for _ in range(500):
+        port = random.randint(*FREE_PORTS)
+        if port not in _given and _bindable(host, port):
+            _given.add(port)
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
