@@ -55,12 +55,21 @@ def _at(rec: Record) -> float:
     return t.seconds + t.nanos * 1e-9
 
 
+def _micros(rec: Record) -> int:
+    """The record's time in whole microseconds, rounded down: a time a reader was shown (RFC 3339,
+    microseconds) is never before the event it was the time of, whichever way it was rounded."""
+    t = rec.envelope.time
+    return (t.seconds * 1_000_000_000 + t.nanos) // 1000
+
+
 async def _records(log: EventLog, name: str, point: Point) -> AsyncGenerator[Record, None]:
-    """The group's records up to the point, in order."""
+    """The group's records up to the point, in order. A time counts to the microsecond (what
+    RFC 3339 times carry), so an event's own time, given back, finds that event."""
+    until_us = None if point.time is None else round(point.time * 1_000_000)
     async with aclosing(log.read_subjects(subjects.of_group(name), until_seq=point.sequence)) as batches:
         async for batch in batches:
             for rec in batch:
-                if point.time is not None and _at(rec) > point.time:
+                if until_us is not None and _micros(rec) > until_us:
                     return
                 yield rec
 

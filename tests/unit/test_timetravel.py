@@ -61,3 +61,23 @@ def test_the_usage_ring_keeps_a_bounded_past_per_group() -> None:
     assert not ring.add_bytes(batch("web", 0.1, 0.1).SerializeToString(), "bay.usage.local.api")
     assert not ring.add_bytes(b"\xff\xff not protobuf", "bay.usage.local.web")
     assert ring.of_group("api", 0) == []
+
+
+def test_an_events_own_time_given_back_finds_that_event() -> None:
+    """The time a reader is shown (RFC 3339, microseconds, from the envelope's seconds and nanos)
+    and given back as ``at`` never falls before its event, whichever way it was rounded (the full
+    run once found the event before instead)."""
+    from types import SimpleNamespace
+
+    from libs.views.timetravel import _micros
+    from services.gateway.timetravel import _when
+
+    for nanos in (0, 1, 499, 500, 501, 999, 123_456_789, 999_999_499, 999_999_500, 999_999_999):
+        for seconds in (1_796_418_763, 1_714_564_800):
+            rec = SimpleNamespace(
+                envelope=SimpleNamespace(time=SimpleNamespace(seconds=seconds, nanos=nanos))
+            )
+            shown = _when(seconds + nanos * 1e-9).isoformat()
+            until = parse_at(shown).time
+            assert until is not None
+            assert _micros(rec) <= round(until * 1_000_000), (seconds, nanos, shown)  # type: ignore[arg-type]
