@@ -56,8 +56,9 @@ def _at(rec: Record) -> float:
 
 
 def _micros(rec: Record) -> int:
-    """The record's time in whole microseconds, rounded down: a time a reader was shown (RFC 3339,
-    microseconds) is never before the event it was the time of, whichever way it was rounded."""
+    """The record's time in whole microseconds, rounded down: the point's time a reader is shown
+    (RFC 3339 carries microseconds), so that time given back finds the event, and a microsecond
+    before it does not."""
     t = rec.envelope.time
     return (t.seconds * 1_000_000_000 + t.nanos) // 1000
 
@@ -82,7 +83,7 @@ async def group_at(log: EventLog, name: str, point: Point = Point()) -> GroupAt:
     async with aclosing(_records(log, name, point)) as records:
         async for rec in records:
             view.fold(rec)
-            seq, at = rec.sequence, _at(rec)
+            seq, at = rec.sequence, _micros(rec) / 1_000_000  # the time as a reader is shown it
     return GroupAt(view, name, seq, at)
 
 

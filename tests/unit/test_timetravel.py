@@ -3,6 +3,8 @@ the usage ring's bounds, a group's own subjects."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from bay.v1 import scheduler_pb2
 
@@ -63,10 +65,10 @@ def test_the_usage_ring_keeps_a_bounded_past_per_group() -> None:
     assert ring.of_group("api", 0) == []
 
 
-def test_an_events_own_time_given_back_finds_that_event() -> None:
-    """The time a reader is shown (RFC 3339, microseconds, from the envelope's seconds and nanos)
-    and given back as ``at`` never falls before its event, whichever way it was rounded (the full
-    run once found the event before instead)."""
+def test_an_events_own_time_given_back_finds_that_event_and_a_microsecond_before_does_not() -> None:
+    """The point's time a reader is shown (RFC 3339, microseconds) is the event's time rounded down
+    to the microsecond; given back as ``at`` it finds that event, one microsecond less does not
+    (float seconds rounded to the nearest microsecond once failed each way in the full run)."""
     from types import SimpleNamespace
 
     from libs.views.timetravel import _micros
@@ -74,10 +76,12 @@ def test_an_events_own_time_given_back_finds_that_event() -> None:
 
     for nanos in (0, 1, 499, 500, 501, 999, 123_456_789, 999_999_499, 999_999_500, 999_999_999):
         for seconds in (1_796_418_763, 1_714_564_800):
-            rec = SimpleNamespace(
-                envelope=SimpleNamespace(time=SimpleNamespace(seconds=seconds, nanos=nanos))
-            )
-            shown = _when(seconds + nanos * 1e-9).isoformat()
-            until = parse_at(shown).time
-            assert until is not None
-            assert _micros(rec) <= round(until * 1_000_000), (seconds, nanos, shown)  # type: ignore[arg-type]
+            time = SimpleNamespace(seconds=seconds, nanos=nanos)
+            rec = SimpleNamespace(envelope=SimpleNamespace(time=time))
+            event = _micros(rec)  # type: ignore[arg-type]
+            shown = _when(event / 1_000_000)  # what group_at reports as the point's time
+            until = parse_at(shown.isoformat()).time
+            before = parse_at((shown - timedelta(microseconds=1)).isoformat()).time
+            assert until is not None and before is not None
+            assert event <= round(until * 1_000_000), (seconds, nanos, shown)
+            assert event > round(before * 1_000_000), (seconds, nanos, shown)
