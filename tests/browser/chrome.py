@@ -70,13 +70,24 @@ class Page:
             NoSuchElementException,
             StaleElementReferenceException,
             TimeoutException,
+            WebDriverException,
         )
         from selenium.webdriver.support.ui import WebDriverWait
 
-        # a live page redraws what a check looked at: look again, until the deadline
+        # a live page redraws what a check looked at: look again, until the deadline (Chromium may
+        # also say so as an inspector error, "Node with given id does not belong to the document")
         ignored = (NoSuchElementException, StaleElementReferenceException)
+
+        def look(driver: Any) -> Any:
+            try:
+                return check(driver)
+            except WebDriverException as exc:
+                if isinstance(exc, ignored) or "does not belong to the document" in str(exc):
+                    return False
+                raise
+
         try:
-            return WebDriverWait(self.driver, timeout, 0.05, ignored_exceptions=ignored).until(check)
+            return WebDriverWait(self.driver, timeout, 0.05).until(look)
         except TimeoutException:
             raise AssertionError(f"not within {timeout}s: {what}") from None
 
